@@ -1,0 +1,285 @@
+"""Temporary recording of what each attention layer sees, undone in ``finally``.
+
+Two ways in, both context managers that leave the model exactly as they found it:
+
+* :func:`record_qk` registers a recorder under a fresh name in transformers' ``AttentionInterface``
+  (and the model's own mask function under the same name in ``AttentionMaskInterface``), switches
+  the model to it, and restores the original implementation afterwards. The recorder keeps the
+  query (after rotary embedding), the key (before grouped-query expansion), the mask, the scaling
+  and the extras that shape the pattern, then hands the call to the model's original attention
+  function, so the forward output is what the model computes anyway. Memory: layers x heads x
+  tokens x head_dim, plus one copy per distinct mask.
+* :func:`record_weights` is the fallback for attention that does not go through the interface:
+  eager attention with ``output_attentions=True`` and forward hooks on the attention modules
+  that keep the returned weights ([heads, n, n] per layer).
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+
+# Keyword arguments an attention call may carry that do not change the pattern.
+NEUTRAL_KWARGS = {
+    "dropout", "scaling", "is_causal", "sliding_window", "position_ids", "use_cache",
+    "output_attentions", "cache_position", "past_key_values", "past_key_value", "layer_idx",
+    "head_mask", "cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k", "token_type_ids",
+    "attention_type", "layer_type", "target_dtype", "output_hidden_states", "return_dict",
+}
+SINK_KWARGS = ("s_aux", "sinks")
+
+_counter = itertools.count()
+
+
+class UnsupportedAttentionError(NotImplementedError):
+    """The model's attention has a term this recorder cannot reproduce exactly."""
+
+
+@dataclass
+class QKRecord:
+    """What one attention layer saw. Tensors live on the CPU, batch dimension removed."""
+
+    name: str
+    query: torch.Tensor  # [heads, n_q, head_dim], after rotary embedding
+    key: torch.Tensor  # [kv_heads, n_k, head_dim], before grouped-query expansion
+    mask: int  # index into Recording.masks, or -1 for "no mask tensor"
+    causal: bool  # with no mask tensor: causal (True) or full (False)
+    scaling: float
+    softcap: float | None = None
+    sinks: torch.Tensor | None = None  # [heads] learned sink logits (gpt-oss style)
+
+
+@dataclass
+class WeightsRecord:
+    """Attention weights returned by the model itself (fallback path)."""
+
+    name: str
+    weights: torch.Tensor  # [heads, n_q, n_k], float32
+
+
+@dataclass
+class Recording:
+    records: dict[int, QKRecord | WeightsRecord] = field(default_factory=dict)  # keyed by layer
+    masks: list[torch.Tensor] = field(default_factory=list)  # bool [n_q, n_k] or additive float
+    _mask_ids: dict[int, int] = field(default_factory=dict)
+    _mask_refs: list[torch.Tensor] = field(default_factory=list)
+
+    def ordered(self) -> list[QKRecord | WeightsRecord]:
+        return [self.records[k] for k in sorted(self.records)]
+
+    def add_mask(self, mask: torch.Tensor) -> int:
+        """Store one CPU copy per distinct mask tensor (layers usually share one)."""
+        key = id(mask)
+        if key not in self._mask_ids:
+            self._mask_refs.append(mask)  # keeps the id valid during the forward
+            flat = mask.detach()
+            while flat.dim() > 2:
+                if flat.shape[0] != 1:
+                    raise UnsupportedAttentionError(
+                        f"expected an attention mask broadcast over heads; got shape {tuple(mask.shape)}"
+                    )
+                flat = flat[0]
+            self._mask_ids[key] = len(self.masks)
+            self.masks.append(flat.to("cpu").clone())
+        return self._mask_ids[key]
+
+    def release(self) -> None:
+        self._mask_refs.clear()
+        self._mask_ids.clear()
+
+
+def _cpu_copy(t: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    out = t.detach().to(device="cpu", dtype=dtype or t.dtype)
+    return out.clone(memory_format=torch.contiguous_format) if out.data_ptr() == t.data_ptr() else out.contiguous()
+
+
+def _original_attention(model, implementation: str):
+    """The function the model would call for ``implementation``."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    if implementation in ALL_ATTENTION_FUNCTIONS:
+        return ALL_ATTENTION_FUNCTIONS[implementation]
+    if implementation == "eager":
+        per_module: dict[str, object] = {}
+
+        def eager(module, *args, **kwargs):
+            mod = type(module).__module__
+            if mod not in per_module:
+                fn = getattr(sys.modules[mod], "eager_attention_forward", None)
+                if fn is None:
+                    raise UnsupportedAttentionError(f"{mod} has no eager_attention_forward to delegate to")
+                per_module[mod] = fn
+            return per_module[mod](module, *args, **kwargs)
+
+        return eager
+    raise UnsupportedAttentionError(
+        f"attention implementation {implementation!r} is not registered in transformers' AttentionInterface"
+    )
+
+
+def _mask_function(implementation: str):
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+    if implementation in ALL_MASK_ATTENTION_FUNCTIONS and not implementation.startswith("flash"):
+        return ALL_MASK_ATTENTION_FUNCTIONS[implementation]
+    return sdpa_mask
+
+
+def _implementations(model) -> list[tuple[object, str | None]]:
+    """Every config in the model with its attention implementation (composite models have several)."""
+    seen, out = set(), []
+    for module in model.modules():
+        config = getattr(module, "config", None)
+        if config is not None and id(config) not in seen and hasattr(config, "_attn_implementation"):
+            seen.add(id(config))
+            out.append((config, config._attn_implementation))
+    return out
+
+
+@contextmanager
+def _eval_mode(model):
+    """Dropout off for the capture; each module's own training flag restored afterwards."""
+    training = [m for m in model.modules() if m.training]
+    try:
+        model.eval()
+        yield
+    finally:
+        for m in training:
+            m.train(True)
+
+
+@contextmanager
+def record_qk(model, store_dtype: torch.dtype | None = None):
+    """Record query/key per attention layer for the duration of the block (see module docstring)."""
+    from transformers.masking_utils import AttentionMaskInterface
+    from transformers.modeling_utils import AttentionInterface
+
+    name = f"attnwidget_recorder_{next(_counter)}"
+    original = model.config._attn_implementation
+    saved = _implementations(model)
+    delegate = _original_attention(model, original)
+    names = {id(m): n for n, m in model.named_modules()}
+    recording = Recording()
+
+    def recorder(module, query, key, value, attention_mask, **kwargs):
+        _record(recording, names, module, query, key, attention_mask, kwargs, store_dtype)
+        return delegate(module, query, key, value, attention_mask, **kwargs)
+
+    AttentionInterface.register(name, recorder)
+    AttentionMaskInterface.register(name, _mask_function(original))
+    try:
+        with _eval_mode(model):
+            model.set_attn_implementation(name)
+            if model.config._attn_implementation != name:
+                raise UnsupportedAttentionError(
+                    f"{type(model).__name__} refused to switch its attention implementation"
+                )
+            yield recording
+    finally:
+        try:
+            model.set_attn_implementation(original)
+        finally:
+            for config, implementation in saved:
+                if config._attn_implementation != implementation:
+                    config._attn_implementation = implementation
+            AttentionInterface._global_mapping.pop(name, None)
+            AttentionMaskInterface._global_mapping.pop(name, None)
+            recording.release()
+
+
+def _record(recording, names, module, query, key, mask, kwargs, store_dtype) -> None:
+    if query.shape[0] != 1:
+        raise UnsupportedAttentionError(f"expected a batch of one sequence; got {query.shape[0]}")
+    layer = getattr(module, "layer_idx", None)
+    if layer is None:
+        layer = len(recording.records)
+    unknown = sorted(
+        k for k, v in kwargs.items()
+        if k not in NEUTRAL_KWARGS and k not in SINK_KWARGS and k != "softcap" and v is not None and v is not False
+    )
+    if unknown:
+        raise UnsupportedAttentionError(
+            f"{type(module).__name__} passes {unknown} to its attention function; attnwidget cannot "
+            "reproduce the pattern with that term exactly, so it refuses rather than answer wrongly. "
+            "Use capture(..., method='weights') to take the weights the model returns in eager mode."
+        )
+    if kwargs.get("dropout"):
+        raise UnsupportedAttentionError("attention dropout is active; call model.eval() first")
+    scaling = kwargs.get("scaling")
+    if scaling is None:
+        scaling = query.shape[-1] ** -0.5
+    sinks = next((kwargs[k] for k in SINK_KWARGS if kwargs.get(k) is not None), None)
+    if mask is None:
+        mask_index = -1
+        window = kwargs.get("sliding_window")
+        if window is not None and key.shape[-2] > window:
+            raise UnsupportedAttentionError(
+                f"{type(module).__name__} uses a sliding window of {window} but received no mask "
+                f"for {key.shape[-2]} keys; cannot tell which keys it saw"
+            )
+    else:
+        mask_index = recording.add_mask(mask)
+    is_causal = kwargs.get("is_causal")
+    if is_causal is None:
+        is_causal = getattr(module, "is_causal", True)
+    recording.records[int(layer)] = QKRecord(
+        name=names.get(id(module), type(module).__name__),
+        query=_cpu_copy(query[0], store_dtype),
+        key=_cpu_copy(key[0], store_dtype),
+        mask=mask_index,
+        causal=bool(is_causal) and query.shape[-2] > 1,
+        scaling=float(scaling),
+        softcap=None if kwargs.get("softcap") is None else float(kwargs["softcap"]),
+        sinks=None if sinks is None else sinks.detach().float().cpu().clone(),
+    )
+
+
+def attention_modules(model) -> list[tuple[str, torch.nn.Module]]:
+    """Modules that compute attention: innermost modules whose class name ends in 'Attention'."""
+    found = [(n, m) for n, m in model.named_modules() if type(m).__name__.endswith("Attention")]
+    inner = []
+    for name, module in found:
+        if not any(other != name and other.startswith(name + ".") for other, _ in found):
+            inner.append((name, module))
+    return inner
+
+
+@contextmanager
+def record_weights(model):
+    """Fallback: eager attention, ``output_attentions=True``, hooks keeping returned weights."""
+    recording = Recording()
+    modules = attention_modules(model)
+    saved = _implementations(model)
+    handles = []
+
+    def make_hook(index, name):
+        def hook(module, args, output):
+            weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
+            if isinstance(weights, torch.Tensor) and weights.dim() == 4:
+                if weights.shape[0] != 1:
+                    raise UnsupportedAttentionError(f"expected a batch of one; got {weights.shape[0]}")
+                recording.records[index] = WeightsRecord(name, weights[0].detach().float().cpu().clone())
+
+        return hook
+
+    try:
+        with _eval_mode(model):
+            for index, (name, module) in enumerate(modules):
+                handles.append(module.register_forward_hook(make_hook(index, name)))
+            if model.config._attn_implementation != "eager" and model._can_set_attn_implementation():
+                model.set_attn_implementation("eager")
+            yield recording
+    finally:
+        for handle in handles:
+            handle.remove()
+        try:
+            if model.config._attn_implementation != saved[0][1]:
+                model.set_attn_implementation(saved[0][1])
+        finally:
+            for config, implementation in saved:
+                if config._attn_implementation != implementation:
+                    config._attn_implementation = implementation

@@ -1,0 +1,394 @@
+"""Capture attention from a transformers model and recompute exact patterns on demand.
+
+``capture(model, tokenizer, text)`` runs one forward pass with a temporary recorder (see
+``_recorder.py``) and returns a :class:`Capture` holding, per layer, the query and key the layer
+saw. ``Capture.pattern(layer, head, rows)`` recomputes ``softmax(q k^T * scaling + mask)`` for just
+the rows asked for, so memory grows with layers x heads x tokens x head_dim, not tokens squared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._inputs import describe, encode
+from ._recorder import (
+    QKRecord,
+    Recording,
+    UnsupportedAttentionError,
+    WeightsRecord,
+    attention_modules,
+    record_qk,
+    record_weights,
+)
+
+FORMAT_VERSION = 1
+ROW_BLOCK_ELEMENTS = 1 << 24  # scores computed per block of rows: heads x rows x keys <= 16M floats
+
+
+class Capture:
+    """Attention of one sequence through every layer of a model.
+
+    Attributes are documented in ``docs/CONTRACTS.md``; patterns are computed on demand.
+    """
+
+    def __init__(self, *, records, masks, token_ids, tokens, offsets, special, generated, partial,
+                 text, model_name, is_causal, num_heads):
+        self._records: list[QKRecord | WeightsRecord] = records
+        self._masks: list[torch.Tensor] = masks
+        self.token_ids = np.asarray(token_ids, dtype=np.int64)
+        self.tokens: list[str] = list(tokens)
+        self.offsets = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+        self.special = np.asarray(special, dtype=bool)
+        self.generated = np.asarray(generated, dtype=bool)
+        self.partial = np.asarray(partial, dtype=bool)
+        self.text: str | None = text
+        self.model_name: str = model_name
+        self.is_causal: bool = bool(is_causal)
+        self.num_heads: int = int(num_heads)
+        self.layer_names: list[str] = [r.name for r in records]
+
+    # -- sizes ---------------------------------------------------------------------------------
+    @property
+    def num_layers(self) -> int:
+        return len(self._records)
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the recorded tensors (queries, keys, masks or weights)."""
+        total = sum(m.numel() * m.element_size() for m in self._masks)
+        for r in self._records:
+            tensors = [r.weights] if isinstance(r, WeightsRecord) else [r.query, r.key]
+            total += sum(t.numel() * t.element_size() for t in tensors)
+        return total
+
+    def __repr__(self) -> str:
+        kind = "causal" if self.is_causal else "bidirectional"
+        return (f"<Capture {self.model_name}: {self.num_tokens} tokens, {self.num_layers} layers x "
+                f"{self.num_heads} heads, {kind}>")
+
+    # -- patterns ------------------------------------------------------------------------------
+    def _layer(self, layer) -> int:
+        if isinstance(layer, (bool, np.bool_)) or not isinstance(layer, (int, np.integer)):
+            raise TypeError(f"layer must be an int; got {type(layer).__name__}")
+        if not -self.num_layers <= layer < self.num_layers:
+            raise IndexError(
+                f"layer {layer} is out of range: this capture has {self.num_layers} layers "
+                f"(0..{self.num_layers - 1}, or negative from the end)"
+            )
+        return int(layer) % self.num_layers
+
+    def _heads(self, head) -> torch.Tensor | None:
+        if head is None:
+            return None
+        heads = np.atleast_1d(np.asarray(head))
+        if heads.dtype.kind not in "iu" or heads.ndim != 1:
+            raise TypeError(f"head must be an int, a list of ints or None (mean); got {head!r}")
+        bad = heads[(heads < -self.num_heads) | (heads >= self.num_heads)]
+        if bad.size:
+            raise IndexError(
+                f"head {int(bad[0])} is out of range: this model has {self.num_heads} heads per layer "
+                f"(0..{self.num_heads - 1}); use head=None for the mean over heads"
+            )
+        return torch.as_tensor(heads % self.num_heads, dtype=torch.long)
+
+    def _rows(self, rows) -> torch.Tensor:
+        n = self.num_tokens
+        if rows is None:
+            return torch.arange(n)
+        if isinstance(rows, slice):
+            return torch.arange(n)[rows]
+        idx = np.atleast_1d(np.asarray(rows))
+        if idx.dtype.kind not in "iu" or idx.ndim != 1:
+            raise TypeError(f"rows must be None, a slice, an int or a list of ints; got {rows!r}")
+        if idx.size and (idx.min() < -n or idx.max() >= n):
+            raise IndexError(f"rows must lie in 0..{n - 1}; got {idx.min()}..{idx.max()}")
+        return torch.as_tensor(idx % n, dtype=torch.long)
+
+    def _weights(self, layer: int, heads: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor:
+        """float32 [heads, rows, keys] for one layer (all heads when ``heads`` is None)."""
+        record = self._records[layer]
+        if isinstance(record, WeightsRecord):
+            w = record.weights if heads is None else record.weights[heads]
+            return w[:, rows].float()
+        q = record.query if heads is None else record.query[heads]
+        groups = record.query.shape[0] // record.key.shape[0]
+        kv = torch.arange(record.query.shape[0]) // groups
+        k = record.key[kv if heads is None else kv[heads]]
+        # Same order of operations as transformers' eager attention: (q @ k^T) * scaling + mask.
+        scores = torch.matmul(q[:, rows].float(), k.float().transpose(-1, -2)) * record.scaling
+        if record.softcap is not None:
+            scores = torch.tanh(scores / record.softcap) * record.softcap
+        scores = self._apply_mask(scores, record, rows)
+        if record.sinks is not None:
+            sinks = record.sinks if heads is None else record.sinks[heads]
+            sink = sinks.reshape(-1, 1, 1).expand(-1, scores.shape[1], 1)
+            combined = torch.cat([scores, sink], dim=-1)
+            combined = combined - combined.max(dim=-1, keepdim=True).values
+            return torch.softmax(combined, dim=-1)[..., :-1]
+        return torch.softmax(scores, dim=-1, dtype=torch.float32)
+
+    def _apply_mask(self, scores: torch.Tensor, record: QKRecord, rows: torch.Tensor) -> torch.Tensor:
+        minimum = torch.finfo(scores.dtype).min
+        if record.mask < 0:
+            if not record.causal:
+                return scores
+            n_k = scores.shape[-1]
+            offset = n_k - record.query.shape[1]  # queries are the last rows of the keys
+            allowed = torch.arange(n_k)[None, :] <= (rows[:, None] + offset)
+            return scores.masked_fill(~allowed, minimum)
+        mask = self._masks[record.mask][rows]
+        if mask.dtype == torch.bool:
+            return scores.masked_fill(~mask, minimum)
+        return scores + mask.to(scores.dtype)
+
+    def pattern(self, layer: int, head: int | None = None, rows=None) -> np.ndarray:
+        """Attention weights of one layer as float32 ``[query, key]``.
+
+        ``head=None`` averages over heads; ``rows`` (a slice, an int or a list of ints) computes only
+        those query rows, in blocks, so a few rows of a long sequence cost little memory.
+        """
+        layer = self._layer(layer)
+        heads = self._heads(head)
+        row_index = self._rows(rows)
+        n_heads = self.num_heads if heads is None else len(heads)
+        block = max(1, ROW_BLOCK_ELEMENTS // max(1, n_heads * self.num_tokens))
+        out = np.empty((len(row_index), self.num_tokens), dtype=np.float32)
+        with torch.no_grad():
+            for start in range(0, len(row_index), block):
+                chunk = row_index[start:start + block]
+                weights = self._weights(layer, heads, chunk)
+                out[start:start + len(chunk)] = weights.mean(dim=0).numpy()
+        return out
+
+    def head_patterns(self, layer: int, rows=None) -> np.ndarray:
+        """All heads of one layer: float32 ``[head, query, key]``."""
+        layer = self._layer(layer)
+        with torch.no_grad():
+            return self._weights(layer, None, self._rows(rows)).numpy()
+
+    def patterns(self, layers=None) -> np.ndarray:
+        """Weights of several layers: float32 ``[layer, head, query, key]`` (all layers by default).
+
+        This holds ``len(layers) x heads x tokens^2`` floats: prefer :meth:`pattern` with ``rows``
+        for long sequences.
+        """
+        if layers is None:
+            layers = range(self.num_layers)
+        elif isinstance(layers, (int, np.integer)):
+            layers = [layers]
+        layer_list = [self._layer(lay) for lay in layers]
+        n = self.num_tokens
+        out = np.empty((len(layer_list), self.num_heads, n, n), dtype=np.float32)
+        for i, layer in enumerate(layer_list):
+            out[i] = self.head_patterns(layer)
+        return out
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, path) -> Path:
+        """Write the capture to one ``.safetensors`` file that :meth:`load` reopens without a model."""
+        from safetensors.torch import save_file
+
+        tensors, layers = {}, []
+        for i, r in enumerate(self._records):
+            if isinstance(r, WeightsRecord):
+                tensors[f"weights.{i}"] = r.weights.contiguous()
+                layers.append({"kind": "weights", "name": r.name})
+                continue
+            tensors[f"query.{i}"] = r.query.contiguous()
+            tensors[f"key.{i}"] = r.key.contiguous()
+            if r.sinks is not None:
+                tensors[f"sinks.{i}"] = r.sinks.contiguous()
+            layers.append({"kind": "qk", "name": r.name, "mask": r.mask, "causal": r.causal,
+                           "scaling": r.scaling, "softcap": r.softcap})
+        for i, m in enumerate(self._masks):
+            tensors[f"mask.{i}"] = m.contiguous()
+        tensors["token_ids"] = torch.from_numpy(self.token_ids.copy())
+        tensors["offsets"] = torch.from_numpy(self.offsets.copy())
+        flags = np.stack([self.special, self.generated, self.partial]).astype(np.uint8)
+        tensors["flags"] = torch.from_numpy(flags)
+        meta = {"format": FORMAT_VERSION, "tokens": self.tokens, "text": self.text,
+                "model_name": self.model_name, "is_causal": self.is_causal,
+                "num_heads": self.num_heads, "layers": layers, "num_masks": len(self._masks)}
+        path = Path(path)
+        save_file(tensors, str(path), metadata={"attnwidget": json.dumps(meta, ensure_ascii=False)})
+        return path
+
+    @classmethod
+    def load(cls, path) -> "Capture":
+        """Reopen a capture written by :meth:`save`."""
+        from safetensors import safe_open
+
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no capture file at {path}; write one with Capture.save(path)")
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get("attnwidget")
+            if raw is None:
+                raise ValueError(f"{path} is a safetensors file but not an attnwidget capture")
+            meta = json.loads(raw)
+            if meta.get("format") != FORMAT_VERSION:
+                raise ValueError(f"{path} has capture format {meta.get('format')}; expected {FORMAT_VERSION}")
+            records = []
+            for i, layer in enumerate(meta["layers"]):
+                if layer["kind"] == "weights":
+                    records.append(WeightsRecord(layer["name"], f.get_tensor(f"weights.{i}")))
+                    continue
+                sinks = f.get_tensor(f"sinks.{i}") if f"sinks.{i}" in f.keys() else None
+                records.append(QKRecord(layer["name"], f.get_tensor(f"query.{i}"), f.get_tensor(f"key.{i}"),
+                                        layer["mask"], layer["causal"], layer["scaling"], layer["softcap"], sinks))
+            masks = [f.get_tensor(f"mask.{i}") for i in range(meta["num_masks"])]
+            flags = f.get_tensor("flags").numpy().astype(bool)
+            return cls(records=records, masks=masks, token_ids=f.get_tensor("token_ids").numpy(),
+                       tokens=meta["tokens"], offsets=f.get_tensor("offsets").numpy(), special=flags[0],
+                       generated=flags[1], partial=flags[2], text=meta["text"],
+                       model_name=meta["model_name"], is_causal=meta["is_causal"], num_heads=meta["num_heads"])
+
+
+def _check_model(model, tokenizer) -> None:
+    from transformers import PreTrainedModel
+
+    if not isinstance(model, PreTrainedModel):
+        raise TypeError(
+            f"capture expects a transformers PreTrainedModel; got {type(model).__name__}. "
+            "Load one with attnwidget.load_model(...) or AutoModel*.from_pretrained(...)."
+        )
+    if not callable(tokenizer) or not hasattr(tokenizer, "convert_ids_to_tokens"):
+        raise TypeError(
+            f"capture expects the model's tokenizer as its second argument; got {type(tokenizer).__name__}"
+        )
+    if getattr(model.config, "is_encoder_decoder", False):
+        raise NotImplementedError(
+            f"{type(model).__name__} is an encoder-decoder model; attnwidget captures decoder-only and "
+            "encoder-only models. Pass the encoder (model.get_encoder()) to study its self-attention."
+        )
+
+
+def _context_length(model) -> int | None:
+    for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(model.config, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def _forward_kwargs(model, ids, attention_mask) -> dict:
+    kwargs = {"input_ids": ids.to(model.device), "use_cache": False}
+    if attention_mask is not None:
+        kwargs["attention_mask"] = attention_mask.to(model.device)
+    import inspect
+
+    if "logits_to_keep" in inspect.signature(model.forward).parameters:
+        kwargs["logits_to_keep"] = 1  # the capture needs no logits: skip the n x vocab matrix
+    return kwargs
+
+
+def capture(model, tokenizer, inputs, *, generate: int = 0, attention_mask=None,
+            add_generation_prompt: bool = True, method: str = "auto", store_dtype=None) -> Capture:
+    """Run ``model`` once on ``inputs`` and return a :class:`Capture` of every layer's attention.
+
+    ``inputs``: a string, chat messages (``[{"role": ..., "content": ...}, ...]``, rendered with the
+    tokenizer's chat template) or token ids (list, 1-D array, ``[1, n]`` tensor; ``attention_mask``
+    may mark padding with zeros). ``generate=N`` first appends ``N`` greedily generated tokens
+    (flagged in ``Capture.generated``). ``method``: ``"qk"`` records queries and keys through
+    transformers' attention interface (exact, memory ~ tokens x head_dim), ``"weights"`` takes the
+    weights eager attention returns (memory ~ tokens^2), ``"auto"`` uses ``"qk"`` when the model
+    supports it. The model is left exactly as it was, also when something raises.
+    """
+    _check_model(model, tokenizer)
+    if method not in ("auto", "qk", "weights"):
+        raise ValueError(f"method must be 'auto', 'qk' or 'weights'; got {method!r}")
+    if isinstance(generate, bool) or not isinstance(generate, (int, np.integer)) or generate < 0:
+        raise ValueError(f"generate must be a non-negative int (tokens to append); got {generate!r}")
+    encoded = encode(tokenizer, inputs, attention_mask=attention_mask,
+                     add_generation_prompt=add_generation_prompt)
+    ids = encoded.ids
+    limit = _context_length(model)
+    if limit is not None and ids.shape[1] + generate > limit:
+        raise ValueError(
+            f"the input is {ids.shape[1]} tokens (+{generate} to generate) but {type(model).__name__} "
+            f"handles at most {limit} positions; shorten the text or capture it in pieces"
+        )
+    if generate:
+        ids = _generate(model, encoded, int(generate))
+    with torch.no_grad():
+        recording = _run(model, ids, encoded.attention_mask, method, store_dtype)
+    records = recording.ordered()
+    readable, text, offsets = describe(tokenizer, encoded, ids[0])
+    generated = np.zeros(ids.shape[1], dtype=bool)
+    generated[encoded.ids.shape[1]:] = True
+    first = records[0]
+    num_heads = first.weights.shape[0] if isinstance(first, WeightsRecord) else first.query.shape[0]
+    return Capture(records=records, masks=recording.masks, token_ids=ids[0].numpy(), tokens=readable.tokens,
+                   offsets=offsets, special=readable.special, generated=generated, partial=readable.partial,
+                   text=text, model_name=_model_name(model), is_causal=_is_causal(model, records),
+                   num_heads=num_heads)
+
+
+def _run(model, ids, attention_mask, method, store_dtype) -> Recording:
+    use_qk = method == "qk" or (method == "auto" and model._can_set_attn_implementation())
+    if method == "qk" and not model._can_set_attn_implementation():
+        raise UnsupportedAttentionError(
+            f"{type(model).__name__} does not route attention through transformers' AttentionInterface; "
+            "use method='weights' (or 'auto')"
+        )
+    kwargs = _forward_kwargs(model, ids, attention_mask)
+    if use_qk:
+        with record_qk(model, store_dtype) as recording:
+            model(**kwargs)
+        if recording.records or method == "qk":
+            return _checked(model, recording)
+    with record_weights(model) as recording:
+        model(**kwargs, output_attentions=True)
+    return _checked(model, recording)
+
+
+def _checked(model, recording: Recording) -> Recording:
+    if not recording.records:
+        found = attention_modules(model)
+        raise ValueError(
+            f"found no attention layers in {type(model).__name__}"
+            + ("" if not found else f" that attnwidget can read (candidates: {[n for n, _ in found][:3]})")
+            + "; capture works on transformer models with self-attention"
+        )
+    return recording
+
+
+def _generate(model, encoded, steps: int) -> torch.Tensor:
+    if not hasattr(model, "generate") or not getattr(model, "can_generate", lambda: False)():
+        raise ValueError(f"generate={steps} needs a model that can generate; {type(model).__name__} cannot")
+    kwargs = {"input_ids": encoded.ids.to(model.device), "max_new_tokens": steps, "do_sample": False,
+              "num_beams": 1}
+    mask = encoded.attention_mask if encoded.attention_mask is not None else torch.ones_like(encoded.ids)
+    kwargs["attention_mask"] = mask.to(model.device)
+    pad = getattr(model.generation_config, "pad_token_id", None)
+    if pad is None:
+        kwargs["pad_token_id"] = getattr(model.generation_config, "eos_token_id", None)
+    with torch.no_grad():
+        out = model.generate(**kwargs)
+    if encoded.attention_mask is not None:
+        grown = torch.ones(1, out.shape[1] - encoded.ids.shape[1], dtype=torch.long)
+        encoded.attention_mask = torch.cat([encoded.attention_mask, grown], dim=1)
+    return out.cpu()
+
+
+def _is_causal(model, records) -> bool:
+    qk = [r for r in records if isinstance(r, QKRecord)]
+    if qk:
+        return any(r.causal for r in qk) or bool(getattr(model.config, "is_decoder", False))
+    return not getattr(model.config, "is_encoder_decoder", False) and bool(
+        getattr(model, "can_generate", lambda: False)()
+    )
+
+
+def _model_name(model) -> str:
+    name = getattr(model.config, "name_or_path", "") or type(model).__name__
+    base = os.path.basename(str(name).rstrip("/")) or type(model).__name__
+    return base

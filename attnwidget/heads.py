@@ -1,0 +1,389 @@
+"""Head roles (previous-token, duplicate-token, induction, sink, local, broad) and similar-head grouping.
+
+Role scores follow TransformerLens's head detection: the mean, over the query rows where the role is
+defined, of the attention mass on the keys the role predicts. All take a Capture or a
+``[layer, head, query, key]`` array and return ``[layer, head]`` float64 arrays; a Capture is read
+one layer at a time. docs/metrics.md lists the formulas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from .metrics import _is_capture, _iter_layers, _layer_metrics, _row_entropy, _row_weights
+
+__all__ = [
+    "ROLES",
+    "HeadRoles",
+    "InductionTokens",
+    "SimilarHeads",
+    "head_distances",
+    "head_roles",
+    "induction_tokens",
+    "similar_heads",
+]
+
+ROLES = ("previous", "duplicate", "induction", "sink", "local", "broad")
+_TOKEN_ROLES = ("induction", "duplicate", "previous")  # compared with each other first in dominant()
+_LN2 = float(np.log(2.0))
+
+
+@dataclass(frozen=True, repr=False)
+class HeadRoles:
+    """Role scores, each ``[layer, head]`` float64 (NaN where the role is undefined for the input).
+
+    previous
+        mean over rows ``i >= 1`` of ``p[i, i-1]``.
+    duplicate
+        over rows whose token occurred before: mass on the earlier positions ``j < i`` holding the same token.
+    induction
+        over the same rows: mass on the positions right after an earlier occurrence, ``j`` with
+        ``token[j-1] == token[i]`` (on a repeated sequence of period T: key ``i - T + 1``).
+    sink
+        mean weight on key 0 (over rows with at least two visible keys).
+    local
+        mass on keys ``i - window + 1 .. i`` (causal; ``|i - j| < window`` bidirectional), key 0 excluded.
+    broad
+        normalized entropy (see :func:`attnwidget.metrics.entropy`).
+    """
+
+    previous: np.ndarray
+    duplicate: np.ndarray
+    induction: np.ndarray
+    sink: np.ndarray
+    local: np.ndarray
+    broad: np.ndarray
+
+    def scores(self, role: str) -> np.ndarray:
+        """The ``[layer, head]`` scores of ``role`` (one of :data:`ROLES`)."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}.")
+        return getattr(self, role)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.previous.shape)
+
+    def top(self, role: str, k: int = 5) -> list[tuple[int, int, float]]:
+        """The ``k`` highest-scoring heads for ``role`` as ``[(layer, head, score)]``, best first (NaN skipped)."""
+        scores = self.scores(role)
+        flat = scores.ravel()
+        order = [i for i in np.argsort(-np.nan_to_num(flat, nan=-np.inf), kind="stable") if not np.isnan(flat[i])]
+        heads = scores.shape[1]
+        return [(int(i // heads), int(i % heads), float(flat[i])) for i in order[: max(0, int(k))]]
+
+    def dominant(self, threshold: float = 0.4, broad_threshold: float = 0.75) -> np.ndarray:
+        """A role name per head, ``[layer, head]`` array of str.
+
+        In order: the best of induction / duplicate / previous if its score is at least ``threshold``
+        (these relate tokens to each other and are the rare, specific behaviours, so they win over a
+        sink that most heads also keep); else ``"sink"`` if sink >= ``threshold``; else ``"local"`` if
+        local >= ``threshold``; else ``"broad"`` if normalized entropy >= ``broad_threshold``; else
+        ``"mixed"``. 0.4 is far above chance (a uniform row gives ``1 / visible keys``) and means the
+        role's one or two keys hold more mass than any other behaviour can on the rest.
+        """
+        token = np.stack([np.nan_to_num(getattr(self, r), nan=-1.0) for r in _TOKEN_ROLES])
+        best = np.argmax(token, axis=0)  # ties go to the earlier (more specific) role
+        out = np.full(self.shape, "mixed", dtype=object)
+        out[np.nan_to_num(self.broad, nan=-1.0) >= broad_threshold] = "broad"
+        out[np.nan_to_num(self.local, nan=-1.0) >= threshold] = "local"
+        out[np.nan_to_num(self.sink, nan=-1.0) >= threshold] = "sink"
+        strong = np.take_along_axis(token, best[None], 0)[0] >= threshold
+        names = np.array(_TOKEN_ROLES, dtype=object)[best]
+        out[strong] = names[strong]
+        return out
+
+    def __repr__(self) -> str:
+        layers, heads = self.shape
+        parts = []
+        for role in ROLES:
+            best = self.top(role, 1)
+            if best:
+                layer, head, score = best[0]
+                parts.append(f"{role} L{layer}H{head}={score:.2f}")
+        return f"HeadRoles({layers} layers x {heads} heads; best: {', '.join(parts) or 'none'})"
+
+
+class InductionTokens(NamedTuple):
+    """Random token ids repeated ``repeats`` times: ``token_ids[offset + k*period + t]`` is the same for every k."""
+
+    token_ids: np.ndarray
+    period: int
+    offset: int
+
+
+def induction_tokens(tokenizer, seq_len: int = 40, repeats: int = 2, seed: int = 0) -> InductionTokens:
+    """``seq_len`` distinct random non-special token ids, repeated ``repeats`` times, after the BOS id if any.
+
+    Ids are drawn without replacement (so the only repeats are the copies) from ``range(len(tokenizer))``
+    minus ``tokenizer.all_special_ids``, with ``numpy.random.default_rng(seed)``. ``offset`` is 1 when a
+    BOS id was prepended, else 0.
+    """
+    seq_len, repeats = int(seq_len), int(repeats)
+    if seq_len < 2 or repeats < 2:
+        raise ValueError(f"need seq_len >= 2 and repeats >= 2 for a repeated sequence; got {seq_len}, {repeats}.")
+    special = np.asarray(sorted(set(getattr(tokenizer, "all_special_ids", None) or [])), dtype=np.int64)
+    vocab = np.setdiff1d(np.arange(len(tokenizer), dtype=np.int64), special)
+    if vocab.size < seq_len:
+        raise ValueError(f"the tokenizer has {vocab.size} non-special tokens; seq_len={seq_len} needs as many.")
+    rng = np.random.default_rng(seed)
+    ids = np.tile(rng.choice(vocab, size=seq_len, replace=False), repeats)
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is not None:
+        ids = np.concatenate([[int(bos)], ids])
+    return InductionTokens(ids.astype(np.int64), seq_len, int(bos is not None))
+
+
+def _is_model(obj) -> bool:
+    return hasattr(obj, "config") and callable(obj) and not _is_capture(obj)
+
+
+def _capture_fn():
+    import attnwidget
+
+    fn = getattr(attnwidget, "capture", None)
+    fn = getattr(fn, "capture", fn)  # the submodule, if the package does not re-export the function
+    if not callable(fn):
+        raise ImportError("attnwidget.capture is not available; head_roles(model, tokenizer) needs it.")
+    return fn
+
+
+def _synthetic_ids(n: int, period: int, offset: int) -> np.ndarray:
+    period, offset = int(period), int(offset)
+    if period < 1 or not 0 <= offset < n:
+        raise ValueError(f"need period >= 1 and 0 <= offset < {n} tokens; got period={period}, offset={offset}.")
+    if n - offset <= period:
+        raise ValueError(f"period={period} after offset={offset} leaves no repeated token in {n} tokens.")
+    ids = np.empty(n, dtype=np.int64)
+    ids[:offset] = -1 - np.arange(offset)
+    ids[offset:] = np.arange(n - offset) % period
+    return ids
+
+
+def head_roles(
+    obj,
+    tokenizer=None,
+    *,
+    period: int | None = None,
+    offset: int = 0,
+    token_ids=None,
+    window: int = 3,
+    seq_len: int = 40,
+    repeats: int = 2,
+    seed: int = 0,
+) -> HeadRoles:
+    """Score every head for each role in :data:`ROLES`; returns a :class:`HeadRoles`.
+
+    ``obj`` is a Capture or a ``[layer, head, query, key]`` array, or a model with ``tokenizer``: then
+    :func:`induction_tokens` (``seq_len``, ``repeats``, ``seed``) are captured with
+    ``attnwidget.capture`` first. Duplicate and induction need to know which tokens repeat: from
+    ``token_ids``, else from ``period`` (a sequence whose tokens after ``offset`` repeat with that
+    period), else from the Capture's token ids; a bare array without either gets NaN for those two.
+    """
+    if _is_model(obj):
+        if tokenizer is None:
+            raise TypeError("head_roles(model, tokenizer): a model needs its tokenizer.")
+        toks = induction_tokens(tokenizer, seq_len=seq_len, repeats=repeats, seed=seed)
+        obj = _capture_fn()(obj, tokenizer, toks.token_ids)
+        if token_ids is None and period is None and getattr(obj, "token_ids", None) is None:
+            period, offset = toks.period, toks.offset
+    if int(window) < 1:
+        raise ValueError(f"window must be a positive number of tokens; got {window}.")
+    ids = None
+    if token_ids is not None:
+        ids = np.asarray(token_ids).ravel()
+    elif period is None and _is_capture(obj) and getattr(obj, "token_ids", None) is not None:
+        ids = np.asarray(obj.token_ids).ravel()
+
+    out = {r: [] for r in ROLES}
+    masks = None
+    for _, p, causal in _iter_layers(obj):
+        heads, n, _ = p.shape
+        if masks is None:
+            if period is not None:
+                ids = _synthetic_ids(n, period, offset)
+            if ids is not None and ids.shape[0] != n:
+                raise ValueError(f"token_ids has {ids.shape[0]} ids; the attention has {n} tokens.")
+            masks = _repeat_masks(ids) if ids is not None else None
+            _, weights = _row_weights(n, causal)
+        out["previous"].append(np.diagonal(p, -1, 1, 2).mean(-1, dtype=np.float64) if n > 1 else np.full(heads, np.nan))
+        out["sink"].append(p[:, :, 0].astype(np.float64) @ weights)
+        out["local"].append(_local_mass(p, int(window), causal) @ weights)
+        out["broad"].append(_layer_metrics(p, causal, ["normalized_entropy"], 0.01, 0.01, 1)["normalized_entropy"])
+        for role in ("duplicate", "induction"):
+            if masks is None or masks[0].size == 0:
+                out[role].append(np.full(heads, np.nan))
+            else:
+                rows, mask = masks[0], masks[1 if role == "duplicate" else 2]
+                mass = np.einsum("hrc,rc->hr", p[:, rows], mask.astype(p.dtype))
+                out[role].append(mass.mean(-1, dtype=np.float64))
+    if not out["previous"]:
+        raise ValueError("the attention has no layers.")
+    return HeadRoles(**{r: np.stack(v) for r, v in out.items()})
+
+
+def _repeat_masks(ids: np.ndarray):
+    """``(rows, duplicate [r, n], induction [r, n])`` for the rows whose token occurred earlier."""
+    n = ids.shape[0]
+    same = ids[:, None] == ids[None, :]
+    earlier = np.tri(n, k=-1, dtype=bool)  # j < i
+    duplicate = same & earlier
+    rows = np.flatnonzero(duplicate.any(-1))
+    induction = np.zeros((n, n), dtype=bool)
+    induction[:, 1:] = duplicate[:, :-1]  # token[j-1] == token[i] with j-1 < i
+    return rows, duplicate[rows], induction[rows]
+
+
+def _local_mass(p: np.ndarray, window: int, causal: bool) -> np.ndarray:
+    """``[head, query]`` mass on the keys within ``window`` of the query (key 0 excluded)."""
+    heads, n, _ = p.shape
+    acc = np.zeros((heads, n))
+    for d in range(min(window, n)):
+        diag = np.diagonal(p, -d, 1, 2)  # rows d..n-1, key i - d
+        acc[:, d + 1 :] += diag[:, 1:]  # drop key 0
+        if d and not causal:
+            acc[:, : n - d] += np.diagonal(p, d, 1, 2)  # rows 0..n-d-1, key i + d >= 1
+    return acc
+
+
+# ---------------------------------------------------------------------------------------------------
+# similar heads
+
+
+def _sample_rows(obj, max_rows):
+    """``(x [L*H, r, c], num_layers, heads, causal, rows)``: selected query rows of every head."""
+    chunks, causal, rows, heads = [], True, None, 0
+    for _, p, causal in _iter_layers(obj):
+        heads, n, _ = p.shape
+        if rows is None:
+            first = 1 if causal and n > 1 else 0
+            rows = np.arange(first, n)
+            if max_rows is not None and rows.size > int(max_rows):
+                rows = np.unique(np.linspace(first, n - 1, int(max_rows)).round().astype(np.int64))
+            cols = int(rows[-1]) + 1 if causal else n
+        chunks.append(np.ascontiguousarray(p[:, rows, :cols]))
+    if not chunks:
+        raise ValueError("the attention has no layers.")
+    return np.concatenate(chunks), len(chunks), heads, causal, rows
+
+
+def head_distances(obj, metric: str = "js", *, max_rows: int | None = 128) -> np.ndarray:
+    """Distance between every pair of heads' patterns: ``[L*H, L*H]`` float64, head ``l*H + h``.
+
+    ``metric="js"``: mean over query rows of the Jensen-Shannon *distance* in bits,
+    ``sqrt(JSD_2(p_i, q_i))`` (a metric, in [0, 1]); ``"tv"``: mean total variation ``sum_j |p_ij - q_ij| / 2``.
+    Symmetric with a zero diagonal. The cost is ``(L*H)^2 * rows * keys``; ``max_rows`` (default 128)
+    averages over that many evenly spaced informative rows instead of all of them (``None``: all rows,
+    exact); a Capture is read one layer at a time and only the selected rows are kept.
+    """
+    if metric not in ("js", "tv"):
+        raise ValueError(f"unknown metric {metric!r}; expected 'js' (Jensen-Shannon distance) or 'tv' (total variation).")
+    if max_rows is not None and int(max_rows) < 1:
+        raise ValueError(f"max_rows must be a positive number of rows or None; got {max_rows}.")
+    x, _, _, causal, rows = _sample_rows(obj, max_rows)
+    total, r, _ = x.shape
+    ent = _row_entropy(x) if metric == "js" else None
+    dist = np.zeros((total, total))
+    # row groups with their visible columns (causal rows are sorted: later groups see more keys)
+    bounds = np.linspace(0, r, min(4, r) + 1).round().astype(int)
+    groups = [(int(r0), int(r1)) for r0, r1 in zip(bounds[:-1], bounds[1:]) if r1 > r0]
+    group_cols = [int(rows[r1 - 1]) + 1 if causal else x.shape[2] for _, r1 in groups]
+    block = max(1, int(np.sqrt((1 << 22) / max(1, r * x.shape[2]))))
+    for a0 in range(0, total, block):
+        a1 = min(total, a0 + block)
+        for b0 in range(a0, total, block):
+            b1 = min(total, b0 + block)
+            acc = np.zeros((a1 - a0, b1 - b0))
+            for (r0, r1), cols in zip(groups, group_cols):
+                xa = x[a0:a1, None, r0:r1, :cols]
+                xb = x[None, b0:b1, r0:r1, :cols]
+                if metric == "js":
+                    mix = xa + xb
+                    mix *= 0.5
+                    jsd = (_row_entropy(mix) - 0.5 * (ent[a0:a1, None, r0:r1] + ent[None, b0:b1, r0:r1])) / _LN2
+                    acc += np.sqrt(np.clip(jsd, 0.0, 1.0)).sum(-1)
+                else:
+                    acc += 0.5 * np.abs(xa - xb).sum(-1, dtype=np.float64).sum(-1)
+            dist[a0:a1, b0:b1] = acc / r
+    dist = np.triu(dist, 1)
+    return dist + dist.T
+
+
+@dataclass(frozen=True, repr=False)
+class SimilarHeads:
+    """Result of :func:`similar_heads`.
+
+    order: ``[L*H, 2]`` int (layer, head) in dendrogram leaf order (similar heads adjacent);
+    labels: ``[layer, head]`` int cluster ids from 1; distances: ``[L*H, L*H]``; linkage: scipy's ``Z``.
+    """
+
+    order: np.ndarray
+    labels: np.ndarray
+    distances: np.ndarray
+    linkage: np.ndarray
+
+    @property
+    def num_clusters(self) -> int:
+        return int(self.labels.max()) if self.labels.size else 0
+
+    def __repr__(self) -> str:
+        layers, heads = self.labels.shape
+        return f"SimilarHeads({layers} layers x {heads} heads in {self.num_clusters} clusters)"
+
+
+def similar_heads(
+    obj,
+    n_clusters: int | None = None,
+    threshold: float | None = None,
+    *,
+    metric: str = "js",
+    max_rows: int | None = 128,
+    method: str = "average",
+    distances=None,
+) -> SimilarHeads:
+    """Group heads with similar patterns by hierarchical clustering of :func:`head_distances`.
+
+    ``n_clusters``: cut into that many clusters; ``threshold``: cut at that distance (heads closer than
+    it on ``method`` linkage share a cluster); neither: ``threshold=0.5`` (half the maximum JS distance).
+    ``distances``: a precomputed ``[L*H, L*H]`` matrix (``obj`` then only gives the [layer, head] shape).
+    The leaf order is scipy's optimal leaf ordering, so neighbours in ``order`` are similar heads.
+    """
+    try:
+        from scipy.cluster import hierarchy
+        from scipy.spatial.distance import squareform
+    except ImportError as exc:  # pragma: no cover - scipy is a dependency
+        raise ImportError("similar_heads needs scipy: pip install scipy") from exc
+    if n_clusters is not None and threshold is not None:
+        raise ValueError("give n_clusters or threshold, not both.")
+    if n_clusters is not None and int(n_clusters) < 1:
+        raise ValueError(f"n_clusters must be at least 1; got {n_clusters}.")
+    if _is_capture(obj):
+        layers, heads = int(obj.num_layers), int(obj.num_heads)
+    else:
+        shape = np.shape(obj)
+        if len(shape) != 4:
+            raise ValueError(f"expected a Capture or a [layer, head, query, key] array; got shape {tuple(shape)}.")
+        layers, heads = shape[0], shape[1]
+    if distances is None:
+        distances = head_distances(obj, metric, max_rows=max_rows)
+    distances = np.asarray(distances, dtype=np.float64)
+    total = layers * heads
+    if distances.shape != (total, total):
+        raise ValueError(f"distances has shape {distances.shape}; expected ({total}, {total}) for {layers}x{heads} heads.")
+    if total == 1:
+        z = np.zeros((0, 4))
+        leaves, labels = np.array([0]), np.array([1])
+    else:
+        condensed = squareform(distances, checks=False)
+        z = hierarchy.linkage(condensed, method=method)
+        z = hierarchy.optimal_leaf_ordering(z, condensed)
+        leaves = hierarchy.leaves_list(z)
+        if n_clusters is not None:
+            labels = hierarchy.fcluster(z, int(n_clusters), criterion="maxclust")
+        else:
+            labels = hierarchy.fcluster(z, 0.5 if threshold is None else float(threshold), criterion="distance")
+    order = np.stack([leaves // heads, leaves % heads], axis=1).astype(np.int64)
+    return SimilarHeads(order, np.asarray(labels, dtype=np.int64).reshape(layers, heads), distances, z)

@@ -1,0 +1,176 @@
+// Pure geometry: cell layouts, hit tests, zoom/pan windows, label thinning, pooling.
+// Coordinates are CSS pixels relative to a canvas' top-left corner.
+
+// ---- layer x head grid ---------------------------------------------------
+
+/**
+ * Grid of `layers` rows and `heads + 1` columns (the last is the layer mean).
+ * The mean column sits one extra gap to the right.
+ */
+export function gridLayout({ layers, heads, cell, gap = 4, left = 0, top = 0 }) {
+  const meanGap = gap * 3;
+  const columnX = (col) => left + col * (cell + gap) + (col === heads ? meanGap : 0);
+  const rowY = (layer) => top + layer * (cell + gap);
+  return {
+    layers, heads, cell, gap, left, top, columnX, rowY,
+    width: columnX(heads) + cell,
+    height: rowY(layers - 1) + cell,
+  };
+}
+
+/** Pixel -> {layer, head} (head null for the mean column), or null in gaps/margins. */
+export function hitGrid(grid, x, y) {
+  const { layers, heads, cell, gap, left, top } = grid;
+  const layer = Math.floor((y - top) / (cell + gap));
+  if (layer < 0 || layer >= layers || y - grid.rowY(layer) >= cell) return null;
+  for (let col = 0; col <= heads; col++) {
+    const x0 = grid.columnX(col);
+    if (x >= x0 && x < x0 + cell) return { layer, head: col === heads ? null : col };
+  }
+  return null;
+}
+
+// ---- matrix window -------------------------------------------------------
+
+/** Clamp a window {row0, col0, rows, cols} inside total {rows, cols}; sizes >= 1. */
+export function clampWindow(win, total) {
+  const rows = Math.max(1, Math.min(Math.round(win.rows), total.rows));
+  const cols = Math.max(1, Math.min(Math.round(win.cols), total.cols));
+  const row0 = Math.max(0, Math.min(Math.round(win.row0), total.rows - rows));
+  const col0 = Math.max(0, Math.min(Math.round(win.col0), total.cols - cols));
+  return { row0, col0, rows, cols };
+}
+
+/**
+ * Zoom a window by `factor` (< 1 zooms in) around a fractional anchor
+ * {row, col} in token coordinates, which stays under the pointer.
+ */
+export function zoomWindow(win, factor, anchor, total, minSize = 4) {
+  const scale = (size, limit) => Math.max(Math.min(minSize, limit), Math.min(limit, size * factor));
+  const rows = Math.round(scale(win.rows, total.rows));
+  const cols = Math.round(scale(win.cols, total.cols));
+  const fy = (anchor.row - win.row0) / win.rows;
+  const fx = (anchor.col - win.col0) / win.cols;
+  return clampWindow({ row0: anchor.row - fy * rows, col0: anchor.col - fx * cols, rows, cols }, total);
+}
+
+/** Move a window by whole tokens, clamped. */
+export function panWindow(win, dRows, dCols, total) {
+  return clampWindow({ ...win, row0: win.row0 + dRows, col0: win.col0 + dCols }, total);
+}
+
+export function sameWindow(a, b) {
+  return !!a && !!b && a.row0 === b.row0 && a.col0 === b.col0 && a.rows === b.rows && a.cols === b.cols;
+}
+
+/** Matrix plot area: token window `view` drawn in a `width` x `height` box at (left, top). */
+export function matrixLayout({ left, top, width, height, view }) {
+  return { left, top, width, height, view, cellW: width / view.cols, cellH: height / view.rows };
+}
+
+/** Pixel -> {row, col} token indices (fractional too), or null outside the plot. */
+export function hitMatrix(layout, x, y) {
+  const { left, top, width, height, view, cellW, cellH } = layout;
+  if (x < left || y < top || x >= left + width || y >= top + height) return null;
+  const rowF = view.row0 + (y - top) / cellH;
+  const colF = view.col0 + (x - left) / cellW;
+  return { row: Math.floor(rowF), col: Math.floor(colF), rowF, colF };
+}
+
+/** Top-left pixel of token cell (row, col). */
+export function cellOrigin(layout, row, col) {
+  return {
+    x: layout.left + (col - layout.view.col0) * layout.cellW,
+    y: layout.top + (row - layout.view.row0) * layout.cellH,
+  };
+}
+
+/**
+ * Index into a (maybe pooled) data tile for token (row, col), or -1 outside.
+ * tile = {row0, col0, n_rows, n_cols, shape: [r, c]}: r x c cells covering
+ * n_rows x n_cols tokens.
+ */
+export function tileIndex(tile, row, col) {
+  const r = row - tile.row0;
+  const c = col - tile.col0;
+  if (r < 0 || c < 0 || r >= tile.n_rows || c >= tile.n_cols) return -1;
+  const [rows, cols] = tile.shape;
+  const i = Math.floor(r * rows / tile.n_rows);
+  const j = Math.floor(c * cols / tile.n_cols);
+  return i * cols + j;
+}
+
+// ---- lists of tokens -----------------------------------------------------
+
+/** Row index of y in a list of `count` rows `lineHeight` apart from `top`, or null. */
+export function rowAt(y, top, lineHeight, count) {
+  const row = Math.floor((y - top) / lineHeight);
+  return row >= 0 && row < count ? row : null;
+}
+
+/** Smallest nice step (1, 2, 5, 10, 20, 50, ..) so labels are >= minPixels apart. */
+export function thinStep(pixelsPerItem, minPixels) {
+  if (pixelsPerItem >= minPixels) return 1;
+  const need = minPixels / Math.max(pixelsPerItem, 1e-9);
+  for (let base = 1; ; base *= 10) {
+    for (const m of [1, 2, 5]) if (base * m >= need) return base * m;
+  }
+}
+
+/** Indices start..end-1 to label with a step: multiples of step, always inside the range. */
+export function labelIndices(start, end, step) {
+  const out = [];
+  for (let i = Math.ceil(start / step) * step; i < end; i += step) out.push(i);
+  return out;
+}
+
+/** Shorten a label to `max` characters with an ellipsis; makes whitespace visible. */
+export function truncateLabel(text, max = 12) {
+  const visible = String(text).replace(/\n/g, "↵").replace(/\t/g, "⇥");
+  return visible.length <= max ? visible : visible.slice(0, Math.max(1, max - 1)) + "…";
+}
+
+// ---- pooling and points --------------------------------------------------
+
+/** Max-pool a 1-D array into `bins` bins (returns a Float32Array; bins >= length copies). */
+export function binMax(values, bins) {
+  const n = values.length;
+  if (bins >= n) return Float32Array.from(values);
+  const out = new Float32Array(bins).fill(-Infinity);
+  for (let i = 0; i < n; i++) {
+    const b = Math.floor(i * bins / n);
+    if (values[i] > out[b]) out[b] = values[i];
+  }
+  return out;
+}
+
+/** Maximum of an array (0 for empty or all-negative input). */
+export function maxOf(values) {
+  let max = 0;
+  for (let i = 0; i < values.length; i++) if (values[i] > max) max = values[i];
+  return max;
+}
+
+/** Map positions in [-1, 1]^2 (flat [x0, y0, x1, y1, ..]) into a padded box. */
+export function fitPositions(pos, width, height, pad) {
+  const n = pos.length / 2;
+  const out = new Float32Array(pos.length);
+  const w = (width - 2 * pad) / 2;
+  const h = (height - 2 * pad) / 2;
+  for (let i = 0; i < n; i++) {
+    out[2 * i] = pad + (pos[2 * i] + 1) * w;
+    out[2 * i + 1] = pad + (1 - pos[2 * i + 1]) * h; // y up in the layout, down on screen
+  }
+  return out;
+}
+
+/** Index of the nearest point within `radius` of (x, y), or null. */
+export function nearestPoint(points, x, y, radius) {
+  let best = null;
+  let bestDistance = radius * radius;
+  for (let i = 0; i < points.length / 2; i++) {
+    const d = (points[2 * i] - x) ** 2 + (points[2 * i + 1] - y) ** 2;
+    if (d <= bestDistance) { bestDistance = d; best = i; }
+  }
+  return best;
+}

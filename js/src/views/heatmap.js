@@ -1,0 +1,274 @@
+// One [query, key] attention matrix with token labels, hover, causal mask, zoom and pan.
+//
+// data: {matrix: decoded [r, c] (uint8 0..255 or float 0..1), row0, col0, n_rows, n_cols}
+//   The matrix covers query tokens row0..row0+n_rows and key tokens col0..col0+n_cols;
+//   r < n_rows (or c < n_cols) means the tile is pooled, each cell covering several tokens.
+// options: {theme, lut, tokens, causal, size}
+// callbacks: {hover(query|null, key|null), window({row0, col0, rows, cols}), click(query, key)}
+
+import { withAlpha } from "../colors.js";
+import {
+  cellOrigin, clampWindow, hitMatrix, labelIndices, matrixLayout, panWindow, sameWindow,
+  thinStep, tileIndex, truncateLabel, zoomWindow,
+} from "../layout.js";
+import {
+  createListeners, createStack, createTooltip, hatchPattern, localPoint, setFont, weightsImage,
+} from "./canvas.js";
+
+const LABEL_CHARS = 14;
+
+export function mountHeatmap(parent, data, options, callbacks = {}) {
+  const { theme } = options;
+  const tokens = options.tokens ?? [];
+  const listeners = createListeners();
+  const size = options.size ?? 420;
+  const stack = createStack(parent, { name: "heatmap", width: size, height: size });
+  const tooltip = createTooltip(stack.box, theme);
+  const hatch = hatchPattern(stack.baseCtx, withAlpha(theme.muted, 0.5));
+
+  let tile = null;
+  let image = null;
+  let view = null;
+  let userWindow = false;
+  let hover = null;
+  let hoveredToken = null;
+  let selected = new Set();
+  let drag = null;
+  let plot = null;
+
+  const total = () => {
+    const n = tokens.length || (tile ? Math.max(tile.row0 + tile.n_rows, tile.col0 + tile.n_cols) : 1);
+    return { rows: n, cols: n };
+  };
+
+  function margins() {
+    const ctx = stack.baseCtx;
+    setFont(ctx, 11, theme.monoFamily);
+    let widest = 0;
+    for (let i = 0; i < Math.min(tokens.length, 2000); i++) {
+      widest = Math.max(widest, ctx.measureText(truncateLabel(tokens[i], LABEL_CHARS)).width);
+    }
+    return Math.ceil(Math.min(110, Math.max(24, widest + 10)));
+  }
+  const margin = margins();
+  stack.resize(margin + size + 6, margin + size + 6);
+
+  function drawLabels(ctx) {
+    const { view: win, cellW, cellH, left, top } = plot;
+    const fontSize = Math.max(8, Math.min(11, Math.floor(Math.min(cellW, cellH)) - 1));
+    setFont(ctx, fontSize, theme.monoFamily);
+    const label = (i, x, y, rotate) => {
+      const isSelected = selected.has(i);
+      ctx.fillStyle = isSelected ? theme.accent : theme.foreground;
+      ctx.save();
+      ctx.translate(x, y);
+      if (rotate) ctx.rotate(-Math.PI / 2);
+      ctx.fillText(truncateLabel(tokens[i] ?? i, LABEL_CHARS), 0, 0);
+      ctx.restore();
+    };
+    ctx.textAlign = "right";
+    ctx.textBaseline = "middle";
+    const rowStep = thinStep(cellH, fontSize + 2);
+    for (const i of labelIndices(win.row0, win.row0 + win.rows, rowStep)) {
+      label(i, left - 4, top + (i - win.row0 + 0.5) * cellH, false);
+    }
+    ctx.textAlign = "left";
+    const colStep = thinStep(cellW, fontSize + 2);
+    for (const j of labelIndices(win.col0, win.col0 + win.cols, colStep)) {
+      label(j, left + (j - win.col0 + 0.5) * cellW, top - 4, true);
+    }
+  }
+
+  function drawMask(ctx) {
+    const { view: win, cellH, left, top, width } = plot;
+    ctx.beginPath();
+    for (let row = win.row0; row < win.row0 + win.rows; row++) {
+      const first = Math.max(row + 1, win.col0);
+      if (first >= win.col0 + win.cols) continue;
+      const origin = cellOrigin(plot, row, first);
+      ctx.rect(origin.x, origin.y, left + width - origin.x, cellH);
+    }
+    ctx.fillStyle = withAlpha(theme.background, 0.55);
+    ctx.fill();
+    ctx.fillStyle = hatch;
+    ctx.fill();
+  }
+
+  function drawBase() {
+    const ctx = stack.baseCtx;
+    stack.clear(ctx);
+    if (!view) return drawOverlay();
+    plot = matrixLayout({ left: margin, top: margin, width: size, height: size, view });
+    stack.box.dataset.geometry = JSON.stringify({ left: plot.left, top: plot.top, cellW: plot.cellW,
+      cellH: plot.cellH, ...view });
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(plot.left, plot.top, plot.width, plot.height);
+    ctx.clip();
+    ctx.fillStyle = withAlpha(theme.border, 0.3);
+    ctx.fillRect(plot.left, plot.top, plot.width, plot.height);
+    if (tile && image) {
+      const origin = cellOrigin(plot, tile.row0, tile.col0);
+      ctx.imageSmoothingEnabled = false;
+      ctx.drawImage(image, origin.x, origin.y, tile.n_cols * plot.cellW, tile.n_rows * plot.cellH);
+    }
+    if (options.causal) drawMask(ctx);
+    ctx.restore();
+    ctx.strokeStyle = theme.border;
+    ctx.lineWidth = 1;
+    ctx.strokeRect(plot.left - 0.5, plot.top - 0.5, plot.width + 1, plot.height + 1);
+    drawLabels(ctx);
+    drawOverlay();
+  }
+
+  function band(ctx, row, col, color) {
+    const { left, top, width, height, cellW, cellH } = plot;
+    ctx.fillStyle = color;
+    if (row != null) ctx.fillRect(left, cellOrigin(plot, row, 0).y, width, cellH);
+    if (col != null) ctx.fillRect(cellOrigin(plot, 0, col).x, top, cellW, height);
+  }
+
+  function drawOverlay() {
+    const ctx = stack.overlayCtx;
+    stack.clear(ctx);
+    if (!plot) return;
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(plot.left, plot.top, plot.width, plot.height);
+    ctx.clip();
+    if (hoveredToken != null && !hover) band(ctx, hoveredToken, hoveredToken, withAlpha(theme.highlight, 0.25));
+    if (hover) {
+      band(ctx, hover.row, hover.col, withAlpha(theme.accent, 0.18));
+      const { x, y } = cellOrigin(plot, hover.row, hover.col);
+      const cx = x + plot.cellW / 2;
+      const cy = y + plot.cellH / 2;
+      ctx.strokeStyle = withAlpha(theme.foreground, 0.6);
+      ctx.lineWidth = 1;
+      ctx.beginPath();
+      ctx.moveTo(plot.left, cy);
+      ctx.lineTo(plot.left + plot.width, cy);
+      ctx.moveTo(cx, plot.top);
+      ctx.lineTo(cx, plot.top + plot.height);
+      ctx.stroke();
+      ctx.strokeStyle = theme.accent;
+      ctx.lineWidth = 2;
+      ctx.strokeRect(x, y, plot.cellW, plot.cellH);
+    }
+    ctx.restore();
+  }
+
+  function weightText(row, col) {
+    if (options.causal && col > row) return "masked (causal)";
+    const index = tile ? tileIndex({ ...tile, shape: tile.matrix.shape }, row, col) : -1;
+    if (index < 0) return "weight not loaded";
+    const raw = tile.matrix.data[index];
+    const weight = tile.matrix.dtype === "uint8" ? raw / 255 : raw;
+    return `weight ${weight.toFixed(4)}`;
+  }
+
+  function setHover(next, point) {
+    const changed = (next?.row ?? null) !== (hover?.row ?? null) || (next?.col ?? null) !== (hover?.col ?? null);
+    hover = next;
+    if (next && point) {
+      const text = `query ${next.row}: ${tokens[next.row] ?? ""}\nkey ${next.col}: ${tokens[next.col] ?? ""}\n` +
+        weightText(next.row, next.col);
+      tooltip.show(text, point.x, point.y);
+    } else {
+      tooltip.hide();
+    }
+    if (changed) {
+      drawOverlay();
+      callbacks.hover?.(next ? next.row : null, next ? next.col : null);
+    }
+  }
+
+  function setView(next, notify = true) {
+    if (sameWindow(next, view)) return false;
+    view = next;
+    userWindow = true;
+    drawBase();
+    if (notify) callbacks.window?.({ ...view });
+    return true;
+  }
+
+  listeners.on(stack.base, "pointermove", (event) => {
+    if (!plot) return;
+    const point = localPoint(event, stack.base);
+    if (drag) {
+      const dRows = Math.round((drag.y - point.y) / plot.cellH);
+      const dCols = Math.round((drag.x - point.x) / plot.cellW);
+      if (dRows || dCols) drag.moved = true;
+      if (drag.moved) {
+        const next = panWindow(drag.view, dRows, dCols, total());
+        if (!sameWindow(next, view)) { view = next; userWindow = true; drawBase(); }
+      }
+      return;
+    }
+    const hit = hitMatrix(plot, point.x, point.y);
+    setHover(hit ? { row: hit.row, col: hit.col } : null, point);
+  });
+  listeners.on(stack.base, "pointerleave", () => {
+    if (!drag) setHover(null);
+  });
+  listeners.on(stack.base, "pointerdown", (event) => {
+    if (!plot || event.button !== 0) return;
+    const point = localPoint(event, stack.base);
+    drag = { ...point, view: { ...view }, moved: false };
+    stack.base.setPointerCapture?.(event.pointerId);
+  });
+  listeners.on(stack.base, "pointerup", (event) => {
+    if (!drag) return;
+    const { moved, view: before } = drag;
+    drag = null;
+    stack.base.releasePointerCapture?.(event.pointerId);
+    if (moved && !sameWindow(before, view)) {
+      callbacks.window?.({ ...view });
+    } else if (!moved && hover) {
+      callbacks.click?.(hover.row, hover.col);
+    }
+  });
+  listeners.on(stack.base, "wheel", (event) => {
+    if (!plot) return;
+    const point = localPoint(event, stack.base);
+    const hit = hitMatrix(plot, point.x, point.y);
+    if (!hit) return;
+    const delta = event.deltaY * (event.deltaMode === 1 ? 16 : 1);
+    const next = zoomWindow(view, Math.exp(delta * 0.002), { row: hit.rowF, col: hit.colF }, total());
+    if (setView(next)) event.preventDefault(); // at full extent the page scrolls as usual
+  }, { passive: false });
+  listeners.on(stack.base, "dblclick", () => {
+    setView(clampWindow({ row0: 0, col0: 0, ...total() }, total()));
+  });
+
+  function update(next) {
+    tile = next && next.matrix ? next : null;
+    if (tile) {
+      tile = { ...tile, n_rows: tile.n_rows ?? tile.matrix.shape[0], n_cols: tile.n_cols ?? tile.matrix.shape[1],
+        row0: tile.row0 ?? 0, col0: tile.col0 ?? 0 };
+      image = weightsImage(tile.matrix, options.lut);
+      if (!userWindow || !view) {
+        view = clampWindow({ row0: tile.row0, col0: tile.col0, rows: tile.n_rows, cols: tile.n_cols }, total());
+      }
+    } else {
+      image = null;
+    }
+    drawBase();
+  }
+
+  update(data);
+
+  return {
+    canvas: stack.base,
+    box: stack.box,
+    update,
+    setHovered(token) { hoveredToken = token; drawOverlay(); },
+    setSelected(list) { selected = new Set(list ?? []); drawBase(); },
+    setWindow(next) { setView(clampWindow(next, total()), false); },
+    get window() { return view ? { ...view } : null; },
+    toCanvas: () => stack.toCanvas(theme.background),
+    destroy() {
+      listeners.removeAll();
+      stack.remove();
+    },
+  };
+}
