@@ -383,9 +383,8 @@ def _is_causal(model, records) -> bool:
     qk = [r for r in records if isinstance(r, QKRecord)]
     if qk:
         return any(r.causal for r in qk) or bool(getattr(model.config, "is_decoder", False))
-    return not getattr(model.config, "is_encoder_decoder", False) and bool(
-        getattr(model, "can_generate", lambda: False)()
-    )
+    # Returned weights: causal when no query attends to a later key in any layer.
+    return all(bool((torch.triu(r.weights, diagonal=1) == 0).all()) for r in records) and records[0].weights.shape[-1] > 1
 
 
 def _model_name(model) -> str:

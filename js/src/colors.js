@@ -147,5 +147,14 @@ export function readTheme(el) {
   // JupyterLab marks the body with data-jp-theme-light="true"|"false".
   const flag = typeof document !== "undefined" ? document.body?.dataset?.jpThemeLight : undefined;
   const themeLight = flag === "true" ? true : flag === "false" ? false : null;
-  return themeFrom((name) => style.getPropertyValue(name), { prefersDark, themeLight });
+  const theme = themeFrom((name) => style.getPropertyValue(name), { prefersDark, themeLight });
+  // Let the browser resolve any CSS colour (names, hsl()) to hex/rgba so withAlpha() works.
+  const probe = document.createElement("canvas").getContext("2d");
+  for (const key of ["background", "foreground", "muted", "border", "accent", "highlight"]) {
+    if (parseColor(theme[key])) continue;
+    probe.fillStyle = THEME_FALLBACKS[key];
+    probe.fillStyle = theme[key];
+    theme[key] = probe.fillStyle;
+  }
+  return theme;
 }

@@ -122,7 +122,7 @@ export function mountGrid(parent, data, options, callbacks = {}) {
     const { grid } = current;
     const token = state.hoveredToken;
     if (token != null && state.numTokens > 0) {
-      ctx.fillStyle = withAlpha(theme.highlight, 0.7);
+      ctx.fillStyle = withAlpha(theme.highlight, 0.45);
       const band = Math.max(1, grid.cell / state.numTokens);
       for (let layer = 0; layer < grid.layers; layer++) {
         for (let col = 0; col <= grid.heads; col++) {

@@ -13,13 +13,16 @@ import { createListeners, createStack, createTooltip, localPoint, setFont } from
 
 const LEGEND = 20;
 const PAD = 6;
+const MAX_HEIGHT = 2400;
 
 export function mountLines(parent, data, options, callbacks = {}) {
   const { theme } = options;
   const tokens = options.tokens ?? [];
   const count = tokens.length;
   const width = options.width ?? 420;
-  const lineHeight = Math.max(3, Math.min(18, ((options.maxHeight ?? 560) - LEGEND - 2 * PAD) / Math.max(count, 1)));
+  // Fit maxHeight; long sequences may grow to MAX_HEIGHT, beyond that rows get thinner than a pixel.
+  const fit = ((options.maxHeight ?? 560) - LEGEND - 2 * PAD) / Math.max(count, 1);
+  const lineHeight = Math.min(18, Math.max(fit, Math.min(3, MAX_HEIGHT / Math.max(count, 1))));
   const top = LEGEND + PAD;
   const leftEdge = Math.round(width * 0.34);
   const rightEdge = width - leftEdge;

@@ -1,0 +1,58 @@
+// Trait values (wire dicts from Python) -> view data. Pure; no widget model.
+// Empty or missing trait values give null (the view then draws nothing).
+
+import { decode, decodeOptional, isWireArray } from "./codec.js";
+
+/** grid_data {thumbs, layer_mean, color_by?, size} -> {thumbs, layer_mean, color_by, size} */
+export function gridData(value) {
+  if (!value || !isWireArray(value.thumbs)) return null;
+  const thumbs = decode(value.thumbs);
+  if (thumbs.shape.length !== 4 || thumbs.dtype !== "uint8") {
+    throw new TypeError(`grid_data.thumbs: expected uint8 [L, H, s, s], got ${thumbs.dtype} [${thumbs.shape}]`);
+  }
+  return { thumbs, layer_mean: decodeOptional(value.layer_mean), color_by: decodeOptional(value.color_by),
+    size: value.size ?? thumbs.shape[2] };
+}
+
+/** heatmap_data {matrix, row0, col0, n_rows, n_cols} (tile messages have the same fields). */
+export function heatmapData(value) {
+  if (!value || !isWireArray(value.matrix)) return null;
+  const matrix = decode(value.matrix);
+  if (matrix.shape.length !== 2) throw new TypeError(`heatmap_data.matrix: expected 2-D, got [${matrix.shape}]`);
+  return { matrix, row0: value.row0 ?? 0, col0: value.col0 ?? 0,
+    n_rows: value.n_rows ?? matrix.shape[0], n_cols: value.n_cols ?? matrix.shape[1] };
+}
+
+/** lines_data {weights [heads, n], token, direction, heads} */
+export function linesData(value) {
+  if (!value || !isWireArray(value.weights) || value.token == null) return null;
+  const weights = decode(value.weights);
+  if (weights.shape.length === 1) weights.shape = [1, weights.shape[0]];
+  return { weights, token: value.token, direction: value.direction === "to" ? "to" : "from",
+    heads: Array.isArray(value.heads) ? value.heads : [] };
+}
+
+/** graph_data {pos [n, 2], edges [m, 2], weights [m]} */
+export function graphData(value) {
+  if (!value || !isWireArray(value.pos) || !isWireArray(value.edges) || !isWireArray(value.weights)) return null;
+  return { pos: decode(value.pos), edges: decode(value.edges), weights: decode(value.weights) };
+}
+
+/** rollout_data {values [n], flow? [n], row} */
+export function rolloutData(value) {
+  if (!value || !isWireArray(value.values)) return null;
+  return { values: decode(value.values), flow: decodeOptional(value.flow), row: value.row ?? null };
+}
+
+/** A custom "tile" message plus its binary buffers -> heatmap data. */
+export function tileData(message, buffers) {
+  const buffer = buffers?.[message.buffer_index ?? 0];
+  if (buffer == null) throw new TypeError("tile message without a binary buffer");
+  return heatmapData({ ...message, matrix: { buffer, dtype: message.dtype, shape: message.shape } });
+}
+
+/** Toggle a token in a sorted list of selected tokens (returns a new array). */
+export function toggleToken(list, token) {
+  const current = Array.isArray(list) ? list : [];
+  return current.includes(token) ? current.filter((t) => t !== token) : [...current, token].sort((a, b) => a - b);
+}

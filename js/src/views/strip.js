@@ -1,0 +1,202 @@
+// Rollout strip: one bar per token (max-pooled per pixel for long sequences),
+// an optional second series (attention flow) as a line, token labels below.
+//
+// data: {values: decoded float32 [n], flow: decoded float32 [n] | null, row: int}
+//   row is the query token whose rollout/flow row is shown (marked with a triangle).
+// options: {theme, tokens, width, height}
+// callbacks: {hover(token|null), click(token)}
+
+import { withAlpha } from "../colors.js";
+import { binMax, labelIndices, maxOf, thinStep, truncateLabel } from "../layout.js";
+import { createListeners, createStack, createTooltip, localPoint, setFont } from "./canvas.js";
+
+const LEFT = 8;
+const RIGHT = 8;
+const TOP = 22;
+const BOTTOM = 84;
+
+export function mountStrip(parent, data, options, callbacks = {}) {
+  const { theme } = options;
+  const tokens = options.tokens ?? [];
+  const width = options.width ?? 560;
+  const height = options.height ?? 240;
+  const plot = { left: LEFT, top: TOP, width: width - LEFT - RIGHT, height: height - TOP - BOTTOM };
+  const listeners = createListeners();
+  const stack = createStack(parent, { name: "strip", width, height });
+  const tooltip = createTooltip(stack.box, theme);
+  let current = null;
+  let hoveredToken = null;
+  let pointerToken = null;
+  let selected = new Set();
+
+  const tokenX = (i) => plot.left + (i / current.n) * plot.width;
+  const tokenAt = (x) => Math.floor(((x - plot.left) / plot.width) * current.n);
+
+  function drawLegend(ctx) {
+    setFont(ctx, 10, theme.fontFamily);
+    ctx.textBaseline = "middle";
+    ctx.textAlign = "left";
+    const entries = [["rollout", theme.accent, current.valueMax]];
+    if (current.flow) entries.push(["flow", theme.highlight, current.flowMax]);
+    let x = plot.left;
+    for (const [name, color, max] of entries) {
+      ctx.fillStyle = color;
+      ctx.fillRect(x, 6, 10, 10);
+      ctx.fillStyle = theme.muted;
+      const text = `${name} (max ${max.toPrecision(3)})`;
+      ctx.fillText(text, x + 13, 11);
+      x += 24 + ctx.measureText(text).width;
+    }
+    ctx.fillText(`row ${current.row}: ${truncateLabel(tokens[current.row] ?? "", 16)}`, x, 11);
+  }
+
+  function drawBars(ctx) {
+    const { values, valueMax, n } = current;
+    const bins = Math.min(n, Math.floor(plot.width));
+    const pooled = binMax(values, bins);
+    const barWidth = plot.width / bins;
+    const bottom = plot.top + plot.height;
+    ctx.fillStyle = theme.accent;
+    for (let b = 0; b < bins; b++) {
+      const h = (pooled[b] / valueMax) * plot.height;
+      ctx.fillRect(plot.left + b * barWidth + (barWidth > 3 ? 0.5 : 0), bottom - h,
+        Math.max(barWidth - (barWidth > 3 ? 1 : 0), 0.5), h);
+    }
+    ctx.strokeStyle = theme.border;
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    ctx.moveTo(plot.left, bottom + 0.5);
+    ctx.lineTo(plot.left + plot.width, bottom + 0.5);
+    ctx.stroke();
+  }
+
+  function drawFlow(ctx) {
+    const { flow, flowMax, n } = current;
+    if (!flow) return;
+    const bins = Math.min(n, Math.floor(plot.width));
+    const pooled = binMax(flow, bins);
+    const barWidth = plot.width / bins;
+    ctx.strokeStyle = theme.highlight;
+    ctx.fillStyle = theme.highlight;
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    for (let b = 0; b < bins; b++) {
+      const x = plot.left + (b + 0.5) * barWidth;
+      const y = plot.top + plot.height - (pooled[b] / flowMax) * plot.height;
+      if (b === 0) ctx.moveTo(x, y);
+      else ctx.lineTo(x, y);
+    }
+    ctx.stroke();
+  }
+
+  function drawLabels(ctx) {
+    const { n, row } = current;
+    const fontSize = 10;
+    setFont(ctx, fontSize, theme.monoFamily);
+    ctx.textAlign = "right";
+    ctx.textBaseline = "middle";
+    const step = thinStep(plot.width / n, fontSize + 2);
+    const bottom = plot.top + plot.height;
+    for (const i of labelIndices(0, n, step)) {
+      ctx.fillStyle = selected.has(i) ? theme.accent : theme.foreground;
+      ctx.save();
+      ctx.translate(tokenX(i + 0.5), bottom + 12);
+      ctx.rotate(-Math.PI / 2);
+      ctx.fillText(truncateLabel(tokens[i] ?? i, 12), 0, 0);
+      ctx.restore();
+    }
+    if (row != null && row < n) {
+      const x = tokenX(row + 0.5);
+      ctx.fillStyle = theme.foreground;
+      ctx.beginPath();
+      ctx.moveTo(x, bottom + 2);
+      ctx.lineTo(x - 4, bottom + 9);
+      ctx.lineTo(x + 4, bottom + 9);
+      ctx.closePath();
+      ctx.fill();
+    }
+  }
+
+  function drawBase() {
+    const ctx = stack.baseCtx;
+    stack.clear(ctx);
+    if (current) {
+      drawLegend(ctx);
+      drawBars(ctx);
+      drawFlow(ctx);
+      drawLabels(ctx);
+    }
+    drawOverlay();
+  }
+
+  function drawOverlay() {
+    const ctx = stack.overlayCtx;
+    stack.clear(ctx);
+    const token = pointerToken ?? hoveredToken;
+    if (!current || token == null || token >= current.n) return;
+    const x = tokenX(token);
+    const w = Math.max(plot.width / current.n, 2);
+    ctx.fillStyle = withAlpha(theme.highlight, 0.15);
+    ctx.fillRect(x, plot.top, w, plot.height);
+    ctx.strokeStyle = theme.highlight;
+    ctx.lineWidth = 1.5;
+    ctx.strokeRect(x + 0.5, plot.top + 0.5, w - 1, plot.height - 1);
+  }
+
+  function describe(i) {
+    let text = `token ${i}: ${tokens[i] ?? ""}\nrollout ${current.values[i].toFixed(4)}`;
+    if (current.flow) text += `\nflow ${current.flow[i].toFixed(4)}`;
+    return text;
+  }
+
+  listeners.on(stack.base, "pointermove", (event) => {
+    if (!current) return;
+    const point = localPoint(event, stack.base);
+    const inside = point.x >= plot.left && point.x < plot.left + plot.width && point.y < height;
+    const hit = inside ? tokenAt(point.x) : null;
+    if (hit != null) tooltip.show(describe(hit), point.x, point.y);
+    else tooltip.hide();
+    if (hit === pointerToken) return;
+    pointerToken = hit;
+    drawOverlay();
+    callbacks.hover?.(hit);
+  });
+  listeners.on(stack.base, "pointerleave", () => {
+    tooltip.hide();
+    if (pointerToken == null) return;
+    pointerToken = null;
+    drawOverlay();
+    callbacks.hover?.(null);
+  });
+  listeners.on(stack.base, "click", () => {
+    if (pointerToken != null) callbacks.click?.(pointerToken);
+  });
+
+  function update(next) {
+    if (!next || !next.values) {
+      current = null;
+    } else {
+      const values = next.values.data;
+      const flow = next.flow ? next.flow.data : null;
+      current = { values, flow, n: values.length, row: next.row ?? null,
+        valueMax: maxOf(values) || 1, flowMax: flow ? maxOf(flow) || 1 : 1 };
+      stack.box.dataset.geometry = JSON.stringify({ ...plot, count: current.n });
+    }
+    drawBase();
+  }
+
+  update(data);
+
+  return {
+    canvas: stack.base,
+    box: stack.box,
+    update,
+    setHovered(token) { hoveredToken = token; drawOverlay(); },
+    setSelected(list) { selected = new Set(list ?? []); drawBase(); },
+    toCanvas: () => stack.toCanvas(theme.background),
+    destroy() {
+      listeners.removeAll();
+      stack.remove();
+    },
+  };
+}

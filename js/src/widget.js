@@ -1,0 +1,158 @@
+// anywidget adapter: model events in, view callbacks out, one cleanup.
+// Drawing lives in views/*.js; decoding in traits.js. See docs/frontend.md.
+
+import { readTheme, themeLUT } from "./colors.js";
+import { createToolbar, VIEW_NAMES } from "./toolbar.js";
+import { gridData, graphData, heatmapData, linesData, rolloutData, tileData, toggleToken } from "./traits.js";
+import { downloadPNG, element } from "./views/canvas.js";
+import { mountGraph } from "./views/graph.js";
+import { mountGrid } from "./views/grid.js";
+import { mountHeatmap } from "./views/heatmap.js";
+import { mountLines } from "./views/lines.js";
+import { mountStrip } from "./views/strip.js";
+
+const VIEWS = {
+  heatmap: { trait: "heatmap_data", mount: mountHeatmap, data: heatmapData },
+  lines: { trait: "lines_data", mount: mountLines, data: linesData },
+  graph: { trait: "graph_data", mount: mountGraph, data: graphData },
+  rollout: { trait: "rollout_data", mount: mountStrip, data: rolloutData },
+};
+
+function render({ model, el }) {
+  const subscriptions = [];
+  const on = (event, handler) => {
+    model.on(event, handler);
+    subscriptions.push([event, handler]);
+  };
+  const save = (changes) => {
+    for (const [name, value] of Object.entries(changes)) model.set(name, value);
+    model.save_changes();
+  };
+
+  const theme = readTheme(el);
+  const lut = themeLUT(theme);
+  const root = element("div", "attnwidget", {
+    font: `12px ${theme.fontFamily}`, color: theme.foreground, position: "relative",
+  });
+  const toolbar = createToolbar(root, theme, {
+    onView: (name) => save({ view: name }),
+    onThreshold: (value) => save({ threshold: value }),
+    onExport: () => exportPNG(),
+  });
+  const body = element("div", "attnwidget-body", { display: "flex", gap: "16px", flexWrap: "wrap", alignItems: "flex-start" });
+  const gridBox = element("div", "attnwidget-grid-box");
+  const viewBox = element("div", "attnwidget-view-box");
+  const status = element("div", "attnwidget-status", { color: theme.muted, minHeight: "1.2em", marginTop: "4px" });
+  body.append(gridBox, viewBox);
+  root.append(body, status);
+  el.append(root);
+
+  let grid = null;
+  let view = null;
+  let viewName = null;
+
+  const tokens = () => model.get("tokens") ?? [];
+  const showStatus = (error) => {
+    status.textContent = error ? `attnwidget: ${error.message}` : (model.get("status") ?? "");
+    status.style.color = error ? "#d32f2f" : theme.muted;
+  };
+  const dataOf = (convert, value) => {
+    try {
+      return convert(value);
+    } catch (error) {
+      console.warn("attnwidget", error);
+      showStatus(error);
+      return null;
+    }
+  };
+  const hover = (token) => {
+    if ((model.get("hovered_token") ?? null) !== token) save({ hovered_token: token });
+  };
+  const toggle = (token) => save({ selected_tokens: toggleToken(model.get("selected_tokens"), token) });
+
+  const callbacks = {
+    heatmap: {
+      hover: (query) => hover(query),
+      window: (win) => model.send({ type: "tile_request", ...win }),
+      click: (query) => toggle(query),
+    },
+    lines: {
+      hover: (token, side) => {
+        hover(token);
+        if (token != null) model.send({ type: "lines_hover", token, direction: side });
+      },
+      click: toggle,
+    },
+    graph: { hover, click: toggle },
+    rollout: { hover, click: toggle },
+  };
+
+  function mountGridView() {
+    grid?.destroy();
+    grid = mountGrid(gridBox, dataOf(gridData, model.get("grid_data")), {
+      theme, lut, layer: model.get("layer"), head: model.get("head") ?? null, numTokens: tokens().length,
+    }, { select: (layer, head) => save({ layer, head }) });
+    grid.setHovered(model.get("hovered_token") ?? null, tokens().length);
+  }
+
+  function mountView() {
+    view?.destroy();
+    viewName = VIEW_NAMES.includes(model.get("view")) ? model.get("view") : "heatmap";
+    const spec = VIEWS[viewName];
+    view = spec.mount(viewBox, dataOf(spec.data, model.get(spec.trait)), {
+      theme, lut, tokens: tokens(), causal: !!model.get("is_causal"), threshold: model.get("threshold") ?? 0,
+    }, callbacks[viewName]);
+    view.setHovered(model.get("hovered_token") ?? null);
+    view.setSelected(model.get("selected_tokens") ?? []);
+    toolbar.setView(viewName);
+  }
+
+  function exportPNG() {
+    const head = model.get("head");
+    const name = `attention-${viewName}-L${model.get("layer") ?? 0}-${head == null ? "mean" : `H${head}`}.png`;
+    return downloadPNG(view.toCanvas(), name);
+  }
+
+  on("change:view", mountView);
+  on("change:tokens", () => { mountGridView(); mountView(); });
+  on("change:is_causal", mountView);
+  on("change:grid_data", () => grid.update(dataOf(gridData, model.get("grid_data"))));
+  on("change:layer", () => grid.select(model.get("layer"), model.get("head") ?? null));
+  on("change:head", () => grid.select(model.get("layer"), model.get("head") ?? null));
+  on("change:hovered_token", () => {
+    const token = model.get("hovered_token") ?? null;
+    grid.setHovered(token, tokens().length);
+    view.setHovered(token);
+  });
+  on("change:selected_tokens", () => view.setSelected(model.get("selected_tokens") ?? []));
+  on("change:threshold", () => {
+    toolbar.setThreshold(model.get("threshold"));
+    view.setThreshold?.(model.get("threshold") ?? 0);
+  });
+  for (const [name, spec] of Object.entries(VIEWS)) {
+    on(`change:${spec.trait}`, () => {
+      if (viewName === name) view.update(dataOf(spec.data, model.get(spec.trait)));
+    });
+  }
+  on("change:status", () => showStatus(null));
+  // Tile response to a "tile_request": {type: "tile", row0, col0, n_rows, n_cols, dtype, shape} + buffers[0].
+  on("msg:custom", (message, buffers) => {
+    if (message?.type === "tile" && viewName === "heatmap") view.update(dataOf((m) => tileData(m, buffers), message));
+  });
+
+  toolbar.setThreshold(model.get("threshold"));
+  showStatus(null);
+  mountGridView();
+  mountView();
+
+  return () => {
+    for (const [event, handler] of subscriptions) model.off(event, handler);
+    subscriptions.length = 0;
+    grid?.destroy();
+    view?.destroy();
+    toolbar.destroy();
+    root.remove();
+  };
+}
+
+export default { render };

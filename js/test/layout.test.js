@@ -1,0 +1,108 @@
+import { describe, expect, it } from "vitest";
+import {
+  binMax, cellOrigin, clampWindow, fitPositions, gridLayout, hitGrid, hitMatrix, labelIndices,
+  matrixLayout, nearestPoint, panWindow, rowAt, thinStep, tileIndex, truncateLabel, zoomWindow,
+} from "../src/layout.js";
+
+describe("grid hit test", () => {
+  const grid = gridLayout({ layers: 3, heads: 4, cell: 20, gap: 4, left: 30, top: 10 });
+
+  it("finds layer and head at cell centres, null for the mean column head", () => {
+    expect(hitGrid(grid, 30 + 10, 10 + 10)).toEqual({ layer: 0, head: 0 });
+    expect(hitGrid(grid, grid.columnX(3) + 19, grid.rowY(2) + 19)).toEqual({ layer: 2, head: 3 });
+    expect(hitGrid(grid, grid.columnX(4) + 5, grid.rowY(1) + 5)).toEqual({ layer: 1, head: null });
+  });
+
+  it("misses gaps and margins", () => {
+    expect(hitGrid(grid, 30 + 21, 15)).toBe(null); // gap between head 0 and 1
+    expect(hitGrid(grid, 5, 15)).toBe(null);
+    expect(hitGrid(grid, 40, 10 + 3 * 24 + 1)).toBe(null);
+    expect(grid.width).toBe(grid.columnX(4) + 20);
+  });
+});
+
+describe("matrix window", () => {
+  const total = { rows: 100, cols: 100 };
+
+  it("maps pixels to tokens and back", () => {
+    const view = { row0: 10, col0: 20, rows: 10, cols: 40 };
+    const plot = matrixLayout({ left: 50, top: 40, width: 400, height: 200, view });
+    expect(hitMatrix(plot, 50, 40)).toMatchObject({ row: 10, col: 20 });
+    expect(hitMatrix(plot, 50 + 10 * 5 + 5, 40 + 20 * 3 + 1)).toMatchObject({ row: 13, col: 25 });
+    expect(hitMatrix(plot, 49, 40)).toBe(null);
+    expect(hitMatrix(plot, 450, 40)).toBe(null);
+    expect(cellOrigin(plot, 13, 25)).toEqual({ x: 100, y: 100 });
+  });
+
+  it("zooms around the anchor and clamps", () => {
+    const full = { row0: 0, col0: 0, rows: 100, cols: 100 };
+    const zoomed = zoomWindow(full, 0.5, { row: 50, col: 50 }, total);
+    expect(zoomed).toEqual({ row0: 25, col0: 25, rows: 50, cols: 50 });
+    const corner = zoomWindow(full, 0.5, { row: 0, col: 100 }, total);
+    expect(corner).toEqual({ row0: 0, col0: 50, rows: 50, cols: 50 });
+    expect(zoomWindow(zoomed, 10, { row: 50, col: 50 }, total)).toEqual(full);
+    expect(zoomWindow(full, 0.001, { row: 3, col: 3 }, total, 4).rows).toBe(4);
+  });
+
+  it("keeps the anchor token under the pointer", () => {
+    const win = { row0: 0, col0: 0, rows: 100, cols: 100 };
+    const anchor = { row: 30, col: 70 };
+    const zoomed = zoomWindow(win, 0.5, anchor, total);
+    expect((anchor.row - zoomed.row0) / zoomed.rows).toBeCloseTo(0.3, 1);
+    expect((anchor.col - zoomed.col0) / zoomed.cols).toBeCloseTo(0.7, 1);
+  });
+
+  it("pans and clamps", () => {
+    const win = { row0: 10, col0: 10, rows: 20, cols: 20 };
+    expect(panWindow(win, 5, -3, total)).toEqual({ row0: 15, col0: 7, rows: 20, cols: 20 });
+    expect(panWindow(win, -50, 500, total)).toEqual({ row0: 0, col0: 80, rows: 20, cols: 20 });
+    expect(clampWindow({ row0: -3, col0: 0, rows: 500, cols: 0 }, total)).toEqual({ row0: 0, col0: 0, rows: 100, cols: 1 });
+  });
+
+  it("indexes pooled tiles", () => {
+    const tile = { row0: 8, col0: 0, n_rows: 8, n_cols: 16, shape: [4, 4] };
+    expect(tileIndex(tile, 8, 0)).toBe(0);
+    expect(tileIndex(tile, 15, 15)).toBe(15);
+    expect(tileIndex(tile, 10, 4)).toBe(5);
+    expect(tileIndex(tile, 7, 0)).toBe(-1);
+    expect(tileIndex(tile, 8, 16)).toBe(-1);
+  });
+});
+
+describe("labels and lists", () => {
+  it("thins labels with nice steps", () => {
+    expect(thinStep(14, 12)).toBe(1);
+    expect(thinStep(5, 12)).toBe(5);
+    expect(thinStep(1, 12)).toBe(20);
+    expect(thinStep(0.05, 12)).toBe(500);
+    expect(labelIndices(3, 25, 5)).toEqual([5, 10, 15, 20]);
+    expect(labelIndices(0, 3, 1)).toEqual([0, 1, 2]);
+  });
+
+  it("truncates and shows whitespace", () => {
+    expect(truncateLabel("hello", 12)).toBe("hello");
+    expect(truncateLabel("a very long token indeed", 8)).toBe("a very …");
+    expect(truncateLabel("a\nb")).toBe("a↵b");
+  });
+
+  it("finds rows", () => {
+    expect(rowAt(25, 20, 10, 3)).toBe(0);
+    expect(rowAt(49.9, 20, 10, 3)).toBe(2);
+    expect(rowAt(50, 20, 10, 3)).toBe(null);
+    expect(rowAt(10, 20, 10, 3)).toBe(null);
+  });
+});
+
+describe("pooling and points", () => {
+  it("max-pools into bins", () => {
+    expect(Array.from(binMax([1, 5, 2, 0, 3, 3], 3))).toEqual([5, 2, 3]);
+    expect(Array.from(binMax([1, 2], 10))).toEqual([1, 2]);
+  });
+
+  it("fits [-1, 1] positions into a box with y up", () => {
+    const points = fitPositions(new Float32Array([-1, -1, 1, 1, 0, 0]), 220, 120, 10);
+    expect(Array.from(points)).toEqual([10, 110, 210, 10, 110, 60]);
+    expect(nearestPoint(points, 108, 62, 5)).toBe(2);
+    expect(nearestPoint(points, 150, 62, 5)).toBe(null);
+  });
+});

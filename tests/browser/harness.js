@@ -1,0 +1,82 @@
+// Test harness: a fake anywidget model (records calls and listeners) and a mount helper.
+import widget from "/widget.js";
+
+/** base64 -> DataView at byte offset 1 of its buffer (unaligned, like a notebook's). */
+function unalignedView(b64) {
+  const text = atob(b64);
+  const host = new Uint8Array(text.length + 1);
+  for (let i = 0; i < text.length; i++) host[i + 1] = text.charCodeAt(i);
+  return new DataView(host.buffer, 1, text.length);
+}
+
+/** Replace {__wire, b64, dtype, shape} markers with wire dicts holding DataViews. */
+function revive(value) {
+  if (Array.isArray(value)) return value.map(revive);
+  if (value && typeof value === "object") {
+    if (value.__wire) return { buffer: unalignedView(value.b64), dtype: value.dtype, shape: value.shape };
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, revive(v)]));
+  }
+  return value;
+}
+
+class FakeModel {
+  constructor(state) {
+    this.state = { ...state };
+    this.listeners = new Map();
+    this.calls = { set: [], save: 0, send: [] };
+  }
+  get(name) { return this.state[name]; }
+  set(name, value) {
+    this.calls.set.push([name, value]);
+    this.state[name] = value;
+    this.emit(`change:${name}`);
+  }
+  save_changes() { this.calls.save += 1; }
+  send(message) { this.calls.send.push(message); }
+  on(event, handler) {
+    if (!this.listeners.has(event)) this.listeners.set(event, new Set());
+    this.listeners.get(event).add(handler);
+  }
+  off(event, handler) {
+    if (!handler) this.listeners.delete(event);
+    else this.listeners.get(event)?.delete(handler);
+  }
+  emit(event, ...args) {
+    for (const handler of [...(this.listeners.get(event) ?? [])]) handler(...args);
+  }
+  /** What the kernel does: change state without recording a front-end set. */
+  kernelSet(name, value) {
+    this.state[name] = revive(value);
+    this.emit(`change:${name}`);
+  }
+  listenerCount() {
+    let count = 0;
+    for (const handlers of this.listeners.values()) count += handlers.size;
+    return count;
+  }
+}
+
+window.mountWidget = (state) => {
+  const el = document.getElementById("root");
+  const model = new FakeModel(revive(state));
+  window.__model = model;
+  window.__cleanup = widget.render({ model, el });
+  return model.listenerCount();
+};
+
+/** Count pixels of a canvas that are not transparent (the background shows through). */
+window.paintedPixels = (selector) => {
+  const canvas = document.querySelector(selector);
+  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let painted = 0;
+  const colors = new Set();
+  for (let i = 0; i < data.length; i += 4) {
+    if (data[i + 3] > 0) {
+      painted += 1;
+      if (colors.size < 64) colors.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+    }
+  }
+  return { painted, colors: colors.size };
+};
+
+window.harnessReady = true;

@@ -1,0 +1,157 @@
+"""The built widget bundle in headless Chromium, rendered on a fake anywidget model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import MALICIOUS_IMG, MALICIOUS_SCRIPT
+
+pytestmark = pytest.mark.browser
+
+VIEWS = {"heatmap": "heatmap", "lines": "lines", "graph": "graph", "rollout": "strip"}
+
+
+def geometry(page, view: str) -> dict:
+    """The view's published geometry plus its canvas' page offset."""
+    info = page.evaluate("""name => {
+        const box = document.querySelector(`.attnwidget-${name}`);
+        const rect = box.querySelector("canvas").getBoundingClientRect();
+        return {geometry: box.dataset.geometry, x: rect.x, y: rect.y};
+    }""", view)
+    return {**json.loads(info["geometry"]), "x": info["x"], "y": info["y"]}
+
+
+def heatmap_cell(page, query: int, key: int) -> tuple[float, float]:
+    g = geometry(page, "heatmap")
+    return (g["x"] + g["left"] + (key - g["col0"] + 0.5) * g["cellW"],
+            g["y"] + g["top"] + (query - g["row0"] + 0.5) * g["cellH"])
+
+
+def grid_cell(page, layer: int, column: int) -> tuple[float, float]:
+    g = geometry(page, "grid")
+    return g["x"] + g["columns"][column] + g["cell"] / 2 + 0.5, g["y"] + g["rows"][layer] + g["cell"] / 2 + 0.5
+
+
+def calls(page) -> dict:
+    return page.evaluate("window.__model.calls")
+
+
+def painted(page, view: str, layer: str = "base") -> dict:
+    return page.evaluate("sel => window.paintedPixels(sel)", f".attnwidget-{view}-{layer}")
+
+
+@pytest.mark.parametrize("view", list(VIEWS))
+def test_each_view_paints(mount, view):
+    page = mount(view=view)
+    result = painted(page, VIEWS[view])
+    assert result["painted"] > 2000, result
+    assert result["colors"] > 5, result
+    grid = painted(page, "grid")
+    assert grid["painted"] > 2000 and grid["colors"] > 20, grid
+
+
+def test_heatmap_hover_sets_hovered_token_and_tooltip(mount):
+    page = mount()
+    page.mouse.move(*heatmap_cell(page, 10, 2))
+    assert ["hovered_token", 10] in calls(page)["set"]
+    assert calls(page)["save"] >= 1
+    tooltip = page.locator(".attnwidget-heatmap .attnwidget-tooltip")
+    assert tooltip.is_visible()
+    assert "query 10:  slept" in tooltip.text_content()
+    assert "key 2:  cat" in tooltip.text_content()
+    assert "weight 0." in tooltip.text_content()
+    overlay = painted(page, "heatmap", "overlay")
+    assert overlay["painted"] > 100  # crosshair and row/column bands
+    page.mouse.move(2, 2)
+    assert calls(page)["set"][-1] == ["hovered_token", None]
+    assert not tooltip.is_visible()
+
+
+def test_heatmap_masks_causal_upper_triangle(mount):
+    page = mount()
+    page.mouse.move(*heatmap_cell(page, 1, 9))
+    assert "masked (causal)" in page.locator(".attnwidget-heatmap .attnwidget-tooltip").text_content()
+
+
+def test_heatmap_wheel_zoom_requests_a_tile(mount):
+    page = mount()
+    page.mouse.move(*heatmap_cell(page, 6, 6))
+    page.mouse.wheel(0, -400)
+    page.wait_for_function("window.__model.calls.send.length > 0")
+    request = calls(page)["send"][-1]
+    assert request["type"] == "tile_request"
+    assert request["rows"] < 12 and request["cols"] < 12
+    assert geometry(page, "heatmap")["rows"] == request["rows"]
+    # The kernel answers with a tile message carrying binary buffers.
+    page.evaluate("""() => {
+        const bytes = new Uint8Array(16).fill(200);
+        window.__model.emit("msg:custom", {type: "tile", row0: 4, col0: 4, n_rows: 4, n_cols: 4,
+            dtype: "uint8", shape: [4, 4]}, [new DataView(bytes.buffer)]);
+    }""")
+    assert painted(page, "heatmap")["painted"] > 2000
+
+
+def test_grid_click_selects_layer_and_head(mount):
+    page = mount()
+    page.mouse.click(*grid_cell(page, 2, 1))
+    assert ["layer", 2] in calls(page)["set"] and ["head", 1] in calls(page)["set"]
+    assert "layer 2 · head 1" in page.locator(".attnwidget-grid .attnwidget-tooltip").text_content()
+    page.mouse.click(*grid_cell(page, 1, 4))  # the layer-mean column
+    assert calls(page)["set"][-2:] == [["layer", 1], ["head", None]]
+    assert calls(page)["save"] == 2
+
+
+def test_tabs_threshold_and_kernel_updates(mount):
+    page = mount()
+    page.get_by_role("button", name="graph").click()
+    assert ["view", "graph"] in calls(page)["set"]
+    assert page.locator(".attnwidget-graph").count() == 1
+    assert page.locator(".attnwidget-heatmap").count() == 0
+    page.locator(".attnwidget-threshold input").fill("0.5")
+    assert ["threshold", 0.5] in calls(page)["set"]
+    page.evaluate("window.__model.kernelSet('hovered_token', 3)")
+    assert painted(page, "graph", "overlay")["painted"] > 1000  # highlight drawn from outside
+    page.evaluate("window.__model.kernelSet('status', 'computing layer 2')")
+    assert page.locator(".attnwidget-status").text_content() == "computing layer 2"
+
+
+def test_lines_hover_reports_token_and_direction(mount):
+    page = mount(view="lines")
+    g = geometry(page, "lines")
+    y = g["y"] + g["top"] + 4.5 * g["lineHeight"]
+    page.mouse.move(g["x"] + g["rightEdge"] + 20.5, y)
+    assert ["hovered_token", 4] in calls(page)["set"]
+    assert calls(page)["send"][-1] == {"type": "lines_hover", "token": 4, "direction": "to"}
+
+
+def test_hostile_tokens_render_as_text(mount):
+    page = mount(status=MALICIOUS_IMG)
+    page.mouse.move(*heatmap_cell(page, 7, 3))
+    text = page.locator(".attnwidget-heatmap .attnwidget-tooltip").text_content()
+    assert MALICIOUS_IMG in text and MALICIOUS_SCRIPT in text
+    assert page.locator(".attnwidget-status").text_content() == MALICIOUS_IMG
+    page.evaluate("window.__model.kernelSet('view', 'rollout')")
+    g = geometry(page, "strip")
+    page.mouse.move(g["x"] + g["left"] + 7.5 * g["width"] / g["count"], g["y"] + g["top"] + 10.5)
+    assert MALICIOUS_SCRIPT in page.locator(".attnwidget-strip .attnwidget-tooltip").text_content()
+    assert page.evaluate("document.querySelectorAll('img, script:not([src])').length") == 0
+    assert page.evaluate("window.__pwned") is None
+
+
+def test_png_export_downloads(mount):
+    page = mount(view="rollout")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="PNG").click()
+    assert download.value.suggested_filename == "attention-rollout-L0-H0.png"
+
+
+def test_cleanup_removes_listeners_and_elements(mount):
+    page = mount()
+    assert page.evaluate("window.__model.listenerCount()") > 10
+    page.mouse.move(*heatmap_cell(page, 5, 5))
+    page.evaluate("window.__model.kernelSet('view', 'graph')")
+    page.evaluate("window.__cleanup()")
+    assert page.evaluate("window.__model.listenerCount()") == 0
+    assert page.evaluate("document.getElementById('root').childElementCount") == 0
