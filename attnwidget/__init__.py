@@ -1,16 +1,36 @@
 """attnwidget: see and measure attention inside transformer language models."""
 
-from .capture import Capture, capture
-from .models import EXAMPLE_MODELS, MissingModelError, load_model
+from . import metrics
 from ._recorder import UnsupportedAttentionError
+from .capture import Capture, capture
+from .heads import (
+    ROLES,
+    HeadRoles,
+    SimilarHeads,
+    head_distances,
+    head_roles,
+    induction_tokens,
+    similar_heads,
+)
+from .metrics import compute_metrics
+from .models import EXAMPLE_MODELS, MissingModelError, load_model
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Capture",
     "EXAMPLE_MODELS",
+    "HeadRoles",
     "MissingModelError",
+    "ROLES",
+    "SimilarHeads",
     "UnsupportedAttentionError",
     "capture",
+    "compute_metrics",
+    "head_distances",
+    "head_roles",
+    "induction_tokens",
     "load_model",
+    "metrics",
+    "similar_heads",
 ]

@@ -33,5 +33,6 @@ def as_attention_array(obj, layers=None) -> tuple[np.ndarray, bool]:
     if layers is not None:
         arr = arr[np.atleast_1d(np.asarray(layers))]
     n = arr.shape[-1]
-    upper = np.triu(np.ones((n, n), dtype=bool), k=1)
-    return arr, bool(n > 1 and not np.any(arr[..., upper]))
+    # One [query, key] matrix at a time: no copy of the whole upper triangle of a large array.
+    causal = n > 1 and not any(np.triu(m, k=1).any() for m in arr.reshape(-1, n, n))
+    return arr, bool(causal)

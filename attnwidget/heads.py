@@ -293,7 +293,9 @@ def head_distances(obj, metric: str = "js", *, max_rows: int | None = 128) -> np
     exact); a Capture is read one layer at a time and only the selected rows are kept.
     """
     if metric not in ("js", "tv"):
-        raise ValueError(f"unknown metric {metric!r}; expected 'js' (Jensen-Shannon distance) or 'tv' (total variation).")
+        raise ValueError(
+            f"unknown metric {metric!r}; expected 'js' (Jensen-Shannon distance) or 'tv' (total variation)."
+        )
     if max_rows is not None and int(max_rows) < 1:
         raise ValueError(f"max_rows must be a positive number of rows or None; got {max_rows}.")
     x, _, _, causal, rows = _sample_rows(obj, max_rows)
@@ -385,7 +387,9 @@ def similar_heads(
     distances = np.asarray(distances, dtype=np.float64)
     total = layers * heads
     if distances.shape != (total, total):
-        raise ValueError(f"distances has shape {distances.shape}; expected ({total}, {total}) for {layers}x{heads} heads.")
+        raise ValueError(
+            f"distances has shape {distances.shape}; expected ({total}, {total}) for {layers}x{heads} heads."
+        )
     if total == 1:
         z = np.zeros((0, 4))
         leaves, labels = np.array([0]), np.array([1])

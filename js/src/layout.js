@@ -124,9 +124,14 @@ export function labelIndices(start, end, step) {
   return out;
 }
 
+/** A token with newlines, tabs and carriage returns made visible (↵ ⇥ ␍). */
+export function visibleText(text) {
+  return String(text ?? "").replace(/\n/g, "↵").replace(/\t/g, "⇥").replace(/\r/g, "␍");
+}
+
 /** Shorten a label to `max` characters with an ellipsis; makes whitespace visible. */
 export function truncateLabel(text, max = 12) {
-  const visible = String(text).replace(/\n/g, "↵").replace(/\t/g, "⇥");
+  const visible = visibleText(text);
   return visible.length <= max ? visible : visible.slice(0, Math.max(1, max - 1)) + "…";
 }
 

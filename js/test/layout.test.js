@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   binMax, cellOrigin, clampWindow, fitPositions, gridLayout, hitGrid, hitMatrix, labelIndices,
-  matrixLayout, nearestPoint, panWindow, rowAt, thinStep, tileIndex, truncateLabel, zoomWindow,
+  matrixLayout, nearestPoint, panWindow, rowAt, thinStep, tileIndex, truncateLabel, visibleText, zoomWindow,
 } from "../src/layout.js";
 
 describe("grid hit test", () => {
@@ -104,5 +104,14 @@ describe("pooling and points", () => {
     expect(Array.from(points)).toEqual([10, 110, 210, 10, 110, 60]);
     expect(nearestPoint(points, 108, 62, 5)).toBe(2);
     expect(nearestPoint(points, 150, 62, 5)).toBe(null);
+  });
+});
+
+describe("visible text", () => {
+  it("shows control whitespace and keeps everything else literal", () => {
+    expect(visibleText("\n")).toBe("↵");
+    expect(visibleText("a\tb\r")).toBe("a⇥b␍");
+    expect(visibleText("<img src=x>")).toBe("<img src=x>");
+    expect(visibleText(null)).toBe("");
   });
 });

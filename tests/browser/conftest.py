@@ -6,33 +6,30 @@ The page imports the built ESM bundle and renders it with a fake anywidget model
 
 from __future__ import annotations
 
-import base64
-import functools
 import http.server
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # harness_data sits beside this file; importable under any --import-mode
+from harness_data import make_state  # noqa: E402
+
+ROOT = HERE.parents[1]
 JS = ROOT / "js"
 BUNDLE = ROOT / "attnwidget" / "static" / "widget.js"
-HERE = Path(__file__).resolve().parent
 CHROMIUM = os.environ.get("ATTNWIDGET_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 ALLOWED_SCHEMES = ("data:", "blob:")
-
-MALICIOUS_IMG = "<img src=x onerror=window.__pwned=1>"
-MALICIOUS_SCRIPT = "</script><script>window.__pwned=1</script>"
-
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "browser: runs in headless Chromium (needs /usr/bin/chromium and node)")
@@ -127,63 +124,19 @@ def browser_context(server):
                 context.close()
 
 
-# ---- synthetic data --------------------------------------------------------
-
-def wire(array: np.ndarray) -> dict:
-    """A numpy array as the harness' marker for a wire dict (base64 bytes)."""
-    array = np.ascontiguousarray(array)
-    return {"__wire": True, "b64": base64.b64encode(array.tobytes()).decode("ascii"),
-            "dtype": str(array.dtype), "shape": list(array.shape)}
-
-
-@functools.lru_cache(maxsize=1)
-def _patterns(layers=3, heads=4, n=12):
-    rng = np.random.default_rng(0)
-    logits = rng.normal(size=(layers, heads, n, n)) * 2.0
-    logits[..., np.triu(np.ones((n, n), bool), 1)] = -np.inf
-    weights = np.exp(logits - logits.max(-1, keepdims=True))
-    return (weights / weights.sum(-1, keepdims=True)).astype(np.float32)
-
-
-def make_state(**overrides) -> dict:
-    """Widget state: 12 tokens (two of them hostile), 3 layers x 4 heads, every data trait filled."""
-    patterns = _patterns()
-    layers, heads, n, _ = patterns.shape
-    rng = np.random.default_rng(1)
-    tokens = ["⟨bos⟩", "The", " cat", MALICIOUS_IMG, " on", " the", " mat", MALICIOUS_SCRIPT,
-              " and", "\n", " slept", "."]
-    mean = patterns[0].mean(0)
-    edges = np.argwhere(mean > 0.12).astype(np.uint32)
-    state = {
-        "tokens": tokens, "num_layers": layers, "num_heads": heads, "is_causal": True,
-        "layer": 0, "head": 0, "view": "heatmap", "hovered_token": None, "selected_tokens": [],
-        "threshold": 0.0, "status": "ready",
-        "grid_data": {"thumbs": wire(np.round(patterns * 255).astype(np.uint8)),
-                      "layer_mean": wire(np.round(patterns.mean(1) * 255).astype(np.uint8)),
-                      "color_by": wire(rng.random((layers, heads)).astype(np.float32)), "size": n},
-        "heatmap_data": {"matrix": wire(np.round(patterns[0, 0] * 255).astype(np.uint8)),
-                         "row0": 0, "col0": 0, "n_rows": n, "n_cols": n},
-        "lines_data": {"weights": wire(patterns[0, :, 5, :].astype(np.float16)), "token": 5,
-                       "direction": "from", "heads": list(range(heads))},
-        "graph_data": {"pos": wire(rng.uniform(-1, 1, (n, 2)).astype(np.float32)), "edges": wire(edges),
-                       "weights": wire(mean[edges[:, 0], edges[:, 1]].astype(np.float32))},
-        "rollout_data": {"values": wire(mean[-1].astype(np.float32)),
-                         "flow": wire(np.sqrt(mean[-1]).astype(np.float32)), "row": n - 1},
-    }
-    state.update(overrides)
-    return state
-
-
 @pytest.fixture
 def mount(browser_context, server):
-    """mount(**state_overrides) -> a page with the widget rendered on a fake model."""
+    """mount(css=None, **state_overrides) -> a page with the widget rendered on a fake model."""
     pages = []
 
-    def _mount(**overrides):
+    def _mount(css: dict | None = None, **overrides):
         page = browser_context.new_page()
         pages.append(page)
         page.goto(server + "/")
         page.wait_for_function("window.harnessReady === true")
+        if css:  # e.g. JupyterLab theme variables on <body>
+            page.evaluate("""css => { for (const [name, value] of Object.entries(css))
+                document.body.style.setProperty(name, value); }""", css)
         page.evaluate("state => window.mountWidget(state)", make_state(**overrides))
         return page
 

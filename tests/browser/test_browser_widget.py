@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import MALICIOUS_IMG, MALICIOUS_SCRIPT
+from harness_data import MALICIOUS_IMG, MALICIOUS_SCRIPT
 
 pytestmark = pytest.mark.browser
 
@@ -64,6 +64,8 @@ def test_heatmap_hover_sets_hovered_token_and_tooltip(mount):
     assert "weight 0." in tooltip.text_content()
     overlay = painted(page, "heatmap", "overlay")
     assert overlay["painted"] > 100  # crosshair and row/column bands
+    page.mouse.click(*heatmap_cell(page, 10, 2))
+    assert calls(page)["set"][-1] == ["selected_tokens", [10]]
     page.mouse.move(2, 2)
     assert calls(page)["set"][-1] == ["hovered_token", None]
     assert not tooltip.is_visible()
@@ -91,6 +93,16 @@ def test_heatmap_wheel_zoom_requests_a_tile(mount):
             dtype: "uint8", shape: [4, 4]}, [new DataView(bytes.buffer)]);
     }""")
     assert painted(page, "heatmap")["painted"] > 2000
+    # Drag up-left by two cells: the window pans by two tokens and is requested on release.
+    before = geometry(page, "heatmap")
+    x, y = heatmap_cell(page, before["row0"] + 3, before["col0"] + 3)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 2 * before["cellW"], y + 2 * before["cellH"], steps=4)
+    page.mouse.up()
+    after = calls(page)["send"][-1]
+    assert (after["row0"], after["col0"]) == (max(0, before["row0"] - 2), max(0, before["col0"] - 2))
+    assert after != request
 
 
 def test_grid_click_selects_layer_and_head(mount):
@@ -155,3 +167,18 @@ def test_cleanup_removes_listeners_and_elements(mount):
     page.evaluate("window.__cleanup()")
     assert page.evaluate("window.__model.listenerCount()") == 0
     assert page.evaluate("document.getElementById('root').childElementCount") == 0
+
+
+@pytest.mark.parametrize("dark", [False, True])
+def test_theme_variables_pick_the_scale(mount, dark):
+    """Weight 0 fades into the background: light on a light theme, dark on a dark one."""
+    css = {"--jp-layout-color0": "hsl(0, 0%, 7%)", "--jp-ui-font-color1": "rgba(255,255,255,0.87)"} if dark else None
+    page = mount(css=css)
+    g = geometry(page, "heatmap")
+    # Cell (query 11, key 6) of layer 0 head 0 has weight 0.000 (below the diagonal, not masked).
+    x, y = g["left"] + 6.5 * g["cellW"], g["top"] + 11.5 * g["cellH"]
+    rgb = page.evaluate("""([x, y]) => Array.from(document.querySelector('.attnwidget-heatmap-base')
+        .getContext('2d').getImageData(Math.round(x * devicePixelRatio), Math.round(y * devicePixelRatio), 1, 1).data)""",
+        [x, y])
+    brightness = sum(rgb[:3]) / 3
+    assert (brightness < 60) if dark else (brightness > 180), rgb

@@ -6,7 +6,7 @@
 // callbacks: {hover(token|null), click(token)}
 
 import { withAlpha } from "../colors.js";
-import { fitPositions, maxOf, nearestPoint, truncateLabel } from "../layout.js";
+import { fitPositions, maxOf, nearestPoint, truncateLabel, visibleText } from "../layout.js";
 import { createListeners, createStack, createTooltip, localPoint, setFont } from "./canvas.js";
 
 const RADIUS = 5;
@@ -126,7 +126,7 @@ export function mountGraph(parent, data, options, callbacks = {}) {
     if (!current) return;
     const point = localPoint(event, stack.base);
     const hit = nearestPoint(current.points, point.x, point.y, RADIUS + 5);
-    if (hit != null) tooltip.show(`token ${hit}: ${tokens[hit] ?? ""}`, point.x, point.y);
+    if (hit != null) tooltip.show(`token ${hit}: ${visibleText(tokens[hit])}`, point.x, point.y);
     else tooltip.hide();
     if (hit === pointerToken) return;
     pointerToken = hit;

@@ -67,7 +67,7 @@ export function mountGrid(parent, data, options, callbacks = {}) {
 
   function drawBase() {
     const { grid, atlas, scores, size } = current;
-    stack.resize(grid.width + 2, grid.height + 2);
+    stack.resize(grid.width + 12, grid.height + 2); // room for the centred "mean" header
     stack.box.dataset.geometry = JSON.stringify({ cell: grid.cell, layers: grid.layers, heads: grid.heads,
       rows: Array.from({ length: grid.layers }, (_, l) => grid.rowY(l)),
       columns: Array.from({ length: grid.heads + 1 }, (_, c) => grid.columnX(c)) });

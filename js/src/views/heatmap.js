@@ -9,7 +9,7 @@
 import { withAlpha } from "../colors.js";
 import {
   cellOrigin, clampWindow, hitMatrix, labelIndices, matrixLayout, panWindow, sameWindow,
-  thinStep, tileIndex, truncateLabel, zoomWindow,
+  thinStep, tileIndex, truncateLabel, visibleText, zoomWindow,
 } from "../layout.js";
 import {
   createListeners, createStack, createTooltip, hatchPattern, localPoint, setFont, weightsImage,
@@ -55,7 +55,8 @@ export function mountHeatmap(parent, data, options, callbacks = {}) {
 
   function drawLabels(ctx) {
     const { view: win, cellW, cellH, left, top } = plot;
-    const fontSize = Math.max(8, Math.min(11, Math.floor(Math.min(cellW, cellH)) - 1));
+    const cell = Math.min(cellW, cellH);
+    const fontSize = cell >= 9 ? Math.min(11, Math.floor(cell) - 1) : 10; // thinned labels keep a readable size
     setFont(ctx, fontSize, theme.monoFamily);
     const label = (i, x, y, rotate) => {
       const isSelected = selected.has(i);
@@ -170,7 +171,7 @@ export function mountHeatmap(parent, data, options, callbacks = {}) {
     const changed = (next?.row ?? null) !== (hover?.row ?? null) || (next?.col ?? null) !== (hover?.col ?? null);
     hover = next;
     if (next && point) {
-      const text = `query ${next.row}: ${tokens[next.row] ?? ""}\nkey ${next.col}: ${tokens[next.col] ?? ""}\n` +
+      const text = `query ${next.row}: ${visibleText(tokens[next.row])}\nkey ${next.col}: ${visibleText(tokens[next.col])}\n` +
         weightText(next.row, next.col);
       tooltip.show(text, point.x, point.y);
     } else {

@@ -8,7 +8,7 @@
 // callbacks: {hover(token|null, side "from"|"to"|null), click(token)}
 
 import { headColor, withAlpha } from "../colors.js";
-import { labelIndices, rowAt, thinStep, truncateLabel } from "../layout.js";
+import { labelIndices, rowAt, thinStep, truncateLabel, visibleText } from "../layout.js";
 import { createListeners, createStack, createTooltip, localPoint, setFont } from "./canvas.js";
 
 const LEGEND = 20;
@@ -136,7 +136,7 @@ export function mountLines(parent, data, options, callbacks = {}) {
     const hit = hitAt(point);
     if (hit) {
       const role = hit.side === "from" ? "query" : "key";
-      tooltip.show(`${role} ${hit.token}: ${tokens[hit.token]}`, point.x, point.y);
+      tooltip.show(`${role} ${hit.token}: ${visibleText(tokens[hit.token])}`, point.x, point.y);
     } else {
       tooltip.hide();
     }

@@ -7,7 +7,7 @@
 // callbacks: {hover(token|null), click(token)}
 
 import { withAlpha } from "../colors.js";
-import { binMax, labelIndices, maxOf, thinStep, truncateLabel } from "../layout.js";
+import { binMax, labelIndices, maxOf, thinStep, truncateLabel, visibleText } from "../layout.js";
 import { createListeners, createStack, createTooltip, localPoint, setFont } from "./canvas.js";
 
 const LEFT = 8;
@@ -144,7 +144,7 @@ export function mountStrip(parent, data, options, callbacks = {}) {
   }
 
   function describe(i) {
-    let text = `token ${i}: ${tokens[i] ?? ""}\nrollout ${current.values[i].toFixed(4)}`;
+    let text = `token ${i}: ${visibleText(tokens[i])}\nrollout ${current.values[i].toFixed(4)}`;
     if (current.flow) text += `\nflow ${current.flow[i].toFixed(4)}`;
     return text;
   }
