@@ -14,10 +14,24 @@ from .heads import (
 )
 from .metrics import compute_metrics
 from .models import EXAMPLE_MODELS, MissingModelError, load_model
+from .rollout import (
+    RowAttribution,
+    attention_flow,
+    attention_flow_row,
+    mixed_attention,
+    rollout,
+    rollout_row,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "rollout_row",
+    "rollout",
+    "mixed_attention",
+    "attention_flow_row",
+    "attention_flow",
+    "RowAttribution",
     "Capture",
     "EXAMPLE_MODELS",
     "HeadRoles",

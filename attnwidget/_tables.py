@@ -1,0 +1,137 @@
+"""Shared helpers of analysis.py, languages.py and report.py: text tables, token display, layer
+selection, conversion to plain data."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import numpy as np
+
+#: Decimals of every float printed by the result tables (deterministic text).
+PRECISION = 3
+
+
+def fmt(value, digits: int = PRECISION) -> str:
+    """A number as fixed-precision text; NaN as ``-``, ints as ints."""
+    if value is None:
+        return "-"
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    value = float(value)
+    if np.isnan(value):
+        return "-"
+    text = f"{value:.{digits}f}"
+    return "0." + "0" * digits if text == "-0." + "0" * digits else text
+
+
+def show(token: str, limit: int = 24) -> str:
+    """A token for a table: quoted (leading spaces stay visible), control characters escaped."""
+    escaped = token.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
+    if len(escaped) > limit:
+        escaped = escaped[: limit - 1] + "…"
+    return f"'{escaped}'"
+
+
+def width(text: str) -> int:
+    """Columns ``text`` takes in a monospace terminal (CJK wide characters count 2)."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """Rows of strings as an aligned text table: first column left-aligned, the others right-aligned."""
+    cells = [list(header)] + [list(r) for r in rows]
+    widths = [max(width(row[c]) for row in cells) for c in range(len(header))]
+    lines = []
+    for row in cells:
+        out = []
+        for c, cell in enumerate(row):
+            pad = " " * (widths[c] - width(cell))
+            out.append(cell + pad if c == 0 else pad + cell)
+        lines.append("  ".join(out).rstrip())
+    return "\n".join(lines)
+
+
+def plain(value):
+    """``value`` with NumPy arrays and scalars turned into lists, floats and ints (JSON-ready)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def is_capture(obj) -> bool:
+    return hasattr(obj, "head_patterns") and hasattr(obj, "offsets") and hasattr(obj, "is_causal")
+
+
+def require_capture(obj, what: str):
+    if not is_capture(obj):
+        raise TypeError(
+            f"{what} needs a Capture (it reads tokens and their character offsets); got "
+            f"{type(obj).__name__}. Make one with attnwidget.capture(model, tokenizer, text)."
+        )
+    return obj
+
+
+def select_layers(layers, num_layers: int) -> list[int]:
+    """``None`` (all), an int, a range or a list of ints -> a list of layer indices in ``0..L-1``."""
+    if layers is None:
+        return list(range(num_layers))
+    if isinstance(layers, (int, np.integer)) and not isinstance(layers, (bool, np.bool_)):
+        layers = [layers]
+    idx = np.asarray(list(layers))
+    if idx.size == 0 or idx.dtype.kind not in "iu" or idx.ndim != 1:
+        raise ValueError(
+            f"layers must be None (all), an int or a non-empty list of ints; got {layers!r}."
+        )
+    bad = idx[(idx < -num_layers) | (idx >= num_layers)]
+    if bad.size:
+        raise IndexError(
+            f"layer {int(bad[0])} is out of range: the capture has {num_layers} layers "
+            f"(0..{num_layers - 1}, or negative from the end)."
+        )
+    return [int(i) for i in idx % num_layers]
+
+
+def select_heads(heads, num_heads: int) -> list[int] | None:
+    """``None`` (all heads, averaged), an int or a list of ints -> a list of head indices or None."""
+    if heads is None:
+        return None
+    if isinstance(heads, (int, np.integer)) and not isinstance(heads, (bool, np.bool_)):
+        heads = [heads]
+    idx = np.asarray(list(heads))
+    if idx.size == 0 or idx.dtype.kind not in "iu" or idx.ndim != 1:
+        raise ValueError(f"heads must be None (all), an int or a non-empty list of ints; got {heads!r}.")
+    bad = idx[(idx < -num_heads) | (idx >= num_heads)]
+    if bad.size:
+        raise IndexError(
+            f"head {int(bad[0])} is out of range: the model has {num_heads} heads per layer (0..{num_heads - 1})."
+        )
+    return [int(i) for i in idx % num_heads]
+
+
+def describe_layers(layers: list[int], num_layers: int) -> str:
+    if layers == list(range(num_layers)):
+        return f"all {num_layers} layers"
+    if len(layers) > 1 and layers == list(range(layers[0], layers[-1] + 1)):
+        return f"layers {layers[0]}-{layers[-1]} of {num_layers}"
+    return f"layer{'s' if len(layers) > 1 else ''} {', '.join(map(str, layers))} of {num_layers}"
+
+
+def visible_rows(n: int, causal: bool) -> np.ndarray:
+    """``[n]`` number of query rows that can see each key: ``n - j`` causal, ``n`` bidirectional."""
+    return (n - np.arange(n)) if causal else np.full(n, n)
+
+
+def informative(n: int, causal: bool) -> np.ndarray:
+    """``[n]`` bool: query rows with at least two visible keys (as in metrics.py)."""
+    visible = np.arange(1, n + 1) if causal else np.full(n, n)
+    return visible >= 2
