@@ -13,6 +13,8 @@ from .heads import (
     similar_heads,
 )
 from .metrics import compute_metrics
+from .explorer import Explorer, show
+from .widget import AttentionWidget
 from .models import EXAMPLE_MODELS, MissingModelError, load_model
 from .rollout import (
     RowAttribution,
@@ -26,6 +28,9 @@ from .rollout import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AttentionWidget",
+    "Explorer",
+    "show",
     "rollout_row",
     "rollout",
     "mixed_attention",

@@ -1,0 +1,106 @@
+"""show(): the AttentionWidget composed with bqplot metric panels, all linked through traitlets."""
+
+from __future__ import annotations
+
+import bqplot as bq
+import ipywidgets as w
+import numpy as np
+
+from .widget import AttentionWidget
+
+DEFAULT_METRIC = "entropy"
+PANEL_METRICS = ("entropy", "normalized_entropy", "sparsity", "locality", "mean_distance",
+                 "focus_consistency", "sink_score", "max_weight", "previous", "induction", "duplicate")
+
+
+class Explorer(w.VBox):
+    """The attention widget plus a ``[layer x head]`` metric map and a per-layer metric chart.
+
+    Clicking a metric-map cell selects that layer and head in the widget; selecting in the widget
+    highlights the cell and the layer in the chart. ``explorer.widget`` holds the selection traits
+    (``layer``, ``head``, ``hovered_token``, ``selected_tokens``, ``view``, ``threshold``).
+    """
+
+    def __init__(self, widget: AttentionWidget, metric: str = DEFAULT_METRIC):
+        self.widget = widget
+        self.metric = w.Dropdown(options=list(PANEL_METRICS), value=metric, description="metric",
+                                 layout=w.Layout(width="260px"))
+        self._map_scale = bq.ColorScale(scheme="viridis")
+        rows = bq.OrdinalScale(reverse=True)
+        cols = bq.OrdinalScale()
+        self.metric_map = bq.GridHeatMap(
+            color=np.zeros((widget.num_layers, widget.num_heads)),
+            row=np.arange(widget.num_layers), column=np.arange(widget.num_heads),
+            scales={"row": rows, "column": cols, "color": self._map_scale},
+            interactions={"click": "select"}, selected_style={"stroke": "red", "stroke-width": "3"},
+            anchor_style={"stroke": "red", "stroke-width": "3"},
+        )
+        map_axes = [bq.Axis(scale=cols, label="head"), bq.Axis(scale=rows, orientation="vertical", label="layer"),
+                    bq.ColorAxis(scale=self._map_scale, orientation="vertical", side="right")]
+        self.map_figure = bq.Figure(marks=[self.metric_map], axes=map_axes, title="metric per head",
+                                    layout=w.Layout(width="360px", height="420px"),
+                                    fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 70})
+        x, y = bq.LinearScale(), bq.LinearScale()
+        self.layer_line = bq.Lines(x=np.arange(widget.num_layers), y=np.zeros(widget.num_layers),
+                                   scales={"x": x, "y": y}, marker="circle", marker_size=16)
+        self.layer_marker = bq.Scatter(x=[widget.layer], y=[0.0], scales={"x": x, "y": y},
+                                       colors=["red"], default_size=90)
+        self.layer_figure = bq.Figure(
+            marks=[self.layer_line, self.layer_marker], title="mean over heads per layer",
+            axes=[bq.Axis(scale=x, label="layer"), bq.Axis(scale=y, orientation="vertical")],
+            layout=w.Layout(width="360px", height="260px"),
+            fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 20})
+        panels = w.VBox([self.metric, self.map_figure, self.layer_figure])
+        super().__init__([w.HBox([widget, panels])])
+        self.metric.observe(self._on_metric, "value")
+        self.metric_map.observe(self._on_map_select, "selected")
+        widget.observe(self._on_widget_select, ["layer", "head"])
+        self._on_metric(None)
+        self._on_widget_select(None)
+
+    def __repr__(self) -> str:
+        return f"Explorer({self.widget!r}, metric={self.metric.value!r})"
+
+    def _on_metric(self, change) -> None:
+        values = np.asarray(self.widget.metric_grid(self.metric.value), dtype=np.float64)
+        self.metric_map.color = values
+        counts = np.isfinite(values).sum(axis=1)
+        sums = np.where(np.isfinite(values), values, 0).sum(axis=1)
+        self.layer_line.y = np.divide(sums, counts, out=np.full(len(counts), np.nan), where=counts > 0)
+        self.map_figure.title = f"{self.metric.value} per head"
+        self._on_widget_select(None)
+
+    def _on_map_select(self, change) -> None:
+        selected = self.metric_map.selected
+        if selected is None or len(selected) == 0:
+            return
+        layer, head = (int(v) for v in np.asarray(selected)[-1])
+        with self.widget.hold_sync():
+            self.widget.layer, self.widget.head = layer, head
+
+    def _on_widget_select(self, change) -> None:
+        layer, head = self.widget.layer, self.widget.head
+        y = np.asarray(self.layer_line.y, dtype=np.float64)
+        self.layer_marker.x, self.layer_marker.y = [layer], [float(y[layer]) if len(y) else 0.0]
+        target = None if head is None else [[layer, head]]
+        current = self.metric_map.selected
+        if (target is None and current is not None) or (target is not None and (
+                current is None or np.asarray(current).tolist() != target)):
+            self.metric_map.selected = target
+
+
+def show(model_or_capture, tokenizer=None, text=None, *, metric: str = DEFAULT_METRIC, **widget_kwargs) -> Explorer:
+    """One call to an explorer: ``show(model, tokenizer, text)`` or ``show(capture)``.
+
+    Extra keyword arguments go to :class:`AttentionWidget` (``layer``, ``head``, ``view``,
+    ``threshold``, ``color_by``).
+    """
+    from .capture import capture as run_capture
+
+    if tokenizer is None and text is None:
+        cap = model_or_capture
+    elif tokenizer is None or text is None:
+        raise TypeError("show expects show(model, tokenizer, text) or show(capture); got a partial call")
+    else:
+        cap = run_capture(model_or_capture, tokenizer, text)
+    return Explorer(AttentionWidget(cap, **widget_kwargs), metric=metric)
