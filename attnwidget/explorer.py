@@ -35,8 +35,8 @@ class Explorer(w.VBox):
             interactions={"click": "select"}, selected_style={"stroke": "red", "stroke-width": "3"},
             anchor_style={"stroke": "red", "stroke-width": "3"},
         )
-        map_axes = [bq.Axis(scale=cols, label="head"), bq.Axis(scale=rows, orientation="vertical", label="layer"),
-                    bq.ColorAxis(scale=self._map_scale, orientation="vertical", side="right")]
+        map_axes = [bq.Axis(scale=cols, label="head"), bq.Axis(scale=rows, side="left", label="layer"),
+                    bq.ColorAxis(scale=self._map_scale, side="right")]
         self.map_figure = bq.Figure(marks=[self.metric_map], axes=map_axes, title="metric per head",
                                     layout=w.Layout(width="360px", height="420px"),
                                     fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 70})
@@ -47,7 +47,7 @@ class Explorer(w.VBox):
                                        colors=["red"], default_size=90)
         self.layer_figure = bq.Figure(
             marks=[self.layer_line, self.layer_marker], title="mean over heads per layer",
-            axes=[bq.Axis(scale=x, label="layer"), bq.Axis(scale=y, orientation="vertical")],
+            axes=[bq.Axis(scale=x, label="layer"), bq.Axis(scale=y, side="left")],
             layout=w.Layout(width="360px", height="260px"),
             fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 20})
         panels = w.VBox([self.metric, self.map_figure, self.layer_figure])

@@ -169,11 +169,24 @@ export function fitPositions(pos, width, height, pad) {
   return out;
 }
 
-/** Index of the nearest point within `radius` of (x, y), or null. */
+/** Whether point i of a flat [x0, y0, x1, y1, ...] array has finite coordinates (NaN = not drawn). */
+export function isPlaced(points, i) {
+  return Number.isFinite(points[2 * i]) && Number.isFinite(points[2 * i + 1]);
+}
+
+/** Indices of the points with finite coordinates (the kernel sends NaN for tokens outside the graph window). */
+export function placedIndices(points) {
+  const out = [];
+  for (let i = 0; i < points.length / 2; i++) if (isPlaced(points, i)) out.push(i);
+  return out;
+}
+
+/** Index of the nearest placed point within `radius` of (x, y), or null; NaN points are skipped. */
 export function nearestPoint(points, x, y, radius) {
   let best = null;
   let bestDistance = radius * radius;
   for (let i = 0; i < points.length / 2; i++) {
+    if (!isPlaced(points, i)) continue;
     const d = (points[2 * i] - x) ** 2 + (points[2 * i + 1] - y) ** 2;
     if (d <= bestDistance) { bestDistance = d; best = i; }
   }

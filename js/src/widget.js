@@ -4,7 +4,7 @@
 import { readTheme, themeLUT } from "./colors.js";
 import { createToolbar, VIEW_NAMES } from "./toolbar.js";
 import { gridData, graphData, heatmapData, linesData, rolloutData, tileData, toggleToken } from "./traits.js";
-import { downloadPNG, element } from "./views/canvas.js";
+import { canvasToPNGBytes, downloadPNG, element } from "./views/canvas.js";
 import { mountGraph } from "./views/graph.js";
 import { mountGrid } from "./views/grid.js";
 import { mountHeatmap } from "./views/heatmap.js";
@@ -113,6 +113,13 @@ function render({ model, el }) {
     return downloadPNG(view.toCanvas(), name);
   }
 
+  async function answerPNG({ request_id, view: which }) {
+    const target = which === "grid" ? grid : view;
+    const bytes = target ? await canvasToPNGBytes(target.toCanvas()) : null;
+    if (bytes) model.send({ type: "png", request_id }, undefined, [bytes]);
+    else model.send({ type: "png", request_id, error: "the page could not encode the canvas as PNG" });
+  }
+
   on("change:view", mountView);
   on("change:tokens", () => { mountGridView(); mountView(); });
   on("change:is_causal", mountView);
@@ -135,9 +142,12 @@ function render({ model, el }) {
     });
   }
   on("change:status", () => showStatus(null));
-  // Tile response to a "tile_request": {type: "tile", row0, col0, n_rows, n_cols, dtype, shape} + buffers[0].
+  // Kernel messages: a tile answering a "tile_request" ({type: "tile", row0, col0, n_rows, n_cols,
+  // dtype, shape} + buffers[0]); a "png_request" ({request_id, view: "current"|"grid"}), answered with
+  // {type: "png", request_id} + the PNG bytes as buffers[0] (or {type: "png", request_id, error}).
   on("msg:custom", (message, buffers) => {
     if (message?.type === "tile" && viewName === "heatmap") view.update(dataOf((m) => tileData(m, buffers), message));
+    else if (message?.type === "png_request") answerPNG(message);
   });
 
   toolbar.setThreshold(model.get("threshold"));

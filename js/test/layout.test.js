@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
-  binMax, cellOrigin, clampWindow, fitPositions, gridLayout, hitGrid, hitMatrix, labelIndices,
-  matrixLayout, nearestPoint, panWindow, rowAt, thinStep, tileIndex, truncateLabel, visibleText, zoomWindow,
+  binMax, cellOrigin, clampWindow, fitPositions, gridLayout, hitGrid, hitMatrix, isPlaced, labelIndices,
+  matrixLayout, nearestPoint, panWindow, placedIndices, rowAt, thinStep, tileIndex, truncateLabel, visibleText, zoomWindow,
 } from "../src/layout.js";
 
 describe("grid hit test", () => {
@@ -104,6 +104,22 @@ describe("pooling and points", () => {
     expect(Array.from(points)).toEqual([10, 110, 210, 10, 110, 60]);
     expect(nearestPoint(points, 108, 62, 5)).toBe(2);
     expect(nearestPoint(points, 150, 62, 5)).toBe(null);
+  });
+
+  it("keeps NaN positions (tokens outside the graph window) unplaced and never hits them", () => {
+    // Tokens 0 and 2 lie outside the window: the kernel sends NaN for them.
+    const pos = new Float32Array([NaN, NaN, 0, 0, NaN, 0.5, 1, 1]);
+    const points = fitPositions(pos, 220, 120, 10);
+    expect(Number.isNaN(points[0]) && Number.isNaN(points[1]) && Number.isNaN(points[4])).toBe(true);
+    expect(placedIndices(points)).toEqual([1, 3]);
+    expect(isPlaced(points, 0)).toBe(false);
+    expect(isPlaced(points, 2)).toBe(false);
+    expect(isPlaced(points, 1)).toBe(true);
+    // A huge radius still finds only placed points; with nothing placed there is no hit.
+    expect(nearestPoint(points, 0, 0, 1e6)).toBe(1);
+    expect(nearestPoint(points, 200, 15, 1e6)).toBe(3);
+    expect(nearestPoint(new Float32Array([NaN, NaN, NaN, NaN]), 0, 0, 1e6)).toBe(null);
+    expect(placedIndices(new Float32Array([Infinity, 0]))).toEqual([]);
   });
 });
 

@@ -126,23 +126,38 @@ export function setFont(ctx, size, family, weight = "normal") {
   ctx.font = `${weight} ${size}px ${family}`;
 }
 
-/** Download a canvas as a PNG through canvas.toBlob and a temporary <a download>. */
-export function downloadPNG(canvas, filename = "attention.png") {
+/** A canvas as a PNG Blob (null when the canvas cannot be encoded, e.g. zero-sized). */
+export function canvasToBlob(canvas) {
   return new Promise((resolve) => {
-    canvas.toBlob((blob) => {
-      if (!blob) return resolve(false);
-      const url = URL.createObjectURL(blob);
-      const link = document.createElement("a");
-      link.href = url;
-      link.download = filename;
-      link.style.display = "none";
-      document.body.append(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 1000);
-      resolve(true);
-    }, "image/png");
+    try {
+      canvas.toBlob((blob) => resolve(blob ?? null), "image/png");
+    } catch (error) {
+      console.warn("attnwidget", error);
+      resolve(null);
+    }
   });
+}
+
+/** A canvas as PNG bytes (an ArrayBuffer starting with the PNG signature), or null. */
+export async function canvasToPNGBytes(canvas) {
+  const blob = await canvasToBlob(canvas);
+  return blob ? blob.arrayBuffer() : null;
+}
+
+/** Download a canvas as a PNG through canvas.toBlob and a temporary <a download>. */
+export async function downloadPNG(canvas, filename = "attention.png") {
+  const blob = await canvasToBlob(canvas);
+  if (!blob) return false;
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = filename;
+  link.style.display = "none";
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+  return true;
 }
 
 /** Diagonal hatch pattern used to mask cells a causal model cannot attend to. */

@@ -6,7 +6,7 @@
 // callbacks: {hover(token|null), click(token)}
 
 import { withAlpha } from "../colors.js";
-import { fitPositions, maxOf, nearestPoint, truncateLabel, visibleText } from "../layout.js";
+import { fitPositions, isPlaced, maxOf, nearestPoint, placedIndices, truncateLabel, visibleText } from "../layout.js";
 import { createListeners, createStack, createTooltip, localPoint, setFont } from "./canvas.js";
 
 const RADIUS = 5;
@@ -60,6 +60,7 @@ export function mountGraph(parent, data, options, callbacks = {}) {
       const q = edges[2 * e];
       const k = edges[2 * e + 1];
       if (filter && !filter(q, k)) continue;
+      if (!isPlaced(points, q) || !isPlaced(points, k)) continue; // outside the graph window
       const t = w / maxWeight;
       ctx.strokeStyle = withAlpha(color, 0.15 + 0.85 * t);
       ctx.fillStyle = ctx.strokeStyle;
@@ -70,11 +71,11 @@ export function mountGraph(parent, data, options, callbacks = {}) {
   }
 
   function drawNodes(ctx, only) {
-    const { points, n } = current;
+    const { points, placed } = current;
     setFont(ctx, 10, theme.monoFamily);
     ctx.textBaseline = "middle";
     ctx.textAlign = "left";
-    for (let i = 0; i < n; i++) {
+    for (const i of placed) {
       if (only && !only.has(i)) continue;
       ctx.beginPath();
       ctx.arc(points[2 * i], points[2 * i + 1], RADIUS, 0, 2 * Math.PI);
@@ -83,7 +84,7 @@ export function mountGraph(parent, data, options, callbacks = {}) {
       ctx.strokeStyle = theme.background;
       ctx.lineWidth = 1;
       ctx.stroke();
-      if (only || n <= MAX_LABELS || selected.has(i)) {
+      if (only || placed.length <= MAX_LABELS || selected.has(i)) {
         ctx.fillStyle = theme.foreground;
         ctx.fillText(truncateLabel(tokens[i] ?? i, 10), points[2 * i] + RADIUS + 2, points[2 * i + 1]);
       }
@@ -104,7 +105,8 @@ export function mountGraph(parent, data, options, callbacks = {}) {
     const ctx = stack.overlayCtx;
     stack.clear(ctx);
     const token = pointerToken ?? hoveredToken;
-    if (!current || token == null || token >= current.n) return;
+    // A token outside the graph window (NaN position) has nothing to highlight.
+    if (!current || token == null || token >= current.n || !isPlaced(current.points, token)) return;
     ctx.fillStyle = withAlpha(theme.background, 0.6);
     ctx.fillRect(0, 0, stack.width, stack.height);
     const touched = new Set([token]);
@@ -152,7 +154,8 @@ export function mountGraph(parent, data, options, callbacks = {}) {
       const weights = next.weights.data;
       const order = Array.from(weights.keys()).sort((a, b) => weights[a] - weights[b]);
       const points = fitPositions(next.pos.data, size, size, PAD);
-      current = { n, points, edges: next.edges.data, weights, order, maxWeight: maxOf(weights) || 1 };
+      const placed = placedIndices(points);
+      current = { n, points, placed, edges: next.edges.data, weights, order, maxWeight: maxOf(weights) || 1 };
       if (n <= 500) stack.box.dataset.geometry = JSON.stringify({ points: Array.from(points) });
     }
     drawBase();

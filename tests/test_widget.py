@@ -1,0 +1,163 @@
+"""The Python side of the widget: reductions, traits, observers, messages, and the explorer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import attnwidget
+from attnwidget import reduce as r
+from attnwidget.widget import AttentionWidget
+from conftest import tiny_model
+
+
+def decode(wire: dict) -> np.ndarray:
+    return np.frombuffer(wire["buffer"], dtype=wire["dtype"]).reshape(wire["shape"])
+
+
+@pytest.fixture(scope="module")
+def cap(byte_tokenizer):
+    text = "The cat sat on the mat. The dog sat on the log. 猫坐在垫子上。"
+    return attnwidget.capture(tiny_model("llama"), byte_tokenizer, text)
+
+
+def test_max_pool_and_uint8():
+    x = np.arange(25, dtype=np.float32).reshape(5, 5)
+    np.testing.assert_array_equal(r.max_pool(x, 2), [[6, 8, 9], [16, 18, 19], [21, 23, 24]])
+    assert r.max_pool(x, 1) is x
+    u = r.to_uint8(np.array([[[0.0, 0.5], [0.25, 1.0]], [[0, 0], [0, 0]]], dtype=np.float32))
+    assert u[0].tolist() == [[0, 128], [64, 255]] and not u[1].any()
+
+
+def test_thumbnails_equal_pooled_patterns(cap, monkeypatch):
+    full = cap.patterns()
+    monkeypatch.setattr(r, "ROW_BLOCK", 4 * cap.num_tokens)  # several row blocks per layer
+    thumbs, means = r.thumbnails(r.PatternSource(cap), size=8)
+    f = r.pool_factor(cap.num_tokens, 8)
+    np.testing.assert_array_equal(thumbs, r.to_uint8(r.max_pool(full, f)))
+    np.testing.assert_array_equal(means, r.to_uint8(r.max_pool(full.mean(axis=1), f)))
+    # a Capture and the equivalent array reduce to the same bytes
+    np.testing.assert_array_equal(r.thumbnails(r.PatternSource(full), size=8)[0], thumbs)
+
+
+def test_heatmap_tile_window_and_pooling(cap):
+    source = r.PatternSource(cap)
+    tile = r.heatmap_tile(source, 1, 2, row0=3, col0=1, rows=5, cols=4)
+    np.testing.assert_allclose(decode(tile["matrix"]), cap.pattern(1, 2)[3:8, 1:5], atol=1e-3)
+    assert (tile["row0"], tile["col0"], tile["n_rows"], tile["n_cols"]) == (3, 1, 5, 4)
+    pooled = r.heatmap_tile(source, 0, None, side=4)
+    f = r.pool_factor(cap.num_tokens, 4)
+    assert decode(pooled["matrix"]).shape == (4, 4) and decode(pooled["matrix"]).dtype == np.float16
+    np.testing.assert_allclose(decode(pooled["matrix"]), r.max_pool(cap.pattern(0), f), atol=1e-3)
+
+
+def test_token_lines_both_directions(cap):
+    source = r.PatternSource(cap)
+    full = cap.patterns()
+    row = r.token_lines(source, 2, None, 5, "from")
+    np.testing.assert_allclose(decode(row["weights"]), full[2, :, 5], atol=1e-6)
+    col = r.token_lines(source, 2, 1, 5, "to")
+    np.testing.assert_allclose(decode(col["weights"]), full[2, [1], :, 5], atol=1e-6)
+    assert col["heads"] == [1] and row["heads"] == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="direction must be 'from' or 'to'"):
+        r.token_lines(source, 0, 0, 0, "up")
+
+
+def test_graph_thresholds_edges_and_windows():
+    m = np.array([[1.0, 0, 0], [0.7, 0.3, 0], [0.05, 0.5, 0.45]])
+    graph, pos = r.attention_graph(m, 0.2)
+    assert sorted(graph.edges()) == [(0, 0), (1, 0), (1, 1), (2, 1), (2, 2)]
+    assert pos.shape == (3, 2) and np.abs(pos).max() == pytest.approx(1.0)
+    assert r.graph_window(50, None) == slice(0, 50)
+    assert r.graph_window(500, None) == slice(380, 500)
+    assert r.graph_window(500, 10) == slice(0, 120)
+
+
+def test_widget_initial_state_and_observers(cap):
+    widget = AttentionWidget(cap)
+    assert (widget.num_layers, widget.num_heads, widget.layer, widget.head) == (3, 4, 1, None)
+    assert widget.tokens == cap.tokens and widget.is_causal
+    np.testing.assert_allclose(decode(widget.heatmap_data["matrix"]), cap.pattern(1), atol=1e-3)
+    widget.head = 2
+    np.testing.assert_allclose(decode(widget.heatmap_data["matrix"]), cap.pattern(1, 2), atol=1e-3)
+    assert widget.status == "layer 1, head 2"
+    widget.hovered_token = 4
+    np.testing.assert_allclose(decode(widget.lines_data["weights"]), cap.pattern(1, 2)[[4]], atol=1e-6)
+    assert widget.graph_data == {}
+    widget.view = "graph"
+    edges = decode(widget.graph_data["edges"])
+    weights = decode(widget.graph_data["weights"])
+    assert len(edges) and (weights > widget.threshold).all()
+    widget.view = "rollout"
+    assert widget.rollout_data["row"] == 4
+    np.testing.assert_allclose(decode(widget.rollout_data["values"]), attnwidget.rollout(cap)[4], atol=1e-6)
+    widget.hovered_token = None
+    widget.selected_tokens = [7, 2, 7]
+    assert widget.selected_tokens == [2, 7] and widget.rollout_data["row"] == 7
+    flow = widget.compute_flow()
+    np.testing.assert_allclose(decode(widget.rollout_data["flow"]), flow, atol=1e-6)
+
+
+def test_widget_rejects_bad_selection(cap):
+    widget = AttentionWidget(cap)
+    with pytest.raises(ValueError, match=r"layer must be an int in 0..2; got 3"):
+        widget.layer = 3
+    with pytest.raises(ValueError, match="head must be None"):
+        widget.head = 4
+    with pytest.raises(ValueError, match="hovered_token must be None or in"):
+        widget.hovered_token = 999
+    with pytest.raises(ValueError, match="selected_tokens must lie in"):
+        widget.selected_tokens = [-1]
+    with pytest.raises(ValueError, match="got 3 tokens for"):
+        AttentionWidget(cap.patterns(), tokens=["a", "b", "c"])
+
+
+def test_tile_request_is_answered_with_bytes(cap, monkeypatch):
+    widget = AttentionWidget(cap, head=0)
+    sent = []
+    monkeypatch.setattr(widget, "send", lambda content, buffers=None: sent.append((content, buffers)))
+    widget._on_message(widget, {"type": "tile_request", "row0": 2, "col0": 0, "rows": 6, "cols": 3}, [])
+    (content, buffers), = sent
+    assert content["type"] == "tile" and (content["row0"], content["n_rows"], content["n_cols"]) == (2, 6, 3)
+    tile = np.frombuffer(buffers[0], dtype=content["dtype"]).reshape(content["shape"])
+    np.testing.assert_allclose(tile, cap.pattern(1, 0)[2:8, :3], atol=1e-3)
+    widget._on_message(widget, {"type": "lines_hover", "token": 3, "direction": "to"}, [])
+    assert widget.lines_data["direction"] == "to" and widget.lines_data["token"] == 3
+
+
+def test_save_png_writes_what_the_page_sends(cap, tmp_path, monkeypatch):
+    widget = AttentionWidget(cap)
+    sent = []
+    monkeypatch.setattr(widget, "send", lambda content, buffers=None: sent.append(content))
+    widget.save_png(tmp_path / "view.png")
+    request = sent[0]
+    assert request["type"] == "png_request" and request["view"] == "current"
+    png = b"\x89PNG\r\n\x1a\n" + b"rest"
+    widget._on_message(widget, {"type": "png", "request_id": request["request_id"]}, [memoryview(png)])
+    assert (tmp_path / "view.png").read_bytes() == png and widget.status.startswith("saved")
+
+
+def test_no_json_numbers_cross_the_wire(cap):
+    state = AttentionWidget(cap).get_state()
+    for name in ("grid_data", "heatmap_data", "lines_data", "graph_data", "rollout_data"):
+        for key, value in state[name].items():
+            assert not isinstance(value, (list, tuple)) or key in ("heads",), (name, key)
+
+
+def test_explorer_links_bqplot_and_widget(cap):
+    explorer = attnwidget.show(cap)
+    widget = explorer.widget
+    explorer.metric_map.selected = [[2, 3]]
+    assert (widget.layer, widget.head) == (2, 3)
+    widget.layer, widget.head = 0, 1
+    assert np.asarray(explorer.metric_map.selected).tolist() == [[0, 1]]
+    assert explorer.layer_marker.x.tolist() == [0]
+    np.testing.assert_allclose(explorer.metric_map.color, attnwidget.metrics.entropy(cap), atol=1e-6)
+    explorer.metric.value = "sink_score"
+    np.testing.assert_allclose(explorer.layer_line.y, attnwidget.metrics.sink_score(cap).mean(axis=1))
+    assert repr(explorer).startswith("Explorer(AttentionWidget(")
+
+
+def test_show_argument_errors(cap):
+    with pytest.raises(TypeError, match=r"show\(model, tokenizer, text\) or show\(capture\)"):
+        attnwidget.show(cap, None, "text")
