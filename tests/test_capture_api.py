@@ -10,7 +10,7 @@ import torch
 
 import attnwidget
 from attnwidget import Capture
-from conftest import tiny_model
+from helpers import tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import attnwidget
-from conftest import tiny_model
+from helpers import tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import attnwidget
-from conftest import LONG_TEXT, tiny_model
+from helpers import LONG_TEXT, tiny_model
 
 TOL = 1e-5
 ARCHS = ["llama", "gpt2", "bert", "mistral", "qwen2", "gemma2"]

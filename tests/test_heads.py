@@ -233,7 +233,7 @@ def test_errors_name_the_problem():
 
 
 def test_head_roles_on_a_tiny_model_with_the_real_capture(byte_tokenizer):
-    from conftest import tiny_model
+    from helpers import tiny_model
 
     model = tiny_model("llama")
     roles = hd.head_roles(model, byte_tokenizer, seq_len=8, seed=3)

@@ -8,7 +8,7 @@ import pytest
 import attnwidget
 from attnwidget import reduce as r
 from attnwidget.widget import AttentionWidget
-from conftest import tiny_model
+from helpers import tiny_model
 
 
 def decode(wire: dict) -> np.ndarray:

@@ -6,6 +6,7 @@ The page imports the built ESM bundle and renders it with a fake anywidget model
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import shutil
@@ -97,9 +98,10 @@ def server(bundle):
 
 # ---- browser -------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def browser_context(server):
-    """One offline Chromium per test module, in a throwaway profile and home."""
+@contextlib.contextmanager
+def offline_chromium(allowed, **options):
+    """A persistent Chromium context in a throwaway profile and home that refuses (and records in
+    ``context.blocked_requests``) every request whose URL ``allowed(url)`` rejects."""
     sync_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
@@ -108,13 +110,9 @@ def browser_context(server):
         with sync_api.sync_playwright() as playwright:
             context = playwright.chromium.launch_persistent_context(
                 f"{home}/profile", executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
-                env=env, accept_downloads=True, viewport={"width": 1200, "height": 900},
+                env=env, **{"viewport": {"width": 1200, "height": 900}, **options},
             )
             context.blocked_requests = []
-
-            def allowed(url: str) -> bool:
-                return url.startswith(server + "/") or url.startswith(ALLOWED_SCHEMES)
-
             # Record every request that would leave the machine, and refuse it.
             context.on("request", lambda request: allowed(request.url) or context.blocked_requests.append(request.url))
             context.route("**/*", lambda route: route.continue_() if allowed(route.request.url) else route.abort())
@@ -122,6 +120,16 @@ def browser_context(server):
                 yield context
             finally:
                 context.close()
+
+
+@pytest.fixture(scope="module")
+def browser_context(server):
+    """One offline Chromium per test module, in a throwaway profile and home."""
+    def allowed(url: str) -> bool:
+        return url.startswith(server + "/") or url.startswith(ALLOWED_SCHEMES)
+
+    with offline_chromium(allowed, accept_downloads=True) as context:
+        yield context
 
 
 @pytest.fixture

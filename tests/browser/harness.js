@@ -23,7 +23,7 @@ class FakeModel {
   constructor(state) {
     this.state = { ...state };
     this.listeners = new Map();
-    this.calls = { set: [], save: 0, send: [] };
+    this.calls = { set: [], save: 0, send: [], buffers: [] };
   }
   get(name) { return this.state[name]; }
   set(name, value) {
@@ -32,7 +32,12 @@ class FakeModel {
     this.emit(`change:${name}`);
   }
   save_changes() { this.calls.save += 1; }
-  send(message) { this.calls.send.push(message); }
+  /** anywidget's model.send(content, callbacks, buffers); buffers are recorded as byte arrays. */
+  send(message, callbacks, buffers) {
+    this.calls.send.push(message);
+    this.calls.buffers.push((buffers ?? []).map((b) => Array.from(
+      b instanceof ArrayBuffer ? new Uint8Array(b) : new Uint8Array(b.buffer, b.byteOffset, b.byteLength))));
+  }
   on(event, handler) {
     if (!this.listeners.has(event)) this.listeners.set(event, new Set());
     this.listeners.get(event).add(handler);

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import struct
 
+import numpy as np
 import pytest
 
-from harness_data import MALICIOUS_IMG, MALICIOUS_SCRIPT
+from harness_data import MALICIOUS_IMG, MALICIOUS_SCRIPT, wire
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 pytestmark = pytest.mark.browser
 
@@ -157,6 +161,53 @@ def test_png_export_downloads(mount):
     with page.expect_download() as download:
         page.get_by_role("button", name="PNG").click()
     assert download.value.suggested_filename == "attention-rollout-L0-H0.png"
+
+
+@pytest.mark.parametrize("which, view", [("current", "heatmap"), ("current", "graph"), ("grid", "grid")])
+def test_png_request_answers_with_png_bytes(mount, which, view):
+    """save_png's message: the page answers {type: png, request_id} with the PNG as buffers[0]."""
+    page = mount(view="heatmap" if which == "grid" else view)
+    page.evaluate("""which => window.__model.emit("msg:custom",
+        {type: "png_request", request_id: 7, view: which}, [])""", which)
+    page.wait_for_function("window.__model.calls.send.some(m => m.type === 'png')", timeout=5000)
+    sent = calls(page)
+    index = next(i for i, m in enumerate(sent["send"]) if m["type"] == "png")
+    assert sent["send"][index] == {"type": "png", "request_id": 7}
+    assert len(sent["buffers"][index]) == 1
+    data = bytes(sent["buffers"][index][0])
+    assert data.startswith(PNG_SIGNATURE), data[:16]
+    width, height = struct.unpack(">II", data[16:24])  # IHDR
+    size = page.evaluate("sel => { const c = document.querySelector(sel); return [c.width, c.height]; }",
+                         f".attnwidget-{view}-base")
+    assert [width, height] == size
+
+
+def test_graph_skips_nan_positions(mount):
+    """Tokens outside the kernel's graph window arrive with NaN positions: not drawn, never hit."""
+    n = 12
+    rng = np.random.default_rng(3)
+    pos = rng.uniform(-0.9, 0.9, (n, 2)).astype(np.float32)
+    pos[:6] = np.nan
+    edges = np.array([[q, k] for q in range(6, n) for k in range(6, q + 1)], dtype=np.uint32)
+    weights = rng.uniform(0.2, 1.0, len(edges)).astype(np.float32)
+    page = mount(view="graph", graph_data={"pos": wire(pos), "edges": wire(edges), "weights": wire(weights)})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    assert painted(page, "graph")["painted"] > 500
+    g = geometry(page, "graph")
+    points = g["points"]
+    assert points[:12] == [None] * 12  # NaN serialises as null
+    # Hover a placed node: it is reported; the (0, 0) corner (where NaN could collapse) hits nothing.
+    page.mouse.move(g["x"] + points[2 * 8] + 0.5, g["y"] + points[2 * 8 + 1] + 0.5)
+    assert calls(page)["set"][-1] == ["hovered_token", 8]
+    page.mouse.move(g["x"] + 1.5, g["y"] + 1.5)
+    assert calls(page)["set"][-1] == ["hovered_token", None]
+    # The kernel hovering a token outside the window draws no highlight (and no dimming veil).
+    page.evaluate("window.__model.kernelSet('hovered_token', 2)")
+    assert painted(page, "graph", "overlay")["painted"] == 0
+    page.evaluate("window.__model.kernelSet('hovered_token', 9)")
+    assert painted(page, "graph", "overlay")["painted"] > 1000
+    assert errors == []
 
 
 def test_cleanup_removes_listeners_and_elements(mount):
