@@ -124,7 +124,7 @@ class Capture:
         kv = torch.arange(record.query.shape[0]) // groups
         k = record.key[kv if heads is None else kv[heads]]
         # Same order of operations as transformers' eager attention: (q @ k^T) * scaling + mask.
-        scores = torch.matmul(q[:, rows].float(), k.float().transpose(-1, -2)) * record.scaling
+        scores = torch.matmul(q[:, rows].float(), k.float().transpose(-1, -2)).mul_(record.scaling)
         if record.softcap is not None:
             scores = torch.tanh(scores / record.softcap) * record.softcap
         scores = self._apply_mask(scores, record, rows)
@@ -143,12 +143,12 @@ class Capture:
                 return scores
             n_k = scores.shape[-1]
             offset = n_k - record.query.shape[1]  # queries are the last rows of the keys
-            allowed = torch.arange(n_k)[None, :] <= (rows[:, None] + offset)
-            return scores.masked_fill(~allowed, minimum)
+            future = torch.arange(n_k)[None, :] > (rows[:, None] + offset)
+            return scores.masked_fill_(future, minimum)
         mask = self._masks[record.mask][rows]
         if mask.dtype == torch.bool:
-            return scores.masked_fill(~mask, minimum)
-        return scores + mask.to(scores.dtype)
+            return scores.masked_fill_(~mask, minimum)
+        return scores.add_(mask.to(scores.dtype))
 
     def pattern(self, layer: int, head: int | None = None, rows=None) -> np.ndarray:
         """Attention weights of one layer as float32 ``[query, key]``.

@@ -170,7 +170,8 @@ class AttentionWidget(anywidget.AnyWidget):
 
     @t.observe("color_by")
     def _on_color_by(self, change):
-        self.grid_data = self._grid()
+        if self.grid_data:  # not during __init__, which builds the grid once
+            self.grid_data = self._grid()
 
     # -- pushes --------------------------------------------------------------------------------
     def _focus(self) -> int:

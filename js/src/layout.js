@@ -18,6 +18,16 @@ export function gridLayout({ layers, heads, cell, gap = 4, left = 0, top = 0 }) 
   };
 }
 
+/**
+ * Cell size (CSS px) of a grid that fits in maxWidth x maxHeight (labels and gaps included),
+ * clamped to [min, max]: a deep model (30 layers) gets small cells instead of a very tall grid.
+ */
+export function gridCellSize({ layers, heads, maxWidth, maxHeight, gap = 4, left = 0, top = 0, min = 10, max = 56 }) {
+  const byWidth = Math.floor((maxWidth - left - 3 * gap) / (heads + 1)) - gap;
+  const byHeight = Math.floor((maxHeight - top) / Math.max(1, layers)) - gap;
+  return Math.max(min, Math.min(max, byWidth, byHeight));
+}
+
 /** Pixel -> {layer, head} (head null for the mean column), or null in gaps/margins. */
 export function hitGrid(grid, x, y) {
   const { layers, heads, cell, gap, left, top } = grid;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
-  binMax, cellOrigin, clampWindow, fitPositions, gridLayout, hitGrid, hitMatrix, isPlaced, labelIndices,
+  binMax, cellOrigin, clampWindow, fitPositions, gridCellSize, gridLayout, hitGrid, hitMatrix, isPlaced, labelIndices,
   matrixLayout, nearestPoint, panWindow, placedIndices, rowAt, thinStep, tileIndex, truncateLabel, visibleText, zoomWindow,
 } from "../src/layout.js";
 
@@ -18,6 +18,24 @@ describe("grid hit test", () => {
     expect(hitGrid(grid, 5, 15)).toBe(null);
     expect(hitGrid(grid, 40, 10 + 3 * 24 + 1)).toBe(null);
     expect(grid.width).toBe(grid.columnX(4) + 20);
+  });
+});
+
+describe("grid cell size", () => {
+  const box = { maxWidth: 420, maxHeight: 500, gap: 3, left: 30, top: 18 };
+
+  it("is limited by the width for shallow models and by the height for deep ones", () => {
+    expect(gridCellSize({ ...box, layers: 3, heads: 4 })).toBe(56); // clamped to max
+    expect(gridCellSize({ ...box, layers: 12, heads: 12 })).toBe(26); // width-bound
+    const deep = gridCellSize({ ...box, layers: 30, heads: 9 }); // SmolLM2-135M: 30 x 9
+    expect(deep).toBe(13);
+    const grid = gridLayout({ layers: 30, heads: 9, cell: deep, gap: 3, left: 30, top: 18 });
+    expect(grid.height).toBeLessThanOrEqual(500);
+    expect(grid.width).toBeLessThanOrEqual(420);
+  });
+
+  it("never goes below the minimum", () => {
+    expect(gridCellSize({ ...box, layers: 96, heads: 64 })).toBe(10);
   });
 });
 

@@ -122,6 +122,12 @@ def offline_chromium(allowed, **options):
                 context.close()
 
 
+@pytest.fixture(scope="session")
+def chromium_launcher():
+    """``offline_chromium`` for test modules that need their own context (e.g. Jupyter pages)."""
+    return offline_chromium
+
+
 @pytest.fixture(scope="module")
 def browser_context(server):
     """One offline Chromium per test module, in a throwaway profile and home."""

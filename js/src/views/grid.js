@@ -2,11 +2,11 @@
 //
 // data: {thumbs: uint8 [L, H, s, s], layer_mean: uint8 [L, s, s], color_by: float32 [L, H] | null}
 //       (decoded arrays {data, shape, dtype})
-// options: {theme, lut, layer, head, numTokens, maxWidth}
+// options: {theme, lut, layer, head, numTokens, maxWidth, maxHeight}
 // callbacks: {select(layer, head | null)}
 
 import { makeLUT, withAlpha } from "../colors.js";
-import { gridLayout, hitGrid, thinStep } from "../layout.js";
+import { gridCellSize, gridLayout, hitGrid, thinStep } from "../layout.js";
 import { createListeners, createStack, createTooltip, localPoint, setFont } from "./canvas.js";
 
 const LEFT = 30;
@@ -60,8 +60,8 @@ export function mountGrid(parent, data, options, callbacks = {}) {
   const tooltip = createTooltip(stack.box, theme);
 
   function layout(layers, heads) {
-    const maxWidth = options.maxWidth ?? 420;
-    const cell = Math.max(10, Math.min(56, Math.floor((maxWidth - LEFT - 3 * GAP) / (heads + 1)) - GAP));
+    const cell = gridCellSize({ layers, heads, maxWidth: options.maxWidth ?? 420, maxHeight: options.maxHeight ?? 500,
+      gap: GAP, left: LEFT, top: TOP });
     return gridLayout({ layers, heads, cell, gap: GAP, left: LEFT, top: TOP });
   }
 

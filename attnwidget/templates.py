@@ -1,0 +1,151 @@
+"""Prompt templates side by side: ``compare_templates`` captures several prompts (or takes Captures)
+and sets their statistics next to each other. Definitions: docs/analysis.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._tables import fmt, plain, require_capture, select_layers, table
+from .metrics import _layer_metrics
+from .parts import _assign, chat_parts
+
+__all__ = ["TEMPLATE_STATS", "TemplateComparison", "compare_templates"]
+
+
+TEMPLATE_STATS = (
+    "num_tokens", "entropy", "normalized_entropy", "sparsity", "max_attention", "coverage", "sink_score",
+    "last_to_content", "last_to_special", "last_to_markup",
+)
+_STAT_LABELS = {
+    "num_tokens": "tokens", "entropy": "entropy (nats)", "normalized_entropy": "normalized entropy",
+    "sparsity": "sparsity (<0.01)", "max_attention": "max attention (row max)",
+    "coverage": "coverage (>0.01)", "sink_score": "sink score (first token)",
+    "last_to_content": "last token -> content", "last_to_special": "last token -> special",
+    "last_to_markup": "last token -> other markup",
+}
+_METRIC_OF = {"entropy": "entropy", "normalized_entropy": "normalized_entropy", "sparsity": "sparsity",
+              "max_attention": "max_weight", "coverage": "coverage", "sink_score": "sink_score"}
+
+
+@dataclass(repr=False)
+class TemplateComparison:
+    """Prompt templates side by side (see :func:`compare_templates`).
+
+    ``stats[name]``: ``[template]`` array, for each name in ``TEMPLATE_STATS`` (means over the selected
+    layers and all heads); ``by_layer[name]``: one ``[layer]`` array per template (not ``num_tokens``).
+    ``comparison["plain"]`` gives one template's statistics as a dict.
+    """
+
+    names: list[str]
+    tokens: list[list[str]]
+    stats: dict[str, np.ndarray]
+    by_layer: dict[str, list[np.ndarray]]
+    layers: list[list[int]]
+
+    def __getitem__(self, name: str) -> dict[str, float]:
+        if name not in self.names:
+            raise KeyError(f"no template {name!r}; templates: {', '.join(self.names)}")
+        k = self.names.index(name)
+        return {s: (int(v[k]) if s == "num_tokens" else float(v[k])) for s, v in self.stats.items()}
+
+    def to_dict(self) -> dict:
+        return plain({"names": self.names, "tokens": self.tokens, "stats": self.stats,
+                      "by_layer": self.by_layer, "layers": self.layers})
+
+    def __repr__(self) -> str:
+        return f"TemplateComparison({len(self.names)} templates: {', '.join(self.names)})"
+
+    def __str__(self) -> str:
+        rows = [[_STAT_LABELS[s]] + [fmt(int(v) if s == "num_tokens" else v) for v in self.stats[s]]
+                for s in TEMPLATE_STATS]
+        return "Template comparison (means over layers and heads)\n" + table(["statistic"] + self.names, rows)
+
+
+def _content_mask(capture, messages) -> np.ndarray:
+    """``[n]`` bool: tokens of the prompt's content (message texts; else non-special text)."""
+    offsets, text = capture.offsets, capture.text or ""
+    spans = []
+    if messages is not None:
+        pos = 0
+        for m in messages:
+            content = str(m.get("content", ""))
+            at = text.find(content, pos) if content else -1
+            if at >= 0:
+                spans.append((at, at + len(content)))
+                pos = at + len(content)
+    elif capture.special.any():
+        try:
+            spans = [(s, e) for _, s, e in chat_parts(capture)]
+        except ValueError:
+            spans = []
+    if not spans:
+        return ~capture.special
+    spans = np.array(spans, dtype=np.int64)
+    return (_assign(offsets, spans) >= 0) & ~capture.special
+
+
+def _template_stats(capture, layer_list, messages) -> dict[str, np.ndarray]:
+    content = _content_mask(capture, messages).astype(np.float64)
+    special = capture.special.astype(np.float64)
+    names = list(_METRIC_OF.values())
+    per = {s: [] for s in TEMPLATE_STATS if s != "num_tokens"}
+    for layer in layer_list:
+        p = capture.head_patterns(layer)
+        values = _layer_metrics(p, capture.is_causal, names, 0.01, 0.01, 3)
+        for stat, metric in _METRIC_OF.items():
+            per[stat].append(float(values[metric].mean()))
+        last = p[:, -1].mean(0, dtype=np.float64)
+        per["last_to_content"].append(float(last @ content))
+        per["last_to_special"].append(float(last @ special))
+        per["last_to_markup"].append(max(0.0, 1.0 - float(last @ content) - float(last @ special)))
+    return {s: np.array(v) for s, v in per.items()}
+
+
+def compare_templates(model=None, tokenizer=None, templates=None, *, captures=None, layers=None,
+                      **capture_kwargs) -> TemplateComparison:
+    """Capture each prompt template and set its statistics side by side; returns a :class:`TemplateComparison`.
+
+    ``templates``: ``{name: text or chat messages}``, captured with ``attnwidget.capture(model,
+    tokenizer, ...)`` (``capture_kwargs`` are passed on); or ``captures={name: Capture}`` made before.
+    ``layers``: which layers to average (default all). Statistics: see ``TEMPLATE_STATS`` and
+    docs/analysis.md. "Content" is the text of the messages (for a plain string: every non-special
+    token), "special" the special tokens, "markup" the rest (role names, newlines of the template).
+    """
+    if (templates is None) == (captures is None):
+        raise TypeError(
+            "compare_templates needs either model, tokenizer and templates={name: text or messages}, "
+            "or captures={name: Capture}; got " + ("neither." if templates is None else "both.")
+        )
+    items = templates if templates is not None else captures
+    if not isinstance(items, dict) or not items:
+        raise TypeError(f"templates/captures must be a non-empty dict {{name: ...}}; got {type(items).__name__}.")
+    if templates is not None:
+        if model is None or tokenizer is None:
+            raise TypeError("compare_templates(model, tokenizer, templates): templates need the model and tokenizer.")
+        from .capture import capture as capture_fn
+
+        made = {name: capture_fn(model, tokenizer, t, **capture_kwargs) for name, t in templates.items()}
+    else:
+        made = {name: require_capture(c, f"compare_templates(captures=...)[{name!r}]") for name, c in captures.items()}
+    names = [str(k) for k in made]
+    stats: dict[str, list] = {s: [] for s in TEMPLATE_STATS}
+    by_layer: dict[str, list] = {s: [] for s in TEMPLATE_STATS if s != "num_tokens"}
+    layer_lists = []
+    for name, cap in made.items():
+        layer_list = select_layers(layers, cap.num_layers)
+        source = templates.get(name) if templates is not None else None
+        messages = source if isinstance(source, (list, tuple)) else None
+        per = _template_stats(cap, layer_list, messages)
+        stats["num_tokens"].append(cap.num_tokens)
+        for s, v in per.items():
+            stats[s].append(float(v.mean()))
+            by_layer[s].append(v)
+        layer_lists.append(layer_list)
+    return TemplateComparison(
+        names=names, tokens=[list(c.tokens) for c in made.values()],
+        stats={s: np.array(v, dtype=np.int64 if s == "num_tokens" else np.float64) for s, v in stats.items()},
+        by_layer=by_layer, layers=layer_lists,
+    )
