@@ -2,6 +2,16 @@
 
 from . import metrics
 from ._recorder import UnsupportedAttentionError
+from .analysis import (
+    LanguageComparison,
+    LanguageStats,
+    PromptParts,
+    TemplateComparison,
+    chat_parts,
+    compare_languages,
+    compare_templates,
+    prompt_parts,
+)
 from .capture import Capture, capture
 from .heads import (
     ROLES,
@@ -16,6 +26,7 @@ from .metrics import compute_metrics
 from .explorer import Explorer, show
 from .widget import AttentionWidget
 from .models import EXAMPLE_MODELS, MissingModelError, load_model
+from .report import AttentionReport, QualityScore, Recommendation, attention_report, quality_score
 from .rollout import (
     RowAttribution,
     attention_flow,
@@ -28,28 +39,41 @@ from .rollout import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "AttentionWidget",
-    "Explorer",
-    "show",
-    "rollout_row",
-    "rollout",
-    "mixed_attention",
-    "attention_flow_row",
     "attention_flow",
-    "RowAttribution",
+    "attention_flow_row",
+    "attention_report",
+    "AttentionReport",
+    "AttentionWidget",
     "Capture",
-    "EXAMPLE_MODELS",
-    "HeadRoles",
-    "MissingModelError",
-    "ROLES",
-    "SimilarHeads",
-    "UnsupportedAttentionError",
     "capture",
+    "chat_parts",
+    "compare_languages",
+    "compare_templates",
     "compute_metrics",
+    "EXAMPLE_MODELS",
+    "Explorer",
     "head_distances",
     "head_roles",
+    "HeadRoles",
     "induction_tokens",
+    "LanguageComparison",
+    "LanguageStats",
     "load_model",
     "metrics",
+    "MissingModelError",
+    "mixed_attention",
+    "prompt_parts",
+    "PromptParts",
+    "quality_score",
+    "QualityScore",
+    "Recommendation",
+    "ROLES",
+    "rollout",
+    "rollout_row",
+    "RowAttribution",
+    "show",
     "similar_heads",
+    "SimilarHeads",
+    "TemplateComparison",
+    "UnsupportedAttentionError",
 ]

@@ -5,12 +5,27 @@ from __future__ import annotations
 import bqplot as bq
 import ipywidgets as w
 import numpy as np
+import traitlets as t
 
 from .widget import AttentionWidget
 
 DEFAULT_METRIC = "entropy"
 PANEL_METRICS = ("entropy", "normalized_entropy", "sparsity", "locality", "mean_distance",
                  "focus_consistency", "sink_score", "max_weight", "previous", "induction", "duplicate")
+
+
+class _MetricMap(bq.GridHeatMap):
+    """A GridHeatMap whose click selection from the page reaches Python observers.
+
+    The page sends ``selected`` as nested lists, which bqplot turns into an object array that it
+    then cannot serialise: ipywidgets' echo check raised ``Unsupported dtype object`` before any
+    observer ran, so clicking the map never selected anything (bqplot/bqplot#1632). Cast to int.
+    """
+
+    @t.validate("selected")
+    def _int_cells(self, proposal):
+        value = proposal["value"]
+        return None if value is None else np.array(np.asarray(value).tolist(), dtype=np.int64).reshape(-1, 2)
 
 
 class Explorer(w.VBox):
@@ -28,7 +43,7 @@ class Explorer(w.VBox):
         self._map_scale = bq.ColorScale(scheme="viridis")
         rows = bq.OrdinalScale(reverse=True)
         cols = bq.OrdinalScale()
-        self.metric_map = bq.GridHeatMap(
+        self.metric_map = _MetricMap(
             color=np.zeros((widget.num_layers, widget.num_heads)),
             row=np.arange(widget.num_layers), column=np.arange(widget.num_heads),
             scales={"row": rows, "column": cols, "color": self._map_scale},

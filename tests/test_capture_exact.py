@@ -128,3 +128,25 @@ class _IdTokenizer:
 
     def convert_ids_to_tokens(self, ids):
         return [f"t{i}" for i in ids]
+
+
+def test_dispatched_model_and_low_precision(tmp_path, byte_tokenizer):
+    """A model dispatched by accelerate (device_map, one layer offloaded to disk) and one in bfloat16."""
+    from transformers import AutoModelForCausalLM
+
+    original = tiny_model("llama")
+    original.save_pretrained(tmp_path / "model")
+    ids = byte_tokenizer("The cat sat on the mat.").input_ids
+    device_map = {"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.layers.1": "disk",
+                  "model.layers.2": "cpu", "model.norm": "cpu", "model.rotary_emb": "cpu", "lm_head": "cpu"}
+    dispatched = AutoModelForCausalLM.from_pretrained(tmp_path / "model", device_map=device_map,
+                                                      offload_folder=tmp_path / "offload").eval()
+    assert hasattr(dispatched.model.layers[1], "_hf_hook")  # accelerate's dispatch hooks are in place
+    cap = attnwidget.capture(dispatched, byte_tokenizer, ids)
+    assert np.abs(cap.patterns() - eager_reference(original, ids)).max() < TOL
+    assert hasattr(dispatched.model.layers[1], "_hf_hook")  # and still there afterwards
+    half = AutoModelForCausalLM.from_pretrained(tmp_path / "model", dtype=torch.bfloat16).eval()
+    low = attnwidget.capture(half, byte_tokenizer, ids)
+    assert low._records[0].query.dtype == torch.bfloat16  # stored as the model computed it
+    np.testing.assert_allclose(low.patterns().sum(-1), 1.0, atol=1e-5)  # softmax in float32
+    assert np.abs(low.patterns() - cap.patterns()).max() < 0.05  # bf16 rounding only

@@ -158,6 +158,16 @@ def test_explorer_links_bqplot_and_widget(cap):
     assert repr(explorer).startswith("Explorer(AttentionWidget(")
 
 
+def test_explorer_accepts_the_pages_map_selection(cap):
+    """A click on the metric map arrives as nested lists (bqplot/bqplot#1632 raised on them)."""
+    explorer = attnwidget.show(cap)
+    explorer.metric_map.set_state({"selected": [[1, 2]]})  # what the page sends
+    assert (explorer.widget.layer, explorer.widget.head) == (1, 2)
+    assert explorer.metric_map.selected.tolist() == [[1, 2]]
+    explorer.metric_map.set_state({"selected": None})
+    assert (explorer.widget.layer, explorer.widget.head) == (1, 2)
+
+
 def test_show_argument_errors(cap):
     with pytest.raises(TypeError, match=r"show\(model, tokenizer, text\) or show\(capture\)"):
         attnwidget.show(cap, None, "text")

@@ -1,0 +1,90 @@
+"""Command line: ``python -m attnwidget export TEXT -o page.html [--model NAME] [--layer L] [--head H]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def _head(value: str):
+    if value.lower() == "mean":
+        return "mean"
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int or 'mean', got {value!r}") from None
+
+
+def _size(nbytes: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if nbytes < 1000 or unit == "GB":
+            return f"{nbytes} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1000
+    return f"{nbytes:.1f} GB"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m attnwidget",
+        description="attnwidget: see attention inside transformer models.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    export = commands.add_parser(
+        "export", help="capture a text's attention and write one self-contained HTML page",
+        description="Run a model on TEXT, capture every layer's attention and write one self-contained "
+                    "HTML page (works offline; see docs/export.md for what is embedded).",
+    )
+    export.add_argument("text", metavar="TEXT", help="the input text ('-' reads it from standard input)")
+    export.add_argument("-o", "--output", required=True, metavar="PAGE.html", help="the HTML file to write")
+    export.add_argument("--model", default="smollm2", metavar="NAME",
+                        help="'smollm2' (default), 'minilm', or a local path / hub id for from_pretrained")
+    export.add_argument("--layer", type=int, default=None, help="initial layer (default: the middle layer)")
+    export.add_argument("--head", type=_head, default=None, metavar="H|mean",
+                        help="initial head, or 'mean' for the mean over heads (default)")
+    export.add_argument("--view", choices=("heatmap", "lines", "graph", "rollout"), default=None,
+                        help="initial view (default: heatmap)")
+    export.add_argument("--title", default=None, help="page title (default: 'Attention in MODEL')")
+    return parser
+
+
+def export_command(args) -> int:
+    from .capture import capture
+    from .export import export_html
+    from .models import load_model
+
+    text = sys.stdin.read() if args.text == "-" else args.text
+    if not text.strip():
+        raise ValueError("TEXT is empty")
+    output = Path(args.output)
+    if output.parent and not output.parent.exists():
+        raise FileNotFoundError(f"the output folder {output.parent} does not exist")
+    start = time.perf_counter()
+    model, tokenizer = load_model(args.model)
+    cap = capture(model, tokenizer, text)
+    path = export_html(cap, output, title=args.title, layer=args.layer, head=args.head, view=args.view)
+    size = path.stat().st_size
+    print(f"{path} ({_size(size)}, {cap.num_tokens} tokens, {cap.num_layers} layers x {cap.num_heads} heads, "
+          f"{time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return export_command(args)
+    except KeyboardInterrupt:
+        print("attnwidget: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - one clear line instead of a traceback
+        print(f"attnwidget: error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
