@@ -73,6 +73,11 @@ class Explorer(w.VBox):
         self._on_metric(None)
         self._on_widget_select(None)
 
+    @property
+    def capture(self):
+        """The Capture shown (same as ``explorer.widget.capture``)."""
+        return self.widget.capture
+
     def __repr__(self) -> str:
         return f"Explorer({self.widget!r}, metric={self.metric.value!r})"
 

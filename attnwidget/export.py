@@ -274,9 +274,10 @@ def build_payload(obj, *, layer=None, head=None, view=None, threshold=None, heat
     notes.append(f"Rollout: {rollout_text}, float16"
                  + (f"; attention flow of row {subject.flow[0]}." if subject.flow is not None else "."))
     if graph_meta:
-        notes.append(f"Graph: layer {subject.layer}, {_head_name(subject.head)}, edges above "
-                     f"{subject.threshold:g} only (other layers and heads show no graph; the slider can only "
-                     "raise the threshold).")
+        edges = len(arrays["graph_weights"])
+        notes.append(f"Graph: layer {subject.layer}, {_head_name(subject.head)} only, {edges} edge"
+                     f"{'' if edges == 1 else 's'} above {subject.threshold:g} (other layers and heads show no "
+                     "graph; the slider can only raise the threshold).")
     else:
         notes.append("Graph: not embedded.")
     notes.append("Grid thumbnails are max-pooled from the heatmaps to at most 64 x 64.")

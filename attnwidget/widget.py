@@ -93,6 +93,11 @@ class AttentionWidget(anywidget.AnyWidget):
         self._push_selection()
         self.on_msg(self._on_message)
 
+    @property
+    def capture(self):
+        """The Capture (or array) this widget shows."""
+        return self._capture
+
     def __repr__(self) -> str:
         return (f"AttentionWidget({len(self.tokens)} tokens, {self.num_layers} layers x {self.num_heads} "
                 f"heads, layer={self.layer}, head={self.head}, view={self.view!r})")

@@ -44,6 +44,7 @@ def main() -> None:
     nb.metadata["language_info"] = {"name": "python"}
     nbformat.write(nb, out)
     subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
+                    "--ExecutePreprocessor.store_widget_state=False",
                     str(out)], check=True)
 
 

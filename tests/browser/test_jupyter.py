@@ -216,7 +216,7 @@ class Notebook:
 
 # ---- the test --------------------------------------------------------------------------------
 
-def test_explorer_round_trip(jupyter, jupyter_browser):
+def test_explorer_round_trip(bundle, jupyter, jupyter_browser):
     app, tmp = jupyter["app"], jupyter["tmp"]
     page = jupyter_browser.new_page()
     nb = Notebook(page, tmp, app)
@@ -254,10 +254,6 @@ def test_explorer_round_trip(jupyter, jupyter_browser):
         # Click a bqplot GridHeatMap cell for another layer/head.
         target = _bqplot_cell(nb, layers, heads, avoid=(layer, head))
         page.mouse.click(target["x"], target["y"])
-        page.wait_for_timeout(3000)
-        nb.add_cell("print('DBG', repr(ex.metric_map.selected), ex.widget.layer, ex.widget.head, repr(ex.widget.status))")
-        page.wait_for_timeout(3000)
-        print("DBGTEXT", [t for t in page.inner_text("body").splitlines() if "DBG" in t])
         nb.wait_echo(f"layer={target['layer']} head={target['head']}")
 
         # Hover again so the screenshot shows the crosshair and the lines.
@@ -284,6 +280,8 @@ def test_explorer_round_trip(jupyter, jupyter_browser):
         left = [url for url in nb.requests if not url.startswith(("http://127.0.0.1:", "data:", "blob:"))]
         assert left == [], f"requests left 127.0.0.1/data:/blob: {left}"
         assert jupyter_browser.blocked_requests == [], jupyter_browser.blocked_requests
+    except AssertionError as error:
+        nb.fail(f"assertion failed: {error}")
     finally:
         page.close()
 

@@ -1,29 +1,48 @@
 # %% [markdown]
 # # attnwidget quickstart
 #
-# Capture the attention of a real language model (SmolLM2-135M-Instruct, installed offline from a
-# PyPI wheel) on a sentence, and look at what its last token attends to.
+# One call opens an explorer on a real language model: SmolLM2-135M-Instruct, installed offline from a
+# PyPI wheel. On the left there's a layer x head grid; click a cell to pick a head, or click the last
+# column for the mean over heads. Beside it, one of four views: a heatmap, token lines, a graph or a
+# rollout strip. On the right there are bqplot panels with one metric per head and per layer; clicking
+# a cell there selects the head too. Hover any token and it's highlighted in every view.
 
 # %%
 import attnwidget
 
 model, tokenizer = attnwidget.load_model("smollm2")
-cap = attnwidget.capture(model, tokenizer, "The cat sat on the mat because it was tired.")
-cap
+explorer = attnwidget.show(model, tokenizer, "The cat sat on the mat because it was tired.")
+explorer
 
 # %% [markdown]
-# Tokens read as text (byte-level pieces are decoded, so Chinese would read as characters):
+# ## The selection is readable, and settable, from Python
+#
+# Whatever you hover or click in the page lands in the widget's traits: `layer`, `head` (`None` means
+# the mean over heads), `hovered_token`, `selected_tokens`, `view` and `threshold`. If you set them from
+# Python, the page updates.
 
 # %%
-print(cap.tokens)
+w = explorer.widget
+print("layer", w.layer, "head", w.head, "hovered", w.hovered_token, "selected", w.selected_tokens)
+
+# %%
+w.layer, w.head = 14, 3
+w.selected_tokens = [7]
+w.status
 
 # %% [markdown]
-# `cap.pattern(layer, head)` recomputes the exact attention weights on demand (`head=None` averages
-# the heads). Which tokens does " it" attend to most in layer 10?
+# ## The numbers behind the pictures
+#
+# `explorer.capture` holds each layer's queries and keys. `pattern(layer, head)` recomputes the exact
+# attention weights on demand, and `head=None` averages the heads. Which tokens does " it" attend to
+# most in layer 10?
 
 # %%
 import numpy as np
 
+cap = explorer.capture
+print(cap)
+print(cap.tokens)
 row = cap.pattern(10)[cap.tokens.index(" it")]
 for k in np.argsort(row)[::-1][:4]:
     print(f"{cap.tokens[k]!r:>10}  {row[k]:.3f}")

@@ -93,7 +93,8 @@ export function mountGrid(parent, data, options, callbacks = {}) {
   function drawLabels(ctx, grid) {
     setFont(ctx, 10, theme.fontFamily);
     ctx.fillStyle = theme.muted;
-    const step = thinStep(grid.cell + grid.gap, 14);
+    // Thin the head labels so the widest one ("H{heads-1}") keeps a 4 px gap to its neighbours.
+    const step = thinStep(grid.cell + grid.gap, ctx.measureText(`H${Math.max(0, grid.heads - 1)}`).width + 4);
     ctx.textAlign = "center";
     ctx.textBaseline = "bottom";
     for (let head = 0; head < grid.heads; head += step) {
