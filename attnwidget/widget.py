@@ -262,11 +262,13 @@ class AttentionWidget(anywidget.AnyWidget):
             matrix = tile.pop("matrix")
             self.send({"type": "tile", **tile, "dtype": matrix["dtype"], "shape": matrix["shape"]},
                       buffers=[matrix["buffer"]])
-        elif kind == "png" and buffers:
+        elif kind == "png":
             path = self._png_requests.pop(content.get("request_id"), None)
-            if path is not None:
+            if path is not None and buffers:
                 pathlib.Path(path).write_bytes(bytes(buffers[0]))
                 self.status = f"saved {path}"
+            elif path is not None:
+                self.status = f"PNG export of {path} failed in the page: {content.get('error', 'no image')}"
         elif kind == "lines_hover":
             direction = content.get("direction", "from")
             self._lines_direction = direction if direction in ("from", "to") else "from"
@@ -277,7 +279,8 @@ class AttentionWidget(anywidget.AnyWidget):
     def save_png(self, path, view: str = "current") -> None:
         """Ask the page for a PNG of the current view (``view="grid"`` for the grid) and write it to
         ``path`` when the page answers (a moment later, once the kernel is idle; the status line says
-        so). The page must be displayed. The toolbar's PNG button downloads the same image."""
+        so). The page must be displayed: with no page showing the widget, nothing answers and no file
+        is written. The toolbar's PNG button downloads the same image."""
         self._png_counter += 1
         self._png_requests[self._png_counter] = str(path)
         self.send({"type": "png_request", "request_id": self._png_counter, "view": view})

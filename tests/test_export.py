@@ -226,3 +226,14 @@ def test_cli_exports_smollm2(tmp_path):
     assert (data["state"]["num_layers"], data["state"]["num_heads"]) == (30, 9)
     assert (data["state"]["layer"], data["state"]["head"]) == (3, None)
     assert out.stat().st_size < 4_000_000
+
+
+def test_encoder_capture(byte_tokenizer, tmp_path):
+    enc = attnwidget.capture(tiny_model("bert"), byte_tokenizer, "The dog sat on the log.")
+    payload, arrays = ex.build_payload(enc, rollout_rows=2)
+    assert payload["state"]["is_causal"] is False
+    assert payload["meta"]["rollout_rows"] == [0]  # encoders: the first (CLS) row
+    path = ex.export_html(enc, tmp_path / "bert.html", compress=False)
+    data = embedded(path.read_text(encoding="utf-8"), "attnwidget-data")
+    assert data["arrays"]["heat"]["compression"] is None
+    np.testing.assert_array_equal(decode(data["arrays"]["heat"]), arrays["heat"])

@@ -171,3 +171,12 @@ def test_explorer_accepts_the_pages_map_selection(cap):
 def test_show_argument_errors(cap):
     with pytest.raises(TypeError, match=r"show\(model, tokenizer, text\) or show\(capture\)"):
         attnwidget.show(cap, None, "text")
+
+
+def test_png_error_reply_is_reported(cap, tmp_path, monkeypatch):
+    widget = AttentionWidget(cap)
+    sent = []
+    monkeypatch.setattr(widget, "send", lambda content, buffers=None: sent.append(content))
+    widget.save_png(tmp_path / "x.png")
+    widget._on_message(widget, {"type": "png", "request_id": sent[0]["request_id"], "error": "toBlob failed"}, [])
+    assert "failed in the page: toBlob failed" in widget.status and not (tmp_path / "x.png").exists()
