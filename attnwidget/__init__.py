@@ -24,6 +24,7 @@ from .heads import (
 )
 from .metrics import compute_metrics
 from .explorer import Explorer, show
+from .export import BundleMissingError, export_html
 from .widget import AttentionWidget
 from .models import EXAMPLE_MODELS, MissingModelError, load_model
 from .report import AttentionReport, QualityScore, Recommendation, attention_report, quality_score
@@ -44,6 +45,7 @@ __all__ = [
     "attention_report",
     "AttentionReport",
     "AttentionWidget",
+    "BundleMissingError",
     "Capture",
     "capture",
     "chat_parts",
@@ -52,6 +54,7 @@ __all__ = [
     "compute_metrics",
     "EXAMPLE_MODELS",
     "Explorer",
+    "export_html",
     "head_distances",
     "head_roles",
     "HeadRoles",
