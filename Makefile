@@ -46,7 +46,7 @@ browser:
 	fi
 
 lab: setup
-	cd notebooks && ../$(VENV)/bin/jupyter lab $(ROOT_FLAG) quickstart.ipynb
+	cd notebooks && ../$(VENV)/bin/jupyter lab $(ROOT_FLAG) --LabApp.news_url=None quickstart.ipynb
 
 test: setup
 	@if [ -f js/package.json ]; then cd js && npm test --silent; fi

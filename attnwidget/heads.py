@@ -2,8 +2,9 @@
 
 Role scores follow TransformerLens's head detection: the mean, over the query rows where the role is
 defined, of the attention mass on the keys the role predicts. All take a Capture or a
-``[layer, head, query, key]`` array and return ``[layer, head]`` float64 arrays; a Capture is read
-one layer at a time. docs/metrics.md lists the formulas.
+``[layer, head, query, key]`` array and return ``[layer, head]`` float64 arrays. A Capture is read in
+blocks of query rows (``attnwidget._blocks``), never a whole layer: every role score is a per-row
+mass, accumulated block by block in one pass. docs/metrics.md lists the formulas.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .metrics import _is_capture, _iter_layers, _layer_metrics, _row_entropy, _row_weights
+from ._blocks import Source
+from .metrics import _is_capture, _LayerStats, _row_entropy, _row_weights
 
 __all__ = [
     "ROLES",
@@ -198,32 +200,86 @@ def head_roles(
     elif period is None and _is_capture(obj) and getattr(obj, "token_ids", None) is not None:
         ids = np.asarray(obj.token_ids).ravel()
 
+    src = Source(obj)
     out = {r: [] for r in ROLES}
-    masks = None
-    for _, p, causal in _iter_layers(obj):
-        heads, n, _ = p.shape
-        if masks is None:
-            if period is not None:
-                ids = _synthetic_ids(n, period, offset)
-            if ids is not None and ids.shape[0] != n:
-                raise ValueError(f"token_ids has {ids.shape[0]} ids; the attention has {n} tokens.")
-            masks = _repeat_masks(ids) if ids is not None else None
-            _, weights = _row_weights(n, causal)
-        out["previous"].append(np.diagonal(p, -1, 1, 2).mean(-1, dtype=np.float64) if n > 1 else np.full(heads, np.nan))
-        out["sink"].append(p[:, :, 0].astype(np.float64) @ weights)
-        out["local"].append(_local_mass(p, int(window), causal) @ weights)
-        out["broad"].append(_layer_metrics(p, causal, ["normalized_entropy"], 0.01, 0.01, 1)["normalized_entropy"])
-        for role in ("duplicate", "induction"):
-            if masks is None or masks[0].size == 0:
-                out[role].append(np.full(heads, np.nan))
-            else:
-                rows, (qi, kj) = masks[0], masks[1 if role == "duplicate" else 2]
-                mass = np.zeros((heads, rows.size))
-                np.add.at(mass.T, np.searchsorted(rows, qi), p[:, qi, kj].T.astype(np.float64))
-                out[role].append(mass.mean(-1))
+    masks = pairs = None
+    window = int(window)
+    for layer in range(src.num_layers):
+        layer_roles = None
+        for r0, _, p in src.blocks(layer):
+            if layer_roles is None:
+                heads, n = p.shape[0], p.shape[-1]
+                if masks is None:
+                    if period is not None:
+                        ids = _synthetic_ids(n, period, offset)
+                    if ids is not None and ids.shape[0] != n:
+                        raise ValueError(f"token_ids has {ids.shape[0]} ids; the attention has {n} tokens.")
+                    masks = _repeat_masks(ids) if ids is not None else None
+                    pairs = _PairsByRow(masks) if masks is not None and masks[0].size else None
+                layer_roles = _LayerRoles(heads, n, src.is_causal, window, pairs)
+            layer_roles.add(r0, p)
+        for role, values in layer_roles.result().items():
+            out[role].append(values)
     if not out["previous"]:
         raise ValueError("the attention has no layers.")
     return HeadRoles(**{r: np.stack(v) for r, v in out.items()})
+
+
+class _PairsByRow:
+    """The duplicate / induction ``(query, key)`` pairs sorted by query row (stable: the order within a
+    row is kept), so the pairs of a block of rows are one contiguous range."""
+
+    def __init__(self, masks):
+        rows, (qi, kj), _ = masks
+        order = np.argsort(qi, kind="stable")
+        self.rows, self.qi, self.kj = rows, qi[order], kj[order]
+        self.slot = np.searchsorted(rows, self.qi)  # column of each pair in the [head, rows] mass
+
+    def block(self, r0: int, r1: int) -> slice:
+        lo, hi = np.searchsorted(self.qi, [r0, r1])
+        return slice(int(lo), int(hi))
+
+
+class _LayerRoles:
+    """Role scores of one layer, accumulated over blocks of query rows (``add``), then ``result``."""
+
+    def __init__(self, heads, n, causal, window, pairs):
+        self.heads, self.n, self.causal, self.window, self.pairs = heads, n, causal, window, pairs
+        _, self.weights = _row_weights(n, causal)
+        self.previous = np.zeros((heads, n))  # row i: p[i, i - 1] (row 0 unused)
+        self.sink = np.empty((heads, n))
+        self.local = np.empty((heads, n))
+        self.broad = _LayerStats(heads, n, causal, ["normalized_entropy"], 0.01, 0.01, 1)
+        if pairs is not None:
+            self.mass = {role: np.zeros((heads, pairs.rows.size)) for role in ("duplicate", "induction")}
+
+    def add(self, r0: int, p: np.ndarray) -> None:
+        heads, m, n = p.shape
+        r1 = r0 + m
+        if r1 > 1:
+            first = max(r0, 1)
+            i = np.arange(first, r1)
+            self.previous[:, first:r1] = p[:, i - r0, i - 1]
+        self.sink[:, r0:r1] = p[:, :, 0]
+        self.local[:, r0:r1] = _local_mass(p, self.window, self.causal, r0, n)
+        self.broad.add(r0, p)
+        if self.pairs is not None:
+            part = self.pairs.block(r0, r1)
+            qi, kj, slot = self.pairs.qi[part], self.pairs.kj[part], self.pairs.slot[part]
+            for role, keys in (("duplicate", kj), ("induction", kj + 1)):
+                np.add.at(self.mass[role].T, slot, p[:, qi - r0, keys].T.astype(np.float64))
+
+    def result(self) -> dict[str, np.ndarray]:
+        heads, n = self.heads, self.n
+        out = {
+            "previous": self.previous[:, 1:].mean(-1) if n > 1 else np.full(heads, np.nan),
+            "sink": self.sink @ self.weights,
+            "local": self.local @ self.weights,
+            "broad": self.broad.result()["normalized_entropy"],
+        }
+        for role in ("duplicate", "induction"):
+            out[role] = self.mass[role].mean(-1) if self.pairs is not None else np.full(heads, np.nan)
+        return out
 
 
 def _repeat_masks(ids: np.ndarray):
@@ -250,15 +306,20 @@ def _repeat_masks(ids: np.ndarray):
     return rows, (qi, kj), (qi, kj + 1)
 
 
-def _local_mass(p: np.ndarray, window: int, causal: bool) -> np.ndarray:
-    """``[head, query]`` mass on the keys within ``window`` of the query (key 0 excluded)."""
-    heads, n, _ = p.shape
-    acc = np.zeros((heads, n))
+def _local_mass(p: np.ndarray, window: int, causal: bool, r0: int = 0, n: int | None = None) -> np.ndarray:
+    """``[head, m]`` mass of query rows ``r0..r0+m-1`` (``p`` ``[head, m, key]``) on the keys within
+    ``window`` of the query (key 0 excluded); ``n`` keys (default ``p``'s last axis)."""
+    heads, m, _ = p.shape
+    n = p.shape[-1] if n is None else n
+    local = np.arange(m)
+    rows = local + r0
+    acc = np.zeros((heads, m))
     for d in range(min(window, n)):
-        diag = np.diagonal(p, -d, 1, 2)  # rows d..n-1, key i - d
-        acc[:, d + 1 :] += diag[:, 1:]  # drop key 0
+        back = rows - d >= 1  # key i - d, not key 0
+        acc[:, back] += p[:, local[back], rows[back] - d]
         if d and not causal:
-            acc[:, : n - d] += np.diagonal(p, d, 1, 2)  # rows 0..n-d-1, key i + d >= 1
+            ahead = rows + d < n  # key i + d >= 1
+            acc[:, ahead] += p[:, local[ahead], rows[ahead] + d]
     return acc
 
 
@@ -267,20 +328,26 @@ def _local_mass(p: np.ndarray, window: int, causal: bool) -> np.ndarray:
 
 
 def _sample_rows(obj, max_rows):
-    """``(x [L*H, r, c], num_layers, heads, causal, rows)``: selected query rows of every head."""
-    chunks, causal, rows, heads = [], True, None, 0
-    for _, p, causal in _iter_layers(obj):
-        heads, n, _ = p.shape
-        if rows is None:
-            first = 1 if causal and n > 1 else 0
-            rows = np.arange(first, n)
-            if max_rows is not None and rows.size > int(max_rows):
-                rows = np.unique(np.linspace(first, n - 1, int(max_rows)).round().astype(np.int64))
-            cols = int(rows[-1]) + 1 if causal else n
-        chunks.append(np.ascontiguousarray(p[:, rows, :cols]))
-    if not chunks:
+    """``(x [L*H, r, c], num_layers, heads, causal, rows)``: selected query rows of every head.
+
+    A Capture is asked for just those rows, at most a block of rows per call (never a whole layer).
+    """
+    src = Source(obj)
+    if src.num_layers == 0:
         raise ValueError("the attention has no layers.")
-    return np.concatenate(chunks), len(chunks), heads, causal, rows
+    heads, n, causal = src.num_heads, src.num_tokens, src.is_causal
+    first = 1 if causal and n > 1 else 0
+    rows = np.arange(first, n)
+    if max_rows is not None and rows.size > int(max_rows):
+        rows = np.unique(np.linspace(first, n - 1, int(max_rows)).round().astype(np.int64))
+    cols = int(rows[-1]) + 1 if causal else n
+    x = None
+    for layer in range(src.num_layers):
+        for a, b, p in src.rows(layer, rows):
+            if x is None:
+                x = np.empty((src.num_layers * heads, rows.size, cols), dtype=p.dtype)
+            x[layer * heads:(layer + 1) * heads, a:b] = p[:, :, :cols]
+    return x, src.num_layers, heads, causal, rows
 
 
 def head_distances(obj, metric: str = "js", *, max_rows: int | None = 128) -> np.ndarray:
@@ -290,7 +357,8 @@ def head_distances(obj, metric: str = "js", *, max_rows: int | None = 128) -> np
     ``sqrt(JSD_2(p_i, q_i))`` (a metric, in [0, 1]); ``"tv"``: mean total variation ``sum_j |p_ij - q_ij| / 2``.
     Symmetric with a zero diagonal. The cost is ``(L*H)^2 * rows * keys``; ``max_rows`` (default 128)
     averages over that many evenly spaced informative rows instead of all of them (``None``: all rows,
-    exact); a Capture is read one layer at a time and only the selected rows are kept.
+    exact). A Capture is asked for only the selected rows, at most a block of rows per call, so the
+    memory is the selection, ``L x H x rows x keys`` floats (``max_rows=None`` makes that ``L x H x n^2``).
     """
     if metric not in ("js", "tv"):
         raise ValueError(

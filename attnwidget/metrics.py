@@ -13,6 +13,14 @@ Rows and visible keys
 
 The seed article's per-matrix sketches (token loops over a head-averaged matrix) are replaced by
 per-head, per-row formulas computed in one fused, row-blocked pass per layer; docs/metrics.md lists them.
+
+Memory
+    A Capture is read in blocks of query rows (``attnwidget._blocks``: ``heads x rows x tokens`` at
+    most ``BLOCK_ELEMENTS`` floats per read), never a whole layer: every metric is a per-row value
+    (kept as ``[head, query]`` float64) or a per-key sum (``[head, key]``), accumulated block by
+    block, so one call holds ``O(heads x block x n + heads x n)`` floats. All metrics take one pass
+    over the rows (``focus_consistency`` accumulates its column masses during that pass and takes
+    the top keys at the end). An array, already in memory, is processed one layer at a time.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._arrays import as_attention_array
+from ._blocks import Source
 
 __all__ = [
     "METRICS",
@@ -65,7 +74,11 @@ def _is_capture(obj) -> bool:
 
 
 def _iter_layers(obj):
-    """Yield ``(layer, patterns [head, query, key], is_causal)``, one layer in memory at a time."""
+    """Yield ``(layer, patterns [head, query, key], is_causal)``, one whole layer in memory at a time.
+
+    Kept for callers outside the package; the analysis functions read a Capture in row blocks
+    (``attnwidget._blocks.Source``) instead.
+    """
     if _is_capture(obj):
         for layer in range(int(obj.num_layers)):
             arr, causal = as_attention_array(obj, layers=[layer])
@@ -98,14 +111,6 @@ def _count(mask: np.ndarray) -> np.ndarray:
     return mask.view(np.uint8).sum(-1, dtype=np.int32)
 
 
-def _row_blocks(n: int, heads: int, causal: bool):
-    """Yield ``(r0, r1, cols)``: blocks of query rows and the key columns they can see."""
-    step = max(1, min(n, _BLOCK_ELEMENTS // max(1, heads * n)))
-    for r0 in range(0, n, step):
-        r1 = min(n, r0 + step)
-        yield r0, r1, (r1 if causal else n)
-
-
 def _check_threshold(name: str, value) -> float:
     value = float(value)
     if not 0.0 < value <= 1.0:
@@ -124,39 +129,70 @@ def reference_pattern(name: str, n: int, *, causal: bool = True, window: int = 3
     ``"first"``: on key 0; ``"uniform"``: uniform over the visible keys (``0..i`` when ``causal``, all
     ``n`` otherwise); ``"local"``: uniform over keys ``max(0, i - window + 1)..i``.
     """
+    _check_reference(name, window)
+    return _reference_rows(name, np.arange(n), n, causal, int(window))
+
+
+def _check_reference(name: str, window) -> None:
     if name not in REFERENCE_PATTERNS:
         raise ValueError(f"unknown pattern {name!r}; expected one of {', '.join(REFERENCE_PATTERNS)}.")
     if int(window) < 1:
         raise ValueError(f"window must be a positive number of tokens; got {window}.")
-    i = np.arange(n)[:, None]
+
+
+def _reference_rows(name: str, rows: np.ndarray, n: int, causal: bool, window: int) -> np.ndarray:
+    """Rows ``rows`` of :func:`reference_pattern` (the same values), ``[len(rows), n]`` float64."""
+    i = np.asarray(rows)[:, None]
     j = np.arange(n)[None, :]
     if name == "previous":
         mask = j == np.maximum(i - 1, 0)
     elif name == "diagonal":
         mask = j == i
     elif name == "first":
-        mask = np.broadcast_to(j == 0, (n, n))
+        mask = np.broadcast_to(j == 0, (i.shape[0], n))
     elif name == "uniform":
-        mask = j <= i if causal else np.ones((n, n), dtype=bool)
+        mask = j <= i if causal else np.ones((i.shape[0], n), dtype=bool)
     else:
         mask = (j <= i) & (j > i - int(window))
     out = mask.astype(np.float64)
     return out / out.sum(-1, keepdims=True)
 
 
-def _expected_layers(expected, shape, causal: bool, window: int):
-    """Return ``(get(layer) -> [1 or H, n, n] float64, is_causal_pattern)`` for ``expected``."""
+def _expected_rows(expected, shape, causal: bool, window: int):
+    """Return ``(get(layer, r0, r1) -> [1 or H, r1 - r0, n] float64, is_causal_pattern)`` for ``expected``.
+
+    Only the requested query rows are built, normalised or read (a Capture in row blocks), so the
+    expected pattern costs no more memory than the attention block it is compared with.
+    """
     num_layers, heads, n = shape
     if isinstance(expected, str):
-        pat = reference_pattern(expected, n, causal=causal, window=window)[None]
-        return (lambda layer: pat), causal
+        _check_reference(expected, window)
+        cache = {}
+
+        def named(layer, r0, r1):
+            if (r0, r1) not in cache:  # arrays: one full block, the same for every layer
+                cache.clear()
+                cache[(r0, r1)] = _reference_rows(expected, np.arange(r0, r1), n, causal, window)[None]
+            return cache[(r0, r1)]
+
+        return named, causal
     if _is_capture(expected):
         if (int(expected.num_layers), int(expected.num_heads), int(expected.num_tokens)) != shape:
             raise ValueError(
                 "expected capture has [layer, head, token] = "
                 f"{[expected.num_layers, expected.num_heads, expected.num_tokens]}; the attention has {list(shape)}."
             )
-        return (lambda layer: _normalize_rows(as_attention_array(expected, layers=[layer])[0][0])), False
+        src, held = Source(expected), {}
+
+        def captured(layer, r0, r1):
+            if src.kind == "rows":
+                return _normalize_rows(src.read(layer, r0, r1))
+            if layer not in held:  # a patterns-only source: one layer read, kept while it is used
+                held.clear()
+                held[layer] = src._layer(layer)
+            return _normalize_rows(held[layer][:, r0:r1])
+
+        return captured, False
     if hasattr(expected, "detach"):
         expected = expected.detach().float().cpu().numpy()
     if not isinstance(expected, np.ndarray):
@@ -165,10 +201,9 @@ def _expected_layers(expected, shape, causal: bool, window: int):
             f"or a Capture; got {type(expected).__name__}."
         )
     if expected.ndim == 2 and expected.shape == (n, n):
-        pat = _normalize_rows(expected)[None]
-        return (lambda layer: pat), False
+        return (lambda layer, r0, r1: _normalize_rows(expected[r0:r1])[None]), False
     if expected.ndim == 4 and expected.shape == (num_layers, heads, n, n):
-        return (lambda layer: _normalize_rows(expected[layer])), False
+        return (lambda layer, r0, r1: _normalize_rows(expected[layer, :, r0:r1])), False
     raise ValueError(
         f"expected has shape {tuple(expected.shape)}; use [query, key] = {(n, n)} or "
         f"[layer, head, query, key] = {(num_layers, heads, n, n)}, or a pattern name "
@@ -177,6 +212,7 @@ def _expected_layers(expected, shape, causal: bool, window: int):
 
 
 def _normalize_rows(pattern) -> np.ndarray:
+    """Rows as distributions (float64); row by row, so a block of rows gives the same values."""
     pattern = np.asarray(pattern, dtype=np.float64)
     if np.any(pattern < 0) or not np.all(np.isfinite(pattern)):
         raise ValueError("expected pattern must be finite and non-negative.")
@@ -196,88 +232,136 @@ def _kl_to_mix(x: np.ndarray, total: np.ndarray, out: np.ndarray) -> np.ndarray:
     return np.einsum("...c,...c->...", ratio, x)
 
 
+# ---------------------------------------------------------------------------------------------------
+# the fused per-layer pass, fed block by block
+
+
+class _LayerStats:
+    """Per-row values of the requested metrics for one layer, filled by :meth:`add` block by block.
+
+    ``add(r0, p, expected)`` takes query rows ``r0..r0+m-1`` (``p`` ``[head, m, key]``, all keys; in any
+    order, each row once) and works through them in cache-sized sub-blocks; :meth:`result` turns the
+    per-row values into ``{name: [head] float64}``. Memory: a few ``[head, n]`` float64 arrays plus one
+    sub-block of scratch. ``expected`` (``[1 or H, m, key]``) is needed for ``"pattern_match"``;
+    ``js_causal``: whether both the attention and the expected pattern are causal (only the visible
+    keys are compared then).
+    """
+
+    def __init__(self, heads, n, causal, names, sparsity_threshold=0.01, coverage_threshold=0.01, top_k=3,
+                 js_causal=None):
+        self.heads, self.n, self.causal = heads, n, bool(causal)
+        self.js_causal = self.causal if js_causal is None else bool(js_causal)
+        self.visible, self.weights = _row_weights(n, causal)
+        self.want = want = set(names)
+        self.sparsity_threshold, self.coverage_threshold, self.top_k = sparsity_threshold, coverage_threshold, top_k
+        need_entropy = bool(want & {"entropy", "normalized_entropy"})
+        need_distance = bool(want & {"mean_distance", "locality"})
+        self.ent = np.empty((heads, n)) if need_entropy else None
+        self.below = np.empty((heads, n)) if "sparsity" in want else None
+        self.above = np.empty((heads, n)) if "coverage" in want else None
+        self.dist = np.empty((heads, n)) if need_distance else None
+        self.peak = np.empty((heads, n)) if "max_weight" in want else None
+        self.colmass = np.zeros((heads, n)) if "focus_consistency" in want else None
+        self.sink = np.empty((heads, n)) if "sink_score" in want else None
+        self.js = np.empty((heads, n)) if "pattern_match" in want else None
+        self.keys = np.arange(n)
+        self._scratch = self._flags = self._w = None
+
+    def _buffers(self, x):
+        if self._scratch is None or self._scratch.dtype != x.dtype or self._scratch.size < x.size:
+            self._scratch, self._flags = np.empty(x.size, dtype=x.dtype), np.empty(x.size, dtype=bool)
+        return self._scratch[: x.size].reshape(x.shape), self._flags[: x.size].reshape(x.shape)
+
+    def add(self, r0: int, p: np.ndarray, expected: np.ndarray | None = None) -> None:
+        heads, m, n = p.shape
+        causal = self.causal
+        if self.colmass is not None and (self._w is None or self._w.dtype != p.dtype):
+            self._w = self.weights.astype(p.dtype)
+        if self.sink is not None:
+            self.sink[:, r0:r0 + m] = p[:, :, 0]
+        if self.js is not None:
+            expected = expected.astype(p.dtype, copy=False)
+        keys = self.keys
+        step = max(1, min(n, _BLOCK_ELEMENTS // max(1, heads * n)))
+        for s0 in range(0, m, step):
+            s1 = min(m, s0 + step)
+            g0, g1 = r0 + s0, r0 + s1  # rows of the layer
+            cols = g1 if causal else n
+            x = p[:, s0:s1, :cols]
+            rows = keys[g0:g1]
+            buf, mask = self._buffers(x)
+            if self.ent is not None:
+                self.ent[:, g0:g1] = _row_entropy(x, out=buf)
+            if self.below is not None:
+                count = _count(np.less(x, self.sparsity_threshold, out=mask))
+                # a causal row's masked keys (exact zeros, all below the threshold) are not visible
+                self.below[:, g0:g1] = count - (cols - 1 - rows) if causal else count
+            if self.above is not None:
+                self.above[:, g0:g1] = _count(np.greater(x, self.coverage_threshold, out=mask))
+            if self.dist is not None:
+                offsets = np.abs(rows[:, None] - keys[None, :cols]).astype(p.dtype)
+                self.dist[:, g0:g1] = np.einsum("hrc,rc->hr", x, offsets)
+            if self.peak is not None:
+                self.peak[:, g0:g1] = x.max(-1)
+            if self.colmass is not None:
+                self.colmass[:, :cols] += np.matmul(self._w[g0:g1], x)
+            if self.js is not None:
+                jcols = g1 if self.js_causal else n
+                xj = p[:, s0:s1, :jcols]
+                yj = np.broadcast_to(expected[:, s0:s1, :jcols], xj.shape)
+                total = np.maximum(xj + yj, np.finfo(p.dtype).tiny)
+                scratch = np.empty_like(total)
+                self.js[:, g0:g1] = (_kl_to_mix(xj, total, scratch) + _kl_to_mix(yj, total, scratch)) / (2 * _LN2)
+
+    def result(self) -> dict[str, np.ndarray]:
+        want, weights, visible, n = self.want, self.weights, self.visible, self.n
+        out: dict[str, np.ndarray] = {}
+        if "entropy" in want:
+            out["entropy"] = self.ent @ weights
+        if "normalized_entropy" in want:
+            logv = np.log(visible)
+            norm = np.divide(self.ent, logv, out=np.zeros_like(self.ent), where=logv > 0)  # one visible key: 0
+            out["normalized_entropy"] = np.clip(norm, 0.0, 1.0) @ weights
+        if "sparsity" in want:
+            out["sparsity"] = (self.below / visible) @ weights
+        if "coverage" in want:
+            out["coverage"] = (self.above / visible) @ weights
+        if "mean_distance" in want:
+            out["mean_distance"] = self.dist @ weights
+        if "locality" in want:
+            out["locality"] = (1.0 / (1.0 + self.dist)) @ weights
+        if "focus_consistency" in want:
+            k = min(int(self.top_k), n)
+            top = np.partition(self.colmass, n - k, axis=-1)[:, n - k :]
+            out["focus_consistency"] = np.clip(top.sum(-1), 0.0, 1.0)
+        if "sink_score" in want:
+            out["sink_score"] = self.sink @ weights
+        if "max_weight" in want:
+            out["max_weight"] = self.peak @ weights
+        if "pattern_match" in want:
+            out["pattern_match"] = 1.0 - np.clip(self.js, 0.0, 1.0) @ weights
+        return out
+
+
+def _layer_metrics(p, causal, names, sparsity_threshold, coverage_threshold, top_k) -> dict[str, np.ndarray]:
+    """All requested metrics of one layer ``p`` [head, query, key] as ``{name: [head] float64}``."""
+    heads, n, _ = p.shape
+    stats = _LayerStats(heads, n, causal, [m for m in names if m != "pattern_match"], sparsity_threshold,
+                        coverage_threshold, top_k)
+    stats.add(0, p)
+    return stats.result()
+
+
 def _layer_js(p: np.ndarray, q: np.ndarray, causal: bool, weights: np.ndarray) -> np.ndarray:
     """Weighted mean over rows of the base-2 Jensen-Shannon divergence; ``p`` [H,n,n], ``q`` [1|H,n,n].
 
     Uses ``JSD = (KL(p || m) + KL(q || m)) / 2`` term by term, so equal rows give exactly 0.
     """
     heads, n, _ = p.shape
-    q = q.astype(p.dtype, copy=False)
-    rows = np.empty((heads, n))
-    tiny = np.finfo(p.dtype).tiny
-    for r0, r1, cols in _row_blocks(n, heads, causal):
-        x, y = p[:, r0:r1, :cols], np.broadcast_to(q[:, r0:r1, :cols], (heads, r1 - r0, cols))
-        total = np.maximum(x + y, tiny)
-        scratch = np.empty_like(total)
-        rows[:, r0:r1] = (_kl_to_mix(x, total, scratch) + _kl_to_mix(y, total, scratch)) / (2 * _LN2)
-    return np.clip(rows, 0.0, 1.0) @ weights
-
-
-# ---------------------------------------------------------------------------------------------------
-# the fused per-layer pass
-
-
-def _layer_metrics(p, causal, names, sparsity_threshold, coverage_threshold, top_k) -> dict[str, np.ndarray]:
-    """All requested metrics of one layer ``p`` [head, query, key] as ``{name: [head] float64}``."""
-    heads, n, _ = p.shape
-    visible, weights = _row_weights(n, causal)
-    want = set(names)
-    need_entropy = bool(want & {"entropy", "normalized_entropy"})
-    need_distance = bool(want & {"mean_distance", "locality"})
-    ent = np.empty((heads, n)) if need_entropy else None
-    below = np.empty((heads, n)) if "sparsity" in want else None
-    above = np.empty((heads, n)) if "coverage" in want else None
-    dist = np.empty((heads, n)) if need_distance else None
-    peak = np.empty((heads, n)) if "max_weight" in want else None
-    colmass = np.zeros((heads, n)) if "focus_consistency" in want else None
-    w32 = weights.astype(p.dtype)
-    keys = np.arange(n)
-    scratch = flags = None
-    for r0, r1, cols in _row_blocks(n, heads, causal):
-        x = p[:, r0:r1, :cols]
-        rows = keys[r0:r1]
-        if scratch is None or scratch.size < x.size:
-            scratch, flags = np.empty(x.size, dtype=p.dtype), np.empty(x.size, dtype=bool)
-        buf, mask = scratch[: x.size].reshape(x.shape), flags[: x.size].reshape(x.shape)
-        if ent is not None:
-            ent[:, r0:r1] = _row_entropy(x, out=buf)
-        if below is not None:
-            count = _count(np.less(x, sparsity_threshold, out=mask))
-            # a causal row's masked keys (exact zeros, all below the threshold) are not visible
-            below[:, r0:r1] = count - (cols - 1 - rows) if causal else count
-        if above is not None:
-            above[:, r0:r1] = _count(np.greater(x, coverage_threshold, out=mask))
-        if dist is not None:
-            offsets = np.abs(rows[:, None] - keys[None, :cols]).astype(p.dtype)
-            dist[:, r0:r1] = np.einsum("hrc,rc->hr", x, offsets)
-        if peak is not None:
-            peak[:, r0:r1] = x.max(-1)
-        if colmass is not None:
-            colmass[:, :cols] += np.matmul(w32[r0:r1], x)
-
-    out: dict[str, np.ndarray] = {}
-    if "entropy" in want:
-        out["entropy"] = ent @ weights
-    if "normalized_entropy" in want:
-        logv = np.log(visible)
-        norm = np.divide(ent, logv, out=np.zeros_like(ent), where=logv > 0)  # one visible key: 0
-        out["normalized_entropy"] = np.clip(norm, 0.0, 1.0) @ weights
-    if "sparsity" in want:
-        out["sparsity"] = (below / visible) @ weights
-    if "coverage" in want:
-        out["coverage"] = (above / visible) @ weights
-    if "mean_distance" in want:
-        out["mean_distance"] = dist @ weights
-    if "locality" in want:
-        out["locality"] = (1.0 / (1.0 + dist)) @ weights
-    if "focus_consistency" in want:
-        k = min(int(top_k), n)
-        out["focus_consistency"] = np.clip(np.partition(colmass, n - k, axis=-1)[:, n - k :].sum(-1), 0.0, 1.0)
-    if "sink_score" in want:
-        out["sink_score"] = p[:, :, 0].astype(np.float64) @ weights
-    if "max_weight" in want:
-        out["max_weight"] = peak @ weights
-    return out
+    stats = _LayerStats(heads, n, causal, ["pattern_match"])
+    stats.weights = weights
+    stats.add(0, p, q)
+    return 1.0 - stats.result()["pattern_match"]
 
 
 def compute_metrics(
@@ -294,7 +378,9 @@ def compute_metrics(
 
     ``attn``: a Capture or a ``[layer, head, query, key]`` array. ``names``: any of :data:`METRICS`;
     default all of them, with ``"pattern_match"`` only when ``expected`` is given (see
-    :func:`pattern_match` for ``expected`` and ``window``). A Capture is read one layer at a time.
+    :func:`pattern_match` for ``expected`` and ``window``). A Capture is read in blocks of query rows
+    (never a whole layer; an expected Capture too, the same rows at a time), accumulating per-row
+    values and per-key sums: one pass over each layer, ``O(heads x block x n + heads x n)`` memory.
     The definitions are in the docstrings of the single-metric functions and in docs/metrics.md.
     """
     if names is None:
@@ -314,16 +400,22 @@ def compute_metrics(
     if int(top_k) < 1:
         raise ValueError(f"top_k must be a positive number of keys; got {top_k}.")
 
+    src = Source(attn)
+    causal = src.is_causal
     per_layer: dict[str, list[np.ndarray]] = {m: [] for m in names}
-    get_expected = None
-    for layer, p, causal in _iter_layers(attn):
-        out = _layer_metrics(p, causal, names, sparsity_threshold, coverage_threshold, top_k)
-        if "pattern_match" in names:
-            if get_expected is None:
-                shape = (int(attn.num_layers) if _is_capture(attn) else attn.shape[0], p.shape[0], p.shape[1])
-                get_expected, expected_causal = _expected_layers(expected, shape, causal, window)
-            _, weights = _row_weights(p.shape[1], causal)
-            out["pattern_match"] = 1.0 - _layer_js(p, get_expected(layer), causal and expected_causal, weights)
+    get_expected, expected_causal = None, False
+    for layer in range(src.num_layers):
+        stats = None
+        for r0, r1, p in src.blocks(layer):
+            if stats is None:
+                heads, n = p.shape[0], p.shape[-1]
+                if "pattern_match" in names and get_expected is None:
+                    get_expected, expected_causal = _expected_rows(expected, (src.num_layers, heads, n), causal,
+                                                                   int(window))
+                stats = _LayerStats(heads, n, causal, names, sparsity_threshold, coverage_threshold, top_k,
+                                    js_causal=causal and expected_causal)
+            stats.add(r0, p, get_expected(layer, r0, r1) if get_expected is not None else None)
+        out = stats.result()
         for m in names:
             per_layer[m].append(out[m])
     return {m: np.stack(v) if v else np.zeros((0, 0)) for m, v in per_layer.items()}

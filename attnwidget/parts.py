@@ -24,6 +24,7 @@ from ._tables import (
     table,
     visible_rows,
 )
+from ._blocks import Source
 from .metrics import _row_entropy
 
 __all__ = ["OTHER", "ROLE_NAMES", "PromptParts", "chat_parts", "prompt_parts"]
@@ -199,7 +200,8 @@ def prompt_parts(capture, parts, *, layers=None, heads=None) -> PromptParts:
     belongs to the part its character span overlaps (the one it overlaps most if several); tokens with
     empty spans and tokens outside every part form the implicit part ``"(other)"``, listed last when it
     has tokens. ``layers``/``heads``: which to average (default all). :func:`chat_parts` builds parts
-    from a chat. Reads one layer at a time.
+    from a chat. Reads each layer in blocks of query rows (per-row and per-key sums), never a whole
+    layer: memory ``O(heads x block x n + n x parts)``.
     """
     capture = require_capture(capture, "prompt_parts")
     if capture.text is None:
@@ -238,18 +240,23 @@ def prompt_parts(capture, parts, *, layers=None, heads=None) -> PromptParts:
     received = np.zeros(n)
     ent = np.zeros(n)
     norm_ent = np.zeros(n)
+    src = Source(capture)
+    mass = np.empty((n, num_parts))  # [query, part] of the current layer
     for i, layer in enumerate(layer_list):
-        p = capture.head_patterns(layer)
-        if head_list is not None:
-            p = p[head_list]
-        a = p.mean(0, dtype=np.float64)  # [query, key], mean over the selected heads
-        mass = a @ member  # [query, part]
+        colsum = np.zeros(n)  # [key]: attention received, summed over query rows
+        for r0, r1, p in src.blocks(layer):  # blocks of query rows, never the whole layer
+            if head_list is not None:
+                p = p[head_list]
+            a = p.mean(0, dtype=np.float64)  # [rows, key], mean over the selected heads
+            mass[r0:r1] = a @ member
+            colsum += a.sum(0)
+            row_ent = _row_entropy(p).astype(np.float64)  # [head, rows]
+            ent[r0:r1] += row_ent.mean(0)
+            logv = log_visible[r0:r1]
+            norm_ent[r0:r1] += np.divide(row_ent, logv, out=np.zeros_like(row_ent), where=logv > 0).mean(0)
         by_layer[i] = (member.T @ mass) / counts[:, None]
         last[i] = mass[-1]
-        received += a.sum(0) / seen_by
-        row_ent = _row_entropy(p).astype(np.float64)  # [head, query]
-        ent += row_ent.mean(0)
-        norm_ent += np.divide(row_ent, log_visible, out=np.zeros_like(row_ent), where=log_visible > 0).mean(0)
+        received += colsum / seen_by
     num = len(layer_list)
     rows_in = member * keep[:, None]
     row_counts = rows_in.sum(0)

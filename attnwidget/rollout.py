@@ -12,29 +12,48 @@ renormalised to sum to 1.
 * **Attention flow** treats the matrices as capacities of a layered graph and takes a maximum flow
   from a top-layer position to each input token (exact; see :mod:`attnwidget._flow`).
 
-Every function takes a :class:`~attnwidget.Capture` (read one layer at a time) or a NumPy/torch array
-``[layer, head, query, key]``. Layer selection: ``layers`` (indices, default all) filtered by
-``start_layer`` (the first layer index used).
+Every function takes a :class:`~attnwidget.Capture` or a NumPy/torch array ``[layer, head, query, key]``.
+Layer selection: ``layers`` (indices, default all) filtered by ``start_layer`` (the first layer index used).
+
+Memory with a Capture
+    The Capture is read in blocks of query rows (``attnwidget._blocks``) and each block of ``A'_l``
+    is mixed on the fly, so nothing of size ``layers x tokens^2`` is built except where a function
+    says so: :func:`rollout_row` / :func:`rollout_rows` propagate row vectors (``O(k x n + heads x
+    block x n)``), :func:`rollout` keeps two ``[n, n]`` float64 matrices (``16 n^2`` bytes: 1 GiB at
+    8192 tokens), :func:`mixed_attention` returns ``[L, n, n]`` float64 (``8 L n^2`` bytes) and attention
+    flow needs those dense capacities (it refuses above :data:`FLOW_MAX_BYTES`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import os
+
 import numpy as np
 
 from ._arrays import as_attention_array
+from ._blocks import Source, reads_rows
 
 __all__ = [
+    "FLOW_MAX_BYTES",
     "RowAttribution",
     "attention_flow",
     "attention_flow_row",
     "mixed_attention",
     "rollout",
     "rollout_row",
+    "rollout_rows",
 ]
 
 _FUSIONS = ("mean", "max", "min")
+
+#: Attention flow on a Capture refuses a network whose dense arrays would need more bytes than this
+#: (or than the memory available, where the system says): about :data:`FLOW_BYTES_PER_ENTRY` bytes per
+#: entry of the ``[L, n, n]`` capacities (the float64 capacities, the solver's float64 flow and its
+#: reachability masks). 8 GiB is 30 layers at about 3300 tokens.
+FLOW_MAX_BYTES = 8 << 30
+FLOW_BYTES_PER_ENTRY = 24
 
 
 @dataclass(frozen=True)
@@ -110,8 +129,9 @@ def _select_layers(num_layers: int, start_layer, layers) -> list[int]:
     return chosen
 
 
-def _fuse_and_mix(arr: np.ndarray, residual: float, head_fusion: str) -> np.ndarray:
-    """``arr`` float ``[H, n, n]`` (one layer) -> mixed float64 ``[n, n]``."""
+def _fuse_and_mix(arr: np.ndarray, residual: float, head_fusion: str, r0: int = 0) -> np.ndarray:
+    """``arr`` float ``[H, m, n]``: query rows ``r0..r0+m-1`` of one layer -> those rows of the mixed
+    float64 matrix, ``[m, n]``. Row by row, so blocks of rows give the rows of the whole matrix."""
     a = arr.astype(np.float64)
     if not np.all(np.isfinite(a)):
         raise ValueError(
@@ -124,7 +144,8 @@ def _fuse_and_mix(arr: np.ndarray, residual: float, head_fusion: str) -> np.ndar
             "(softmax outputs). Pass attention patterns, not scores or gradients."
         )
     mixed = (1.0 - residual) * getattr(a, head_fusion)(axis=0)
-    mixed[np.diag_indices(mixed.shape[-1])] += residual
+    m = mixed.shape[0]
+    mixed[np.arange(m), r0 + np.arange(m)] += residual
     sums = mixed.sum(axis=-1, keepdims=True)
     np.divide(mixed, sums, out=mixed, where=sums > 0)
     return mixed
@@ -137,6 +158,15 @@ def _is_capture(obj) -> bool:
 def _mixed_and_causal(attn, residual, head_fusion, start_layer, layers):
     residual = _check_residual(residual)
     head_fusion = _check_fusion(head_fusion)
+    if reads_rows(attn):  # a Capture: each layer's rows in blocks, straight into M
+        src = Source(attn)
+        chosen = _select_layers(src.num_layers, start_layer, layers)
+        n = src.num_tokens
+        M = np.empty((len(chosen), n, n))
+        for i, l in enumerate(chosen):
+            for r0, r1, p in src.blocks(l):
+                M[i, r0:r1] = _fuse_and_mix(p, residual, head_fusion, r0)
+        return M, src.is_causal
     if _is_capture(attn):
         chosen = _select_layers(int(attn.num_layers), start_layer, layers)
         parts, causal = [], bool(attn.is_causal)
@@ -145,13 +175,28 @@ def _mixed_and_causal(attn, residual, head_fusion, start_layer, layers):
             parts.append(_fuse_and_mix(arr[0], residual, head_fusion))
         return np.stack(parts), causal
     arr, causal = as_attention_array(attn)
+    _check_not_empty(arr)
+    chosen = _select_layers(arr.shape[0], start_layer, layers)
+    return np.stack([_fuse_and_mix(arr[l], residual, head_fusion) for l in chosen]), causal
+
+
+def _check_not_empty(arr: np.ndarray) -> None:
     if 0 in arr.shape:
         raise ValueError(
             f"attention has an empty axis: shape {tuple(arr.shape)} [layer, head, query, key]; "
             "expected at least one layer, head and token."
         )
-    chosen = _select_layers(arr.shape[0], start_layer, layers)
-    return np.stack([_fuse_and_mix(arr[l], residual, head_fusion) for l in chosen]), causal
+
+
+def _blocks_setup(attn, residual, head_fusion, start_layer, layers):
+    """``(source, chosen layers, residual, head_fusion)`` after the same checks as the dense path."""
+    residual = _check_residual(residual)
+    head_fusion = _check_fusion(head_fusion)
+    src = Source(attn)
+    if src.kind == "array":
+        _check_not_empty(src.array)
+    chosen = _select_layers(src.num_layers, start_layer, layers)
+    return src, chosen, residual, head_fusion
 
 
 def mixed_attention(attn, residual: float = 0.5, head_fusion: str = "mean", *,
@@ -161,6 +206,10 @@ def mixed_attention(attn, residual: float = 0.5, head_fusion: str = "mean", *,
     ``M[l] = rownorm(residual * I + (1 - residual) * fuse_heads(attn[l]))`` for the used layers,
     bottom first. ``fuse_heads`` is the mean, max or min over heads. A row that is all zero (only
     possible with ``residual=0``) stays zero.
+
+    Memory: the result is dense, ``8 x L_used x n^2`` bytes (30 layers at 8192 tokens: 16 GiB). A
+    Capture is read in blocks of rows straight into it (no further ``[heads, n, n]`` copy); for long
+    inputs use :func:`rollout_row` / :func:`rollout_rows`, which never build it.
     """
     return _mixed_and_causal(attn, residual, head_fusion, start_layer, layers)[0]
 
@@ -175,12 +224,46 @@ def rollout(attn, *, residual: float = 0.5, head_fusion: str = "mean", start_lay
     ``R[i, j]`` is the share of input token ``j`` in position ``i`` after the used layers, with the
     matrices of :func:`mixed_attention`. Rows sum to 1. For causal attention the strict upper
     triangle is exactly zero.
+
+    A Capture (any length) never builds ``mixed_attention``'s ``[L, n, n]``: ``R`` is updated layer by
+    layer, ``R_new[rows] = M_l[rows] @ R`` for blocks of rows of ``M_l`` mixed on the fly, so it holds
+    two ``[n, n]`` float64 matrices (``16 n^2`` bytes: 1 GiB at 8192 tokens) plus one block. Where a
+    block of ``M_l`` and ``R`` are lower triangular (causal attention) only the triangle is multiplied.
+    For one or a few rows, :func:`rollout_row` / :func:`rollout_rows` cost ``O(k x n)`` instead.
+    An array is processed as before, from the stacked ``mixed_attention``.
     """
+    if reads_rows(attn):
+        src, chosen, residual, head_fusion = _blocks_setup(attn, residual, head_fusion, start_layer, layers)
+        return _rollout_blocks(src, chosen, residual, head_fusion)
     M, causal = _mixed_and_causal(attn, residual, head_fusion, start_layer, layers)
     R = M[0].copy()
     for l in range(1, M.shape[0]):
         R = M[l] @ R
     if causal:
+        R = np.tril(R)
+    return R
+
+
+def _rollout_blocks(src: Source, chosen: list[int], residual: float, head_fusion: str) -> np.ndarray:
+    """Full rollout from row blocks: two ``[n, n]`` float64 matrices, never ``[L, n, n]``."""
+    n = src.num_tokens
+    R, lower = None, True  # lower: R is exactly zero above the diagonal
+    for l in chosen:
+        new = np.empty((n, n)) if R is None else np.zeros((n, n))
+        new_lower = True
+        for r0, r1, p in src.blocks(l):
+            A = _fuse_and_mix(p, residual, head_fusion, r0)
+            block_lower = not A[:, r1:].any()
+            if R is None:
+                new[r0:r1] = A
+            elif True:  # zero above the diagonal in A's rows and in R: the triangle only
+                new[r0:r1, :r1] = A[:, :r1] @ R[:r1, :r1]
+            else:
+                new[r0:r1] = A @ R
+                block_lower = False
+            new_lower &= block_lower
+        R, lower = new, new_lower
+    if src.is_causal:
         R = np.tril(R)
     return R
 
@@ -200,22 +283,80 @@ def _default_row(n: int, causal: bool, row) -> tuple[int, str]:
     return r, f"row {r} chosen by the caller"
 
 
+def _rows_arg(n: int, causal: bool, rows) -> tuple[list[int], list[str]]:
+    if rows is None or (isinstance(rows, (int, np.integer)) and not isinstance(rows, bool)):
+        r, reason = _default_row(n, causal, rows)
+        return [r], [reason]
+    if isinstance(rows, (str, bytes)):
+        raise TypeError(f"rows must be None, an int or a sequence of ints; got {type(rows).__name__}.")
+    try:
+        items = list(np.asarray(rows).ravel()) if isinstance(rows, np.ndarray) else list(rows)
+    except TypeError:
+        raise TypeError(f"rows must be None, an int or a sequence of ints; got {type(rows).__name__}.") from None
+    out, reasons = [], []
+    for item in items:
+        r, reason = _default_row(n, causal, item)
+        out.append(r)
+        reasons.append(reason)
+    return out, reasons
+
+
+def _propagate_rows(src: Source, chosen: list[int], residual: float, head_fusion: str,
+                    targets: list[int]) -> np.ndarray:
+    """``[k, n]``: ``e_t @ M[top] @ ... @ M[start]`` for each target ``t``, one layer at a time.
+
+    ``V_new = sum over row blocks b of V[:, b] @ M_l[b, :]``: each block of ``M_l`` is mixed on the
+    fly from the source's rows, and blocks where every vector is zero are not read at all (for a
+    causal row ``t`` the rows after ``t`` are never needed). Memory ``O(k x n + heads x block x n)``.
+    """
+    n = src.num_tokens
+    V = np.zeros((len(targets), n))
+    V[np.arange(len(targets)), targets] = 1.0
+    step = src.step
+    for l in reversed(chosen):
+        new = np.zeros_like(V)
+        for r0 in range(0, n, step):
+            r1 = min(n, r0 + step)
+            vb = V[:, r0:r1]
+            if not vb.any():
+                continue
+            A = _fuse_and_mix(src.read(l, r0, r1), residual, head_fusion, r0)
+            c = r1  # causal rows: nothing beyond the diagonal block
+            new[:, :c] += vb @ A[:, :c]
+        V = new
+    if src.is_causal:
+        for i, t in enumerate(targets):
+            V[i, t + 1:] = 0.0
+    return V
+
+
+def rollout_rows(attn, rows=None, *, residual: float = 0.5, head_fusion: str = "mean",
+                 start_layer: int = 0, layers=None) -> np.ndarray:
+    """Several rows of :func:`rollout` in one pass: float64 ``[len(rows), key]``.
+
+    ``rows``: an int, a sequence of ints (negative counts from the end) or ``None`` for the natural row
+    (last token for causal attention, first for encoders; see :func:`rollout_row`). The rows are row
+    vectors propagated from the top layer down, ``v <- v @ M_l``, with each ``M_l`` (as in
+    :func:`mixed_attention`) mixed block by block from the Capture's rows: exact, and it never builds
+    ``[L, n, n]``. Memory ``O(len(rows) x n + heads x block x n)``; time about one reading of the used
+    layers (a causal row ``t`` reads only rows ``0..t``).
+    """
+    src, chosen, residual, head_fusion = _blocks_setup(attn, residual, head_fusion, start_layer, layers)
+    targets, _ = _rows_arg(src.num_tokens, src.is_causal, rows)
+    return _propagate_rows(src, chosen, residual, head_fusion, targets)
+
+
 def rollout_row(attn, row: int | None = None, *, residual: float = 0.5, head_fusion: str = "mean",
                 start_layer: int = 0, layers=None) -> RowAttribution:
     """One row of :func:`rollout` (cheaper: a vector times ``L`` matrices), and which row it is.
 
     ``row=None`` picks the last token for causal attention and the first (CLS) token for encoders;
-    ``RowAttribution.reason`` says which and why.
+    ``RowAttribution.reason`` says which and why. As :func:`rollout_rows`, it never builds
+    ``[L, n, n]``: a Capture's layers are read in blocks of rows and mixed on the fly.
     """
-    M, causal = _mixed_and_causal(attn, residual, head_fusion, start_layer, layers)
-    n = M.shape[-1]
-    r, reason = _default_row(n, causal, row)
-    v = np.zeros(n)
-    v[r] = 1.0
-    for l in range(M.shape[0] - 1, -1, -1):
-        v = v @ M[l]
-    if causal:
-        v[r + 1:] = 0.0
+    src, chosen, residual, head_fusion = _blocks_setup(attn, residual, head_fusion, start_layer, layers)
+    r, reason = _default_row(src.num_tokens, src.is_causal, row)
+    v = _propagate_rows(src, chosen, residual, head_fusion, [r])[0]
     return RowAttribution(values=v, row=r, reason=reason, method="rollout")
 
 
@@ -242,6 +383,41 @@ def _targets(n: int, causal: bool, targets) -> tuple[list[int], list[str]]:
     return out, reasons
 
 
+def _available_memory() -> int | None:
+    """Bytes the system says are available (Linux ``MemAvailable``), or None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_flow_size(attn, start_layer, layers) -> None:
+    """Refuse attention flow on a Capture whose dense network would not fit (before reading anything)."""
+    if not reads_rows(attn):
+        return
+    num_layers, n = int(attn.num_layers), int(attn.num_tokens)
+    chosen = _select_layers(num_layers, start_layer, layers)
+    need = FLOW_BYTES_PER_ENTRY * len(chosen) * n * n
+    available = _available_memory()
+    limit = FLOW_MAX_BYTES if available is None else min(FLOW_MAX_BYTES, available)
+    if need > limit:
+        gib = 1 << 30
+        what = "attnwidget.rollout.FLOW_MAX_BYTES" if limit == FLOW_MAX_BYTES else "the available memory"
+        raise MemoryError(
+            f"attention flow over {len(chosen)} layers x {n} tokens needs its dense [layer, query, key] "
+            f"network: about {need / gib:.1f} GiB ({FLOW_BYTES_PER_ENTRY} bytes x {len(chosen)} x {n}^2), "
+            f"more than {what} ({limit / gib:.1f} GiB). Use fewer layers (layers=..., start_layer=...), "
+            "capture fewer tokens, or use rollout_row / rollout_rows, which need no dense matrices."
+        )
+
+
 def attention_flow(attn, targets=None, *, residual: float = 0.5, head_fusion: str = "mean",
                    start_layer: int = 0, layers=None) -> np.ndarray:
     """Exact attention flow: float64 ``[len(targets), key]``.
@@ -254,7 +430,12 @@ def attention_flow(attn, targets=None, *, residual: float = 0.5, head_fusion: st
     ``targets``: an int, a sequence of ints (negative counts from the end) or ``None`` for the last
     token (causal) or the first token (encoder); :func:`attention_flow_row` says which it used.
     Exact to float64 rounding (see :mod:`attnwidget._flow` for the algorithm and the argument).
+
+    The flow needs the dense capacities: for a Capture whose network would take more than
+    :data:`FLOW_MAX_BYTES` (or the available memory), it raises a ``MemoryError`` naming the size;
+    use fewer layers (``layers=``, ``start_layer=``), fewer tokens, or :func:`rollout_row`.
     """
+    _check_flow_size(attn, start_layer, layers)
     M, causal = _mixed_and_causal(attn, residual, head_fusion, start_layer, layers)
     rows, _ = _targets(M.shape[-1], causal, targets)
     from ._flow import flow_rows
@@ -266,6 +447,7 @@ def attention_flow_row(attn, row: int | None = None, *, residual: float = 0.5,
                        head_fusion: str = "mean", start_layer: int = 0,
                        layers=None) -> RowAttribution:
     """One row of :func:`attention_flow` together with the row used and why (as :func:`rollout_row`)."""
+    _check_flow_size(attn, start_layer, layers)
     M, causal = _mixed_and_causal(attn, residual, head_fusion, start_layer, layers)
     r, reason = _default_row(M.shape[-1], causal, row)
     from ._flow import flow_rows

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._tables import fmt, plain, require_capture, select_layers, table
-from .metrics import _layer_metrics
+from ._blocks import Source
+from .metrics import _LayerStats
 from .parts import _assign, chat_parts
 
 __all__ = ["TEMPLATE_STATS", "TemplateComparison", "compare_templates"]
@@ -92,12 +93,18 @@ def _template_stats(capture, layer_list, messages) -> dict[str, np.ndarray]:
     special = capture.special.astype(np.float64)
     names = list(_METRIC_OF.values())
     per = {s: [] for s in TEMPLATE_STATS if s != "num_tokens"}
+    src = Source(capture)
     for layer in layer_list:
-        p = capture.head_patterns(layer)
-        values = _layer_metrics(p, capture.is_causal, names, 0.01, 0.01, 3)
+        stats = last = None
+        for r0, r1, p in src.blocks(layer):  # blocks of query rows, never the whole layer
+            if stats is None:
+                stats = _LayerStats(p.shape[0], capture.num_tokens, capture.is_causal, names, 0.01, 0.01, 3)
+            stats.add(r0, p)
+            if r1 == capture.num_tokens:
+                last = p[:, -1].mean(0, dtype=np.float64)
+        values = stats.result()
         for stat, metric in _METRIC_OF.items():
             per[stat].append(float(values[metric].mean()))
-        last = p[:, -1].mean(0, dtype=np.float64)
         per["last_to_content"].append(float(last @ content))
         per["last_to_special"].append(float(last @ special))
         per["last_to_markup"].append(max(0.0, 1.0 - float(last @ content) - float(last @ special)))
