@@ -55,10 +55,11 @@ test: setup
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser" tests
 
+# Every benchmark, one after another (~25 min on 2 cores); writes benchmarks/results/README.md.
+# BENCH_ARGS=--quick runs small sizes into benchmarks/results/quick/ instead.
 bench: setup
-	$(PY) benchmarks/bench_capture.py
-	$(PY) benchmarks/bench_metrics.py
-	$(PY) benchmarks/bench_flow.py
+	$(PY) -m pip install --quiet --no-deps -r benchmarks/requirements.txt
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) attnwidget/static js/node_modules

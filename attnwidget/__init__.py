@@ -35,6 +35,7 @@ from .rollout import (
     mixed_attention,
     rollout,
     rollout_row,
+    rollout_rows,
 )
 
 __version__ = "0.1.0"
@@ -73,6 +74,7 @@ __all__ = [
     "ROLES",
     "rollout",
     "rollout_row",
+    "rollout_rows",
     "RowAttribution",
     "show",
     "similar_heads",

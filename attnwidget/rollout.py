@@ -256,7 +256,7 @@ def _rollout_blocks(src: Source, chosen: list[int], residual: float, head_fusion
             block_lower = not A[:, r1:].any()
             if R is None:
                 new[r0:r1] = A
-            elif True:  # zero above the diagonal in A's rows and in R: the triangle only
+            elif block_lower and lower:  # zero above the diagonal in A's rows and in R: the triangle only
                 new[r0:r1, :r1] = A[:, :r1] @ R[:r1, :r1]
             else:
                 new[r0:r1] = A @ R
@@ -321,7 +321,7 @@ def _propagate_rows(src: Source, chosen: list[int], residual: float, head_fusion
             if not vb.any():
                 continue
             A = _fuse_and_mix(src.read(l, r0, r1), residual, head_fusion, r0)
-            c = r1  # causal rows: nothing beyond the diagonal block
+            c = n if A[:, r1:].any() else r1  # causal rows: nothing beyond the diagonal block
             new[:, :c] += vb @ A[:, :c]
         V = new
     if src.is_causal:
