@@ -12,6 +12,7 @@ from . import reduce as r
 
 STATIC = pathlib.Path(__file__).parent / "static"
 VIEWS = ("heatmap", "lines", "graph", "rollout")
+ROLLOUT_MATRIX_TOKENS = 1024  # up to this length the widget keeps the whole rollout matrix
 
 
 def _bundle() -> pathlib.Path:
@@ -79,6 +80,7 @@ class AttentionWidget(anywidget.AnyWidget):
         self._source, self._capture = source, capture
         self._lines_direction = "from"
         self._rollout = None
+        self._rollout_rows: dict[int, np.ndarray] = {}
         self._flow_row: tuple[int, np.ndarray] | None = None
         self._metrics = None
         self._png_requests: dict[int, str] = {}
@@ -213,9 +215,31 @@ class AttentionWidget(anywidget.AnyWidget):
             self._rollout = rollout(self._capture)
         return self._rollout
 
+    def rollout_values(self, row: int) -> np.ndarray:
+        """The rollout row of one query token.
+
+        Up to ``ROLLOUT_MATRIX_TOKENS`` tokens the whole matrix is computed once and rows are looked
+        up (hovering is instant); beyond, each row is one pass over the layers in row blocks
+        (``attnwidget.rollout_row``), cached, and only computed for clicked or natural rows.
+        """
+        if self._source.n <= ROLLOUT_MATRIX_TOKENS:
+            return self.rollout_matrix()[row]
+        if row not in self._rollout_rows:
+            from .rollout import rollout_row
+
+            self._rollout_rows[row] = rollout_row(self._capture, row).values
+        return self._rollout_rows[row]
+
     def _push_rollout(self) -> None:
         row = self._focus()
-        data = {"values": r.wire(self.rollout_matrix()[row].astype(np.float32)), "row": int(row)}
+        if self._source.n > ROLLOUT_MATRIX_TOKENS and row == self.hovered_token and row not in self._rollout_rows:
+            # A long sequence: a hover must not start a pass over every layer; clicks do.
+            self.status = f"rollout: click a token to compute its row ({self._source.n} tokens)"
+            if not self.rollout_data:
+                row = self._source.n - 1 if self._source.is_causal else 0
+            else:
+                return
+        data = {"values": r.wire(np.asarray(self.rollout_values(row), dtype=np.float32)), "row": int(row)}
         if self._flow_row is not None and self._flow_row[0] == row:
             data["flow"] = r.wire(self._flow_row[1].astype(np.float32))
         self.rollout_data = data

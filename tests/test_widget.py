@@ -180,3 +180,20 @@ def test_png_error_reply_is_reported(cap, tmp_path, monkeypatch):
     widget.save_png(tmp_path / "x.png")
     widget._on_message(widget, {"type": "png", "request_id": sent[0]["request_id"], "error": "toBlob failed"}, [])
     assert "failed in the page: toBlob failed" in widget.status and not (tmp_path / "x.png").exists()
+
+
+def test_long_sequences_compute_rollout_rows_on_click_only(cap, monkeypatch):
+    import attnwidget.widget as module
+
+    monkeypatch.setattr(module, "ROLLOUT_MATRIX_TOKENS", 4)  # pretend the capture is long
+    widget = AttentionWidget(cap, view="rollout")
+    natural = cap.num_tokens - 1
+    assert widget.rollout_data["row"] == natural
+    np.testing.assert_allclose(decode(widget.rollout_data["values"]), attnwidget.rollout(cap)[natural], atol=1e-6)
+    widget.hovered_token = 3  # a hover does not start a pass over every layer
+    assert widget.rollout_data["row"] == natural and "click a token" in widget.status
+    widget.hovered_token = None
+    widget.selected_tokens = [3]
+    assert widget.rollout_data["row"] == 3
+    np.testing.assert_allclose(decode(widget.rollout_data["values"]), attnwidget.rollout(cap)[3], atol=1e-6)
+    assert widget._rollout is None  # the n x n matrix was never built
