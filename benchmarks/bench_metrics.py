@@ -41,7 +41,7 @@ def causal_softmax(rng, heads: int, n: int) -> np.ndarray:
 
 
 class SyntheticCapture:
-    """Duck-typed Capture serving ``bank[layer % len(bank)]``."""
+    """Duck-typed Capture serving ``bank[layer % len(bank)]`` in row blocks, like a real Capture."""
 
     is_causal = True
 
@@ -51,6 +51,9 @@ class SyntheticCapture:
         self.num_heads, self.num_tokens = bank[0].shape[:2]
         n = self.num_tokens
         self.token_ids = np.arange(n) % max(1, (n - 1) // 2)  # a repeated sequence
+
+    def head_patterns(self, layer, rows=None):  # the row-block path a real Capture takes
+        return self.bank[layer % len(self.bank)][:, rows if rows is not None else slice(None)]
 
     def patterns(self, layers=None):
         layers = list(range(self.num_layers) if layers is None else layers)
