@@ -119,12 +119,26 @@ class Capture:
         if isinstance(record, WeightsRecord):
             w = record.weights if heads is None else record.weights[heads]
             return w[:, rows].float()
-        q = record.query if heads is None else record.query[heads]
-        groups = record.query.shape[0] // record.key.shape[0]
-        kv = torch.arange(record.query.shape[0]) // groups
-        k = record.key[kv if heads is None else kv[heads]]
+        n_keys = record.key.shape[1]
+        visible = n_keys
+        if record.mask < 0 and record.causal and len(rows):
+            # Plain causal attention: keys after the block's last query get weight exactly 0
+            # (exp(min - max) underflows), so they are skipped, halving the work of a full pass.
+            visible = min(n_keys, int(rows.max()) + n_keys - record.query.shape[1] + 1)
         # Same order of operations as transformers' eager attention: (q @ k^T) * scaling + mask.
-        scores = torch.matmul(q[:, rows].float(), k.float().transpose(-1, -2)).mul_(record.scaling)
+        q = _take_rows(record.query if heads is None else record.query[heads], rows).float()
+        key = record.key[:, :visible].float()
+        groups = record.query.shape[0] // record.key.shape[0]
+        if heads is None and groups > 1:
+            # Grouped-query attention without copying keys: the query heads that share a key head
+            # are stacked as extra rows of one matmul per key head.
+            h, r, d = q.shape
+            scores = torch.matmul(q.reshape(h // groups, groups * r, d), key.transpose(-1, -2))
+            scores = scores.reshape(h, r, visible).mul_(record.scaling)
+        else:
+            kv = torch.arange(record.query.shape[0]) // groups
+            k = key if groups == 1 and heads is None else key[kv if heads is None else kv[heads]]
+            scores = torch.matmul(q, k.transpose(-1, -2)).mul_(record.scaling)
         if record.softcap is not None:
             scores = torch.tanh(scores / record.softcap) * record.softcap
         scores = self._apply_mask(scores, record, rows)
@@ -133,17 +147,22 @@ class Capture:
             sink = sinks.reshape(-1, 1, 1).expand(-1, scores.shape[1], 1)
             combined = torch.cat([scores, sink], dim=-1)
             combined = combined - combined.max(dim=-1, keepdim=True).values
-            return torch.softmax(combined, dim=-1)[..., :-1]
-        return torch.softmax(scores, dim=-1, dtype=torch.float32)
+            weights = torch.softmax(combined, dim=-1)[..., :-1]
+        else:
+            weights = torch.softmax(scores, dim=-1, dtype=torch.float32)
+        if visible == n_keys:
+            return weights
+        out = weights.new_zeros(weights.shape[0], weights.shape[1], n_keys)
+        out[..., :visible] = weights
+        return out
 
     def _apply_mask(self, scores: torch.Tensor, record: QKRecord, rows: torch.Tensor) -> torch.Tensor:
         minimum = torch.finfo(scores.dtype).min
         if record.mask < 0:
             if not record.causal:
                 return scores
-            n_k = scores.shape[-1]
-            offset = n_k - record.query.shape[1]  # queries are the last rows of the keys
-            future = torch.arange(n_k)[None, :] > (rows[:, None] + offset)
+            offset = record.key.shape[1] - record.query.shape[1]  # queries are the last rows of the keys
+            future = torch.arange(scores.shape[-1])[None, :] > (rows[:, None] + offset)
             return scores.masked_fill_(future, minimum)
         mask = self._masks[record.mask][rows]
         if mask.dtype == torch.bool:
@@ -250,6 +269,13 @@ class Capture:
                        tokens=meta["tokens"], offsets=f.get_tensor("offsets").numpy(), special=flags[0],
                        generated=flags[1], partial=flags[2], text=meta["text"],
                        model_name=meta["model_name"], is_causal=meta["is_causal"], num_heads=meta["num_heads"])
+
+
+def _take_rows(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``t[:, rows]``, as a view when the rows are consecutive (the usual row block)."""
+    if len(rows) and int(rows[-1]) - int(rows[0]) + 1 == len(rows) and bool((rows.diff() == 1).all()):
+        return t.narrow(1, int(rows[0]), len(rows))
+    return t[:, rows]
 
 
 def _check_model(model, tokenizer) -> None:

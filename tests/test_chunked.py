@@ -171,7 +171,9 @@ def test_head_distances_equal_the_whole_array(case, small_blocks, metric, max_ro
     cap, dense, rows = case
     got = hd.head_distances(cap, metric, max_rows=max_rows)
     small_blocks.check(rows)
-    close(got, hd.head_distances(dense, metric, max_rows=max_rows))
+    # The JS distance is a square root of a divergence: near 0 it magnifies the float32 rounding of
+    # the patterns (block reads skip masked keys, so BLAS sums in another order) to ~1e-6.
+    close(got, hd.head_distances(dense, metric, max_rows=max_rows), atol=1e-5 if metric == "js" else ATOL)
     assert hd.similar_heads(cap, distances=got).labels.shape == (cap.num_layers, cap.num_heads)
 
 
