@@ -55,7 +55,7 @@ test: setup
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser" tests
 
-# Every benchmark, one after another (~25 min on 2 cores); writes benchmarks/results/README.md.
+# Every benchmark, one after another (10-25 min on 2 cores); writes benchmarks/results/README.md.
 # BENCH_ARGS=--quick runs small sizes into benchmarks/results/quick/ instead.
 bench: setup
 	$(PY) -m pip install --quiet --no-deps -r benchmarks/requirements.txt

@@ -100,7 +100,7 @@ def main() -> None:
         f"Peak RSS = the process's VmHWM (model and Python included: {res['start'] / GiB:.2f} GiB before the "
         f"first step); {res['above'] / GiB:.2f} GiB above that. Column 3: VmHWM after each step.",
         f"Goal: completes within 24 GB: {'met' if met else 'NOT met'} "
-        f"({res['peak'] / 1e9:.1f} GB peak, {total / 60:.1f} min).",
+        f"({res['peak'] / 2**30:.2f} GiB = {res['peak'] / 1e9:.1f} GB peak, {total / 60:.1f} min).",
     ]
     if not met:
         notes.append("What limits it: see the per-step high-water marks above; the step where it jumps "

@@ -1,7 +1,7 @@
 """Run every benchmark and write benchmarks/results/README.md: one "goal | measured | met?" table.
 
-    python benchmarks/run_all.py            # full sizes (~20-25 min on 2 cores), what `make bench` runs
-    python benchmarks/run_all.py --quick    # small sizes (~5 min); results go to benchmarks/results/quick/
+    python benchmarks/run_all.py            # full sizes (~10-25 min on 2 cores), what `make bench` runs
+    python benchmarks/run_all.py --quick    # small sizes (~3 min); results go to benchmarks/results/quick/
     python benchmarks/run_all.py --only capture browser
 
 Each script runs as its own process, one after another (nothing else of ours runs beside it), and
@@ -116,6 +116,9 @@ def summary_rows(ran: dict) -> list[list[str]]:
             return "not run"
         return None if r["rc"] == 0 else f"failed (exit {r['rc']}, see {name} below)"
 
+    def _miss(name):
+        return "—" if name not in ran else _yes(False)
+
     # 1, 2: capture
     cap = _read("capture.json") if not failed("capture") else None
     if cap:
@@ -130,9 +133,9 @@ def summary_rows(ran: dict) -> list[list[str]]:
                      f"{m['ratio']:.3f}x ({view['above'] / 2**20:.0f} MiB vs {eager['above'] / 2**30:.2f} GiB)",
                      _yes(m["ratio"] <= m["goal"])])
     else:
-        rows.append(["capture time / plain sdpa forward", "<= 1.5x", failed("capture") or "no result", _yes(False)])
+        rows.append(["capture time / plain sdpa forward", "<= 1.5x", failed("capture") or "no result", _miss("capture")])
         rows.append(["peak RSS, capture + default view / eager output_attentions", "<= 0.2x",
-                     failed("capture") or "no result", _yes(False)])
+                     failed("capture") or "no result", _miss("capture")])
 
     # 3: bytes (bench_bytes.md)
     text = _read("bytes.md") if not failed("bytes") else None
@@ -148,7 +151,7 @@ def summary_rows(ran: dict) -> list[list[str]]:
                      _yes(ratio <= goal)])
     else:
         why = failed("bytes") or ("BertViz side failed, see bytes below" if text else "no result")
-        rows.append(["bytes for the default view / BertViz head_view + model_view HTML", "<= 0.001", why, _yes(False)])
+        rows.append(["bytes for the default view / BertViz head_view + model_view HTML", "<= 0.001", why, _miss("bytes")])
 
     # 4: browser
     br = _read("browser.json") if not failed("browser") else None
@@ -164,19 +167,20 @@ def summary_rows(ran: dict) -> list[list[str]]:
                          _yes(r["hover_median"] <= br["goal_hover_ms"])])
     else:
         rows.append(["first paint / hover repaint in headless Chromium", "<= 500 ms / <= 16 ms",
-                     failed("browser") or "no result", _yes(False)])
+                     failed("browser") or "no result", _miss("browser")])
 
     # 5: scale
     sc = _read("scale.json") if not failed("scale") else None
     if sc:
         parts = ", ".join(f"{name.split(' (')[0]} {secs:.0f} s" for name, secs in sc["steps"])
         rows.append([f"end to end at {sc['tokens']} tokens: capture, grid, metrics, first tile (one process)",
-                     "completes within 24 GB; report the time",
-                     f"{sc['peak'] / 1e9:.1f} GB peak, {sc['total_steps_s'] / 60:.1f} min ({parts})",
+                     "completes within 24 GB (peak RSS); report the time",
+                     f"{sc['peak'] / 2**30:.2f} GiB ({sc['peak'] / 1e9:.1f} GB) peak RSS, "
+                     f"{sc['total_steps_s'] / 60:.1f} min ({parts})",
                      _yes(sc["met"])])
     else:
         rows.append(["end to end: capture, grid, metrics, first tile", "completes within 24 GB",
-                     failed("scale") or "no result", _yes(False)])
+                     failed("scale") or "no result", _miss("scale")])
 
     # 6: flow (bench_flow.md)
     text = _read("flow.md") if not failed("flow") else None
@@ -186,7 +190,7 @@ def summary_rows(ran: dict) -> list[list[str]]:
         rows.append([f"exact attention flow, last token's row, {n} tokens x {layers} layers", "<= 10 s",
                      f"{float(secs):.2f} s", _yes(float(secs) <= 10)])
     else:
-        rows.append(["exact attention flow, last token's row", "<= 10 s", failed("flow") or "no result", _yes(False)])
+        rows.append(["exact attention flow, last token's row", "<= 10 s", failed("flow") or "no result", _miss("flow")])
 
     # metrics: no goal, quoted by the README
     text = _read("metrics.md") if not failed("metrics") else None
