@@ -42,7 +42,7 @@ def build_bundles_if_needed():
         return
     npm = shutil.which("npm")
     if npm is None:
-        pytest.skip("npm not found: build the bundle with `make js`")
+        pytest.fail("npm not found: install Node.js >= 20.19 and build the bundle with `make js`")
     if not (js / "node_modules").exists():
         subprocess.run([npm, "--prefix", str(js), "ci"], check=True)
     subprocess.run([npm, "--prefix", str(js), "run", "build"], check=True, capture_output=True)

@@ -51,7 +51,7 @@ def bundle() -> Path:
     if _bundle_is_stale():
         npm = shutil.which("npm")
         if npm is None:
-            pytest.skip("npm not found: build the bundle with `npm --prefix js ci && npm --prefix js run build`")
+            pytest.fail("npm not found: install Node.js >= 20.19, then `npm --prefix js ci && npm --prefix js run build`")
         if not (JS / "node_modules").exists():
             subprocess.run([npm, "--prefix", str(JS), "ci"], check=True)
         subprocess.run([npm, "--prefix", str(JS), "run", "build"], check=True)
@@ -102,9 +102,10 @@ def server(bundle):
 def offline_chromium(allowed, **options):
     """A persistent Chromium context in a throwaway profile and home that refuses (and records in
     ``context.blocked_requests``) every request whose URL ``allowed(url)`` rejects."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    from playwright import sync_api
+
+    if not Path(CHROMIUM).exists():  # a missing browser fails loudly: a skipped check proves nothing
+        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium (make setup does it as root)")
     with tempfile.TemporaryDirectory(prefix="attnwidget-chromium-") as home:
         env = {**os.environ, "HOME": home, "XDG_CACHE_HOME": f"{home}/cache", "XDG_CONFIG_HOME": f"{home}/config"}
         with sync_api.sync_playwright() as playwright:

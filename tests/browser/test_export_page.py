@@ -26,9 +26,10 @@ TEXT = "The cat sat on the mat. The dog sat on the log. The cat sat again."
 @contextlib.contextmanager
 def file_chromium():
     """Persistent Chromium in a throwaway profile/home; records every request, refuses non-local ones."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM}")
+    from playwright import sync_api
+
+    if not Path(CHROMIUM).exists():  # a missing browser fails loudly: a skipped check proves nothing
+        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium (make setup does it as root)")
     with tempfile.TemporaryDirectory(prefix="attnwidget-export-") as home:
         env = {**os.environ, "HOME": home, "XDG_CACHE_HOME": f"{home}/cache", "XDG_CONFIG_HOME": f"{home}/config"}
         with sync_api.sync_playwright() as playwright:
