@@ -27,7 +27,7 @@ from ._recorder import (
 )
 
 FORMAT_VERSION = 1
-ROW_BLOCK_ELEMENTS = 1 << 24  # scores computed per block of rows: heads x rows x keys <= 16M floats
+ROW_BLOCK_ELEMENTS = 1 << 22  # scores computed per block of rows: heads x rows x keys <= 4M floats (16 MiB)
 
 
 class Capture:
