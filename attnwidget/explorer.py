@@ -66,7 +66,11 @@ class Explorer(w.VBox):
             layout=w.Layout(width="360px", height="260px"),
             fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 20})
         panels = w.VBox([self.metric, self.map_figure, self.layer_figure])
-        super().__init__([w.HBox([widget, panels])])
+        # The widget keeps its width (grid beside heatmap); the panels wrap below it when the
+        # output area is narrow (e.g. JupyterLab with the file browser open).
+        widget.layout.flex = "0 0 auto"
+        super().__init__([w.HBox([widget, panels], layout=w.Layout(flex_flow="row wrap",
+                                                                   align_items="flex-start"))])
         self.metric.observe(self._on_metric, "value")
         self.metric_map.observe(self._on_map_select, "selected")
         widget.observe(self._on_widget_select, ["layer", "head"])
