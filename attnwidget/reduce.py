@@ -115,18 +115,33 @@ def thumbnails(source: PatternSource, size: int = THUMB_SIZE) -> tuple[np.ndarra
     return to_uint8(heads), to_uint8(means)
 
 
+def _window(n: int, row0, col0, rows, cols) -> tuple[int, int, int, int]:
+    row0, col0 = min(max(0, int(row0)), n - 1), min(max(0, int(col0)), n - 1)
+    rows = n - row0 if rows is None else max(1, min(int(rows), n - row0))
+    cols = n - col0 if cols is None else max(1, min(int(cols), n - col0))
+    return row0, col0, rows, cols
+
+
+def _tile(block: np.ndarray, row0: int, col0: int, rows: int, cols: int, side: int) -> dict:
+    f = pool_factor(max(rows, cols), side)
+    tile = max_pool(np.asarray(block, dtype=np.float32), f).astype(np.float16)
+    return {"matrix": wire(tile), "row0": row0, "col0": col0, "n_rows": rows, "n_cols": cols}
+
+
 def heatmap_tile(source: PatternSource, layer: int, head: int | None, row0: int = 0, col0: int = 0,
                  rows: int | None = None, cols: int | None = None, side: int = TILE_SIDE) -> dict:
     """The window ``[row0:row0+rows, col0:col0+cols]`` of one head (or the mean), max-pooled to at
     most ``side x side`` cells, as float16 weights (0..1)."""
-    n = source.n
-    row0, col0 = max(0, int(row0)), max(0, int(col0))
-    rows = n - row0 if rows is None else max(1, min(int(rows), n - row0))
-    cols = n - col0 if cols is None else max(1, min(int(cols), n - col0))
-    f = pool_factor(max(rows, cols), side)
+    row0, col0, rows, cols = _window(source.n, row0, col0, rows, cols)
     block = source.matrix(layer, head, slice(row0, row0 + rows))[:, col0:col0 + cols]
-    tile = max_pool(block, f).astype(np.float16)
-    return {"matrix": wire(tile), "row0": row0, "col0": col0, "n_rows": rows, "n_cols": cols}
+    return _tile(block, row0, col0, rows, cols, side)
+
+
+def matrix_tile(matrix: np.ndarray, row0: int = 0, col0: int = 0, rows: int | None = None,
+                cols: int | None = None, side: int = TILE_SIDE) -> dict:
+    """Like :func:`heatmap_tile` for a ``[query, key]`` matrix already in memory (e.g. rollout)."""
+    row0, col0, rows, cols = _window(matrix.shape[0], row0, col0, rows, cols)
+    return _tile(matrix[row0:row0 + rows, col0:col0 + cols], row0, col0, rows, cols, side)
 
 
 def token_lines(source: PatternSource, layer: int, head: int | None, token: int,

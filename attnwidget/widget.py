@@ -56,6 +56,9 @@ class AttentionWidget(anywidget.AnyWidget):
     """int | None: token under the pointer in any view (heatmap: the query row)."""
     selected_tokens = t.List(t.Int()).tag(sync=True)
     """list[int]: tokens clicked in any view (sorted)."""
+    heatmap_kind = t.Enum(("attention", "rollout"), default_value="attention").tag(sync=True)
+    """str: the heatmap shows the selected layer's 'attention' (head or mean) or the 'rollout' over
+    all layers (up to ROLLOUT_MATRIX_TOKENS tokens)."""
     threshold = t.Float(0.1, min=0.0, max=1.0).tag(sync=True)
     """float: the attention graph keeps edges with weight above this."""
     color_by = t.Unicode(None, allow_none=True).tag(sync=False)
@@ -189,8 +192,28 @@ class AttentionWidget(anywidget.AnyWidget):
             return self.selected_tokens[-1]
         return self._source.n - 1 if self._source.is_causal else 0
 
+    @t.validate("heatmap_kind")
+    def _valid_heatmap_kind(self, proposal):
+        if proposal["value"] == "rollout" and self._source.n > ROLLOUT_MATRIX_TOKENS:
+            raise ValueError(
+                f"the rollout heatmap needs the whole [query, key] rollout, offered up to "
+                f"{ROLLOUT_MATRIX_TOKENS} tokens; this capture has {self._source.n}. Use the rollout "
+                "view (one row at a time) instead."
+            )
+        return proposal["value"]
+
+    @t.observe("heatmap_kind")
+    def _on_heatmap_kind(self, change):
+        self._push_selection()
+
+    def _tile(self, row0=0, col0=0, rows=None, cols=None) -> dict:
+        """The heatmap window for the current heatmap kind and selection."""
+        if self.heatmap_kind == "rollout":
+            return r.matrix_tile(self.rollout_matrix(), row0, col0, rows, cols)
+        return r.heatmap_tile(self._source, self.layer, self.head, row0, col0, rows, cols)
+
     def _push_selection(self) -> None:
-        self.heatmap_data = r.heatmap_tile(self._source, self.layer, self.head)
+        self.heatmap_data = self._tile()
         if self.hovered_token is not None or self.view == "lines":
             self._push_lines(self._focus())
         if self.view == "graph":
@@ -198,7 +221,8 @@ class AttentionWidget(anywidget.AnyWidget):
         else:
             self.graph_data = {}
         what = "mean of heads" if self.head is None else f"head {self.head}"
-        self.status = f"layer {self.layer}, {what}"
+        self.status = f"layer {self.layer}, {what}" + (
+            "; heatmap: rollout over all layers" if self.heatmap_kind == "rollout" else "")
 
     def _push_lines(self, token: int) -> None:
         self.lines_data = r.token_lines(self._source, self.layer, self.head, token, self._lines_direction)
@@ -281,8 +305,8 @@ class AttentionWidget(anywidget.AnyWidget):
     def _on_message(self, widget, content, buffers) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
         if kind == "tile_request":
-            tile = r.heatmap_tile(self._source, self.layer, self.head, content.get("row0", 0),
-                                  content.get("col0", 0), content.get("rows"), content.get("cols"))
+            tile = self._tile(content.get("row0", 0), content.get("col0", 0), content.get("rows"),
+                              content.get("cols"))
             matrix = tile.pop("matrix")
             self.send({"type": "tile", **tile, "dtype": matrix["dtype"], "shape": matrix["shape"]},
                       buffers=[matrix["buffer"]])

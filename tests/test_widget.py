@@ -197,3 +197,23 @@ def test_long_sequences_compute_rollout_rows_on_click_only(cap, monkeypatch):
     assert widget.rollout_data["row"] == 3
     np.testing.assert_allclose(decode(widget.rollout_data["values"]), attnwidget.rollout(cap)[3], atol=1e-6)
     assert widget._rollout is None  # the n x n matrix was never built
+
+
+def test_heatmap_can_show_rollout(cap, monkeypatch):
+    widget = AttentionWidget(cap, head=1)
+    widget.heatmap_kind = "rollout"
+    np.testing.assert_allclose(decode(widget.heatmap_data["matrix"]), attnwidget.rollout(cap), atol=1e-3)
+    assert widget.status.endswith("heatmap: rollout over all layers")
+    sent = []
+    monkeypatch.setattr(widget, "send", lambda content, buffers=None: sent.append((content, buffers)))
+    widget._on_message(widget, {"type": "tile_request", "row0": 4, "col0": 2, "rows": 5, "cols": 3}, [])
+    (content, buffers), = sent
+    tile = np.frombuffer(buffers[0], dtype=content["dtype"]).reshape(content["shape"])
+    np.testing.assert_allclose(tile, attnwidget.rollout(cap)[4:9, 2:5], atol=1e-3)
+    widget.heatmap_kind = "attention"
+    np.testing.assert_allclose(decode(widget.heatmap_data["matrix"]), cap.pattern(1, 1), atol=1e-3)
+    import attnwidget.widget as module
+
+    monkeypatch.setattr(module, "ROLLOUT_MATRIX_TOKENS", 4)
+    with pytest.raises(ValueError, match="rollout heatmap needs the whole .* Use the rollout view"):
+        widget.heatmap_kind = "rollout"

@@ -14,9 +14,13 @@ function buttonStyle(theme, active) {
   };
 }
 
+export const HEATMAP_KINDS = ["attention", "rollout"];
+
 /**
- * toolbar = createToolbar(parent, theme, {onView(name), onThreshold(value), onExport()})
- * toolbar.setView(name), toolbar.setThreshold(value), toolbar.destroy()
+ * toolbar = createToolbar(parent, theme, {onView(name), onThreshold(value), onExport(), onHeatmapKind?(kind)})
+ * toolbar.setView(name), toolbar.setThreshold(value), toolbar.setHeatmapKind(kind|null), toolbar.destroy()
+ * The heatmap-kind selector shows only on the heatmap tab, and only after setHeatmapKind(kind) with a
+ * known kind (a model without that trait, like the static export, never shows it).
  */
 export function createToolbar(parent, theme, handlers) {
   const listeners = createListeners();
@@ -51,6 +55,25 @@ export function createToolbar(parent, theme, handlers) {
     handlers.onThreshold(Number(slider.value));
   });
 
+  const kindBox = element("label", "attnwidget-heatmap-kind", {
+    display: "none", alignItems: "center", gap: "4px", font: `12px ${theme.fontFamily}`, color: theme.muted,
+  });
+  const kindText = element("span");
+  kindText.textContent = "of";
+  const kind = element("select");
+  kind.setAttribute("aria-label", "heatmap of");
+  for (const name of HEATMAP_KINDS) {
+    const option = element("option");
+    option.value = name;
+    option.textContent = name === "rollout" ? "rollout (all layers)" : "attention (layer, head)";
+    kind.append(option);
+  }
+  kindBox.append(kindText, kind);
+  listeners.on(kind, "change", () => handlers.onHeatmapKind?.(kind.value));
+  let kindKnown = false;
+  let activeView = null;
+  const showKind = () => { kindBox.style.display = kindKnown && activeView === "heatmap" ? "inline-flex" : "none"; };
+
   const exportButton = element("button", "attnwidget-export");
   exportButton.type = "button";
   exportButton.textContent = "PNG";
@@ -58,7 +81,7 @@ export function createToolbar(parent, theme, handlers) {
   Object.assign(exportButton.style, buttonStyle(theme, false), { marginLeft: "auto" });
   listeners.on(exportButton, "click", () => handlers.onExport());
 
-  bar.append(sliderBox, exportButton);
+  bar.append(sliderBox, kindBox, exportButton);
   parent.append(bar);
 
   return {
@@ -69,6 +92,13 @@ export function createToolbar(parent, theme, handlers) {
         button.setAttribute("aria-pressed", String(name === active));
       }
       sliderBox.style.display = active === "graph" ? "inline-flex" : "none";
+      activeView = active;
+      showKind();
+    },
+    setHeatmapKind(value) {
+      kindKnown = HEATMAP_KINDS.includes(value);
+      if (kindKnown) kind.value = value;
+      showKind();
     },
     setThreshold(value) {
       const v = Number(value ?? 0);

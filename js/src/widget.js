@@ -38,6 +38,7 @@ function render({ model, el }) {
     onView: (name) => save({ view: name }),
     onThreshold: (value) => save({ threshold: value }),
     onExport: () => exportPNG(),
+    onHeatmapKind: (kind) => save({ heatmap_kind: kind }),
   });
   const body = element("div", "attnwidget-body", { display: "flex", gap: "16px", flexWrap: "wrap", alignItems: "flex-start" });
   const gridBox = element("div", "attnwidget-grid-box");
@@ -142,6 +143,7 @@ function render({ model, el }) {
     });
   }
   on("change:status", () => showStatus(null));
+  on("change:heatmap_kind", () => toolbar.setHeatmapKind(model.get("heatmap_kind") ?? null));
   // Kernel messages: a tile answering a "tile_request" ({type: "tile", row0, col0, n_rows, n_cols,
   // dtype, shape} + buffers[0]); a "png_request" ({request_id, view: "current"|"grid"}), answered with
   // {type: "png", request_id} + the PNG bytes as buffers[0] (or {type: "png", request_id, error}).
@@ -151,6 +153,7 @@ function render({ model, el }) {
   });
 
   toolbar.setThreshold(model.get("threshold"));
+  toolbar.setHeatmapKind(model.get("heatmap_kind") ?? null);
   showStatus(null);
   mountGridView();
   mountView();

@@ -233,3 +233,17 @@ def test_theme_variables_pick_the_scale(mount, dark):
         [x, y])
     brightness = sum(rgb[:3]) / 3
     assert (brightness < 60) if dark else (brightness > 180), rgb
+
+
+def test_heatmap_kind_selector(mount):
+    page = mount()  # the fake state has no heatmap_kind: the selector stays hidden (static pages)
+    assert not page.locator(".attnwidget-heatmap-kind").is_visible()
+    page = mount(heatmap_kind="attention")
+    selector = page.locator(".attnwidget-heatmap-kind select")
+    assert selector.is_visible()
+    selector.select_option("rollout")
+    assert ["heatmap_kind", "rollout"] in calls(page)["set"]
+    page.evaluate("window.__model.kernelSet('heatmap_kind', 'attention')")
+    assert selector.input_value() == "attention"
+    page.get_by_role("button", name="lines").click()  # only the heatmap tab offers it
+    assert not page.locator(".attnwidget-heatmap-kind").is_visible()
