@@ -17,6 +17,8 @@ whole-layer computation up to float rounding of sums (tests/test_chunked.py chec
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ._arrays import as_attention_array
@@ -129,3 +131,18 @@ class Source:
         for a in range(0, index.size, step):
             b = min(index.size, a + step)
             yield a, b, np.asarray(self.obj.head_patterns(layer, rows=index[a:b]))
+
+
+def available_memory() -> int | None:
+    """Bytes the system says are available (Linux ``MemAvailable``), or None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None

@@ -28,12 +28,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import os
-
 import numpy as np
 
 from ._arrays import as_attention_array
-from ._blocks import Source, reads_rows
+from ._blocks import Source, available_memory, reads_rows
 
 __all__ = [
     "FLOW_MAX_BYTES",
@@ -383,21 +381,6 @@ def _targets(n: int, causal: bool, targets) -> tuple[list[int], list[str]]:
     return out, reasons
 
 
-def _available_memory() -> int | None:
-    """Bytes the system says are available (Linux ``MemAvailable``), or None."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
 def _check_flow_size(attn, start_layer, layers) -> None:
     """Refuse attention flow on a Capture whose dense network would not fit (before reading anything)."""
     if not reads_rows(attn):
@@ -405,7 +388,7 @@ def _check_flow_size(attn, start_layer, layers) -> None:
     num_layers, n = int(attn.num_layers), int(attn.num_tokens)
     chosen = _select_layers(num_layers, start_layer, layers)
     need = FLOW_BYTES_PER_ENTRY * len(chosen) * n * n
-    available = _available_memory()
+    available = available_memory()
     limit = FLOW_MAX_BYTES if available is None else min(FLOW_MAX_BYTES, available)
     if need > limit:
         gib = 1 << 30

@@ -139,7 +139,7 @@ def main(argv=None) -> None:
         _, phases = flow_rows(mixed_attention(attn), [n - 1], return_phases=True)
         _, rsecs = timed(lambda: rollout_row(attn), args.repeat)
         first = int(np.sum(phases <= 1))
-        rows.append([f"last token's row", f"{n} x {attn.shape[0]}", f"{secs:.2f}", "not run",
+        rows.append(["last token's row", f"{n} x {attn.shape[0]}", f"{secs:.2f}", "not run",
                      f"{first}/{n}", "", f"{rsecs * 1e3:.1f}"])
         print(f"ours {n} tokens: {secs:.2f} s", flush=True)
 

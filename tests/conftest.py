@@ -4,7 +4,6 @@ session). Plain helpers (tiny random models, texts) live in helpers.py."""
 from __future__ import annotations
 
 import pytest
-import torch
 
 CORPUS = [
     "The cat sat on the mat. The dog sat on the log.",

@@ -169,3 +169,11 @@ class _Ids:
 
     def convert_ids_to_tokens(self, ids):
         return [f"t{i}" for i in ids]
+
+
+def test_patterns_refuses_more_than_memory_holds(cap, monkeypatch):
+    module = importlib.import_module("attnwidget.capture")
+    monkeypatch.setattr(module, "available_memory", lambda: 1000)
+    with pytest.raises(MemoryError, match=r"patterns\(\) for 3 layers x 4 heads x 14\^2 tokens needs .* rows="):
+        cap.patterns()
+    cap.pattern(0, rows=[1])  # rows of one layer still work
