@@ -86,6 +86,7 @@ class AttentionWidget(anywidget.AnyWidget):
         self._rollout_rows: dict[int, np.ndarray] = {}
         self._flow_row: tuple[int, np.ndarray] | None = None
         self._metrics = None
+        self._thumbs = None  # computed once; recolouring the grid reuses them
         self._png_requests: dict[int, str] = {}
         self._png_counter = 0
         if layer is None:
@@ -280,7 +281,9 @@ class AttentionWidget(anywidget.AnyWidget):
         return result.values
 
     def _grid(self) -> dict:
-        thumbs, means = r.thumbnails(self._source)
+        if self._thumbs is None:
+            self._thumbs = r.thumbnails(self._source)
+        thumbs, means = self._thumbs
         data = {"thumbs": r.wire(thumbs), "layer_mean": r.wire(means), "size": int(thumbs.shape[-1])}
         if self.color_by:
             data["color_by"] = r.wire(self.metric_grid(self.color_by).astype(np.float32))
