@@ -199,3 +199,49 @@ export function weightsImage(array, lut) {
   canvas.getContext("2d").putImageData(image, 0, 0);
   return canvas;
 }
+
+/**
+ * The handle every view returns: its canvas and box, a PNG-ready canvas, and a cleanup that removes
+ * every listener and element. `methods` adds the view's own (update, setHovered, ...).
+ */
+export function viewHandle(stack, listeners, theme, methods) {
+  return {
+    canvas: stack.base,
+    box: stack.box,
+    toCanvas: () => stack.toCanvas(theme.background),
+    destroy() {
+      listeners.removeAll();
+      stack.remove();
+    },
+    ...methods,
+  };
+}
+
+/**
+ * Follow the token under the pointer on `canvas`: `hitAt(point)` names it (or null), the tooltip
+ * shows `describe(token)`, and `changed(token)` runs when it changes (null on leaving). A click
+ * calls `click(token)` for the token under the pointer. Returns a getter for the current token.
+ */
+export function trackTokenPointer(listeners, canvas, tooltip, { hitAt, describe, changed, click }) {
+  let token = null;
+  const set = (next) => {
+    if (next === token) return;
+    token = next;
+    changed(next);
+  };
+  listeners.on(canvas, "pointermove", (event) => {
+    const point = localPoint(event, canvas);
+    const hit = hitAt(point);
+    if (hit != null) tooltip.show(describe(hit), point.x, point.y);
+    else tooltip.hide();
+    set(hit);
+  });
+  listeners.on(canvas, "pointerleave", () => {
+    tooltip.hide();
+    set(null);
+  });
+  listeners.on(canvas, "click", () => {
+    if (token != null) click?.(token);
+  });
+  return () => token;
+}

@@ -7,7 +7,7 @@
 
 import { withAlpha } from "../colors.js";
 import { fitPositions, isPlaced, maxOf, nearestPoint, placedIndices, truncateLabel, visibleText } from "../layout.js";
-import { createListeners, createStack, createTooltip, localPoint, setFont } from "./canvas.js";
+import { createListeners, createStack, createTooltip, setFont, trackTokenPointer, viewHandle } from "./canvas.js";
 
 const RADIUS = 5;
 const PAD = 30;
@@ -49,7 +49,6 @@ export function mountGraph(parent, data, options, callbacks = {}) {
   let current = null;
   let threshold = options.threshold ?? 0;
   let hoveredToken = null;
-  let pointerToken = null;
   let selected = new Set();
 
   function drawEdges(ctx, filter, color) {
@@ -104,7 +103,7 @@ export function mountGraph(parent, data, options, callbacks = {}) {
   function drawOverlay() {
     const ctx = stack.overlayCtx;
     stack.clear(ctx);
-    const token = pointerToken ?? hoveredToken;
+    const token = pointerToken() ?? hoveredToken;
     // A token outside the graph window (NaN position) has nothing to highlight.
     if (!current || token == null || token >= current.n || !isPlaced(current.points, token)) return;
     ctx.fillStyle = withAlpha(theme.background, 0.6);
@@ -124,26 +123,11 @@ export function mountGraph(parent, data, options, callbacks = {}) {
     ctx.stroke();
   }
 
-  listeners.on(stack.base, "pointermove", (event) => {
-    if (!current) return;
-    const point = localPoint(event, stack.base);
-    const hit = nearestPoint(current.points, point.x, point.y, RADIUS + 5);
-    if (hit != null) tooltip.show(`token ${hit}: ${visibleText(tokens[hit])}`, point.x, point.y);
-    else tooltip.hide();
-    if (hit === pointerToken) return;
-    pointerToken = hit;
-    drawOverlay();
-    callbacks.hover?.(hit);
-  });
-  listeners.on(stack.base, "pointerleave", () => {
-    tooltip.hide();
-    if (pointerToken == null) return;
-    pointerToken = null;
-    drawOverlay();
-    callbacks.hover?.(null);
-  });
-  listeners.on(stack.base, "click", () => {
-    if (pointerToken != null) callbacks.click?.(pointerToken);
+  const pointerToken = trackTokenPointer(listeners, stack.base, tooltip, {
+    hitAt: (point) => (current ? nearestPoint(current.points, point.x, point.y, RADIUS + 5) : null),
+    describe: (hit) => `token ${hit}: ${visibleText(tokens[hit])}`,
+    changed: (hit) => { drawOverlay(); callbacks.hover?.(hit); },
+    click: (hit) => callbacks.click?.(hit),
   });
 
   function update(next) {
@@ -163,17 +147,10 @@ export function mountGraph(parent, data, options, callbacks = {}) {
 
   update(data);
 
-  return {
-    canvas: stack.base,
-    box: stack.box,
+  return viewHandle(stack, listeners, theme, {
     update,
     setThreshold(value) { threshold = value ?? 0; drawBase(); },
     setHovered(token) { hoveredToken = token; drawOverlay(); },
     setSelected(list) { selected = new Set(list ?? []); drawBase(); },
-    toCanvas: () => stack.toCanvas(theme.background),
-    destroy() {
-      listeners.removeAll();
-      stack.remove();
-    },
-  };
+  });
 }

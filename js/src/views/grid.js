@@ -7,7 +7,7 @@
 
 import { makeLUT, withAlpha } from "../colors.js";
 import { gridCellSize, gridLayout, hitGrid, thinStep } from "../layout.js";
-import { createListeners, createStack, createTooltip, localPoint, setFont } from "./canvas.js";
+import { createListeners, createStack, createTooltip, localPoint, setFont, viewHandle } from "./canvas.js";
 
 const LEFT = 30;
 const TOP = 18;
@@ -190,9 +190,7 @@ export function mountGrid(parent, data, options, callbacks = {}) {
 
   update(data);
 
-  return {
-    canvas: stack.base,
-    box: stack.box,
+  return viewHandle(stack, listeners, theme, {
     update,
     select(layer, head) {
       state.layer = layer;
@@ -210,11 +208,5 @@ export function mountGrid(parent, data, options, callbacks = {}) {
       const col = head == null ? grid.heads : head;
       return { x: grid.columnX(col) + grid.cell / 2, y: grid.rowY(layer) + grid.cell / 2 };
     },
-    toCanvas: () => stack.toCanvas(theme.background),
-    destroy() {
-      listeners.removeAll();
-      stack.remove();
-      current = null;
-    },
-  };
+  });
 }

@@ -11,9 +11,7 @@ import {
   cellOrigin, clampWindow, hitMatrix, labelIndices, matrixLayout, panWindow, sameWindow,
   thinStep, tileIndex, truncateLabel, visibleText, zoomWindow,
 } from "../layout.js";
-import {
-  createListeners, createStack, createTooltip, hatchPattern, localPoint, setFont, weightsImage,
-} from "./canvas.js";
+import { createListeners, createStack, createTooltip, hatchPattern, localPoint, setFont, viewHandle, weightsImage } from "./canvas.js";
 
 const LABEL_CHARS = 14;
 
@@ -258,18 +256,11 @@ export function mountHeatmap(parent, data, options, callbacks = {}) {
 
   update(data);
 
-  return {
-    canvas: stack.base,
-    box: stack.box,
+  return viewHandle(stack, listeners, theme, {
     update,
     setHovered(token) { hoveredToken = token; drawOverlay(); },
     setSelected(list) { selected = new Set(list ?? []); drawBase(); },
     setWindow(next) { setView(clampWindow(next, total()), false); },
     get window() { return view ? { ...view } : null; },
-    toCanvas: () => stack.toCanvas(theme.background),
-    destroy() {
-      listeners.removeAll();
-      stack.remove();
-    },
-  };
+  });
 }

@@ -9,7 +9,7 @@
 
 import { headColor, withAlpha } from "../colors.js";
 import { labelIndices, rowAt, thinStep, truncateLabel, visibleText } from "../layout.js";
-import { createListeners, createStack, createTooltip, localPoint, setFont } from "./canvas.js";
+import { createListeners, createStack, createTooltip, localPoint, setFont, viewHandle } from "./canvas.js";
 
 const LEGEND = 20;
 const PAD = 6;
@@ -164,16 +164,9 @@ export function mountLines(parent, data, options, callbacks = {}) {
 
   update(data);
 
-  return {
-    canvas: stack.base,
-    box: stack.box,
+  return viewHandle(stack, listeners, theme, {
     update,
     setHovered(token) { hoveredToken = token; drawOverlay(); },
     setSelected(list) { selected = new Set(list ?? []); drawBase(); },
-    toCanvas: () => stack.toCanvas(theme.background),
-    destroy() {
-      listeners.removeAll();
-      stack.remove();
-    },
-  };
+  });
 }

@@ -8,7 +8,7 @@
 
 import { withAlpha } from "../colors.js";
 import { binMax, labelIndices, maxOf, thinStep, truncateLabel, visibleText } from "../layout.js";
-import { createListeners, createStack, createTooltip, localPoint, setFont } from "./canvas.js";
+import { createListeners, createStack, createTooltip, setFont, trackTokenPointer, viewHandle } from "./canvas.js";
 
 const LEFT = 8;
 const RIGHT = 8;
@@ -26,7 +26,6 @@ export function mountStrip(parent, data, options, callbacks = {}) {
   const tooltip = createTooltip(stack.box, theme);
   let current = null;
   let hoveredToken = null;
-  let pointerToken = null;
   let selected = new Set();
 
   const tokenX = (i) => plot.left + (i / current.n) * plot.width;
@@ -132,7 +131,7 @@ export function mountStrip(parent, data, options, callbacks = {}) {
   function drawOverlay() {
     const ctx = stack.overlayCtx;
     stack.clear(ctx);
-    const token = pointerToken ?? hoveredToken;
+    const token = pointerToken() ?? hoveredToken;
     if (!current || token == null || token >= current.n) return;
     const x = tokenX(token);
     const w = Math.max(plot.width / current.n, 2);
@@ -149,27 +148,14 @@ export function mountStrip(parent, data, options, callbacks = {}) {
     return text;
   }
 
-  listeners.on(stack.base, "pointermove", (event) => {
-    if (!current) return;
-    const point = localPoint(event, stack.base);
-    const inside = point.x >= plot.left && point.x < plot.left + plot.width && point.y < height;
-    const hit = inside ? tokenAt(point.x) : null;
-    if (hit != null) tooltip.show(describe(hit), point.x, point.y);
-    else tooltip.hide();
-    if (hit === pointerToken) return;
-    pointerToken = hit;
-    drawOverlay();
-    callbacks.hover?.(hit);
-  });
-  listeners.on(stack.base, "pointerleave", () => {
-    tooltip.hide();
-    if (pointerToken == null) return;
-    pointerToken = null;
-    drawOverlay();
-    callbacks.hover?.(null);
-  });
-  listeners.on(stack.base, "click", () => {
-    if (pointerToken != null) callbacks.click?.(pointerToken);
+  const pointerToken = trackTokenPointer(listeners, stack.base, tooltip, {
+    hitAt: (point) => {
+      const inside = current && point.x >= plot.left && point.x < plot.left + plot.width && point.y < height;
+      return inside ? tokenAt(point.x) : null;
+    },
+    describe,
+    changed: (hit) => { drawOverlay(); callbacks.hover?.(hit); },
+    click: (hit) => callbacks.click?.(hit),
   });
 
   function update(next) {
@@ -187,16 +173,9 @@ export function mountStrip(parent, data, options, callbacks = {}) {
 
   update(data);
 
-  return {
-    canvas: stack.base,
-    box: stack.box,
+  return viewHandle(stack, listeners, theme, {
     update,
     setHovered(token) { hoveredToken = token; drawOverlay(); },
     setSelected(list) { selected = new Set(list ?? []); drawBase(); },
-    toCanvas: () => stack.toCanvas(theme.background),
-    destroy() {
-      listeners.removeAll();
-      stack.remove();
-    },
-  };
+  });
 }
