@@ -81,6 +81,21 @@ def require_capture(obj, what: str):
     return obj
 
 
+def check_inputs(fn: str, key: str, given, captures, model, tokenizer) -> None:
+    """The shared contract of compare_*: ``model, tokenizer`` and ``{key}={name: ...}``, or
+    ``captures={name: Capture}``, exactly one of the two, as a non-empty dict."""
+    if (given is None) == (captures is None):
+        raise TypeError(
+            f"{fn} needs either model, tokenizer and {key}={{name: ...}}, or captures={{name: Capture}}; "
+            "got " + ("neither." if given is None else "both.")
+        )
+    items = given if given is not None else captures
+    if not isinstance(items, dict) or not items:
+        raise TypeError(f"{key}/captures must be a non-empty dict {{name: ...}}; got {type(items).__name__}.")
+    if given is not None and (model is None or tokenizer is None):
+        raise TypeError(f"{fn}(model, tokenizer, {key}): {key} need the model and tokenizer.")
+
+
 def select_layers(layers, num_layers: int) -> list[int]:
     """``None`` (all), an int, a range or a list of ints -> a list of layer indices in ``0..L-1``."""
     if layers is None:

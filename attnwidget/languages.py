@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._tables import fmt, plain, require_capture, select_layers, show, table, visible_rows
+from ._tables import check_inputs, fmt, plain, require_capture, select_layers, show, table, visible_rows
 from ._blocks import Source
 from .metrics import _LayerStats
 
@@ -197,19 +197,10 @@ def compare_languages(model=None, tokenizer=None, texts=None, *, captures=None, 
     ``exclude_special`` (default True) leaves out special tokens. The byte pieces of one character are
     merged into one entry (see :func:`merge_pieces`).
     """
-    if (texts is None) == (captures is None):
-        raise TypeError(
-            "compare_languages needs either model, tokenizer and texts={language: text}, or "
-            "captures={language: Capture}; got " + ("neither." if texts is None else "both.")
-        )
+    check_inputs("compare_languages", "texts", texts, captures, model, tokenizer)
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
         raise ValueError(f"top_k must be a positive int (tokens to list); got {top_k!r}.")
-    items = texts if texts is not None else captures
-    if not isinstance(items, dict) or not items:
-        raise TypeError(f"texts/captures must be a non-empty dict {{language: ...}}; got {type(items).__name__}.")
     if texts is not None:
-        if model is None or tokenizer is None:
-            raise TypeError("compare_languages(model, tokenizer, texts): texts need the model and tokenizer.")
         bad = [k for k, v in texts.items() if not isinstance(v, str)]
         if bad:
             raise TypeError(f"texts must map a language to a string; {bad[0]!r} maps to {type(texts[bad[0]]).__name__}.")

@@ -281,16 +281,18 @@ def _default_row(n: int, causal: bool, row) -> tuple[int, str]:
     return r, f"row {r} chosen by the caller"
 
 
-def _rows_arg(n: int, causal: bool, rows) -> tuple[list[int], list[str]]:
+def _rows_arg(n: int, causal: bool, rows, name: str = "rows") -> tuple[list[int], list[str]]:
+    """Query rows (or flow targets, named ``name`` in errors) as non-negative ints with reasons."""
     if rows is None or (isinstance(rows, (int, np.integer)) and not isinstance(rows, bool)):
         r, reason = _default_row(n, causal, rows)
         return [r], [reason]
+    wrong = f"{name} must be None, an int or a sequence of ints; got {type(rows).__name__}."
     if isinstance(rows, (str, bytes)):
-        raise TypeError(f"rows must be None, an int or a sequence of ints; got {type(rows).__name__}.")
+        raise TypeError(wrong)
     try:
         items = list(np.asarray(rows).ravel()) if isinstance(rows, np.ndarray) else list(rows)
     except TypeError:
-        raise TypeError(f"rows must be None, an int or a sequence of ints; got {type(rows).__name__}.") from None
+        raise TypeError(wrong) from None
     out, reasons = [], []
     for item in items:
         r, reason = _default_row(n, causal, item)
@@ -361,26 +363,6 @@ def rollout_row(attn, row: int | None = None, *, residual: float = 0.5, head_fus
 # ----------------------------------------------------------------------------- flow
 
 
-def _targets(n: int, causal: bool, targets) -> tuple[list[int], list[str]]:
-    if targets is None:
-        r, reason = _default_row(n, causal, None)
-        return [r], [reason]
-    if isinstance(targets, (int, np.integer)) and not isinstance(targets, bool):
-        targets = [targets]
-    try:
-        items = list(targets)
-    except TypeError:
-        raise TypeError(
-            f"targets must be None, an int or a sequence of ints; got {type(targets).__name__}."
-        ) from None
-    out, reasons = [], []
-    for t in items:
-        r, reason = _default_row(n, causal, t)
-        out.append(r)
-        reasons.append(reason)
-    return out, reasons
-
-
 def _check_flow_size(attn, start_layer, layers) -> None:
     """Refuse attention flow on a Capture whose dense network would not fit (before reading anything)."""
     if not reads_rows(attn):
@@ -420,7 +402,7 @@ def attention_flow(attn, targets=None, *, residual: float = 0.5, head_fusion: st
     """
     _check_flow_size(attn, start_layer, layers)
     M, causal = _mixed_and_causal(attn, residual, head_fusion, start_layer, layers)
-    rows, _ = _targets(M.shape[-1], causal, targets)
+    rows, _ = _rows_arg(M.shape[-1], causal, targets, name="targets")
     from ._flow import flow_rows
 
     return flow_rows(M, rows)

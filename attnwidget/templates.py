@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._tables import fmt, plain, require_capture, select_layers, table
+from ._tables import check_inputs, fmt, plain, require_capture, select_layers, table
 from ._blocks import Source
 from .metrics import _LayerStats
 from .parts import _assign, chat_parts
@@ -121,17 +121,8 @@ def compare_templates(model=None, tokenizer=None, templates=None, *, captures=No
     docs/analysis.md. "Content" is the text of the messages (for a plain string: every non-special
     token), "special" the special tokens, "markup" the rest (role names, newlines of the template).
     """
-    if (templates is None) == (captures is None):
-        raise TypeError(
-            "compare_templates needs either model, tokenizer and templates={name: text or messages}, "
-            "or captures={name: Capture}; got " + ("neither." if templates is None else "both.")
-        )
-    items = templates if templates is not None else captures
-    if not isinstance(items, dict) or not items:
-        raise TypeError(f"templates/captures must be a non-empty dict {{name: ...}}; got {type(items).__name__}.")
+    check_inputs("compare_templates", "templates", templates, captures, model, tokenizer)
     if templates is not None:
-        if model is None or tokenizer is None:
-            raise TypeError("compare_templates(model, tokenizer, templates): templates need the model and tokenizer.")
         from .capture import capture as capture_fn
 
         made = {name: capture_fn(model, tokenizer, t, **capture_kwargs) for name, t in templates.items()}
