@@ -9,6 +9,7 @@ the rows asked for, so memory grows with layers x heads x tokens x head_dim, not
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -114,6 +115,51 @@ class Capture:
             raise IndexError(f"rows must lie in 0..{n - 1}; got {idx.min()}..{idx.max()}")
         return torch.as_tensor(idx % n, dtype=torch.long)
 
+    def _visible(self, record: QKRecord, rows: torch.Tensor) -> int:
+        """Keys a block of query rows can see: for plain causal attention, up to the block's last row
+        (later keys get weight exactly 0, so they are skipped, halving the work of a full pass)."""
+        n_keys = record.key.shape[1]
+        if record.mask < 0 and record.causal and len(rows):
+            return min(n_keys, int(rows.max()) + n_keys - record.query.shape[1] + 1)
+        return n_keys
+
+    def _scores(self, layer: int, heads: torch.Tensor | None, rows: torch.Tensor, visible: int,
+                out: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores before the softmax, as eager attention computes them: float32 ``[heads, rows, visible]``.
+
+        Same order of operations as transformers' eager attention: ``(q @ k^T) * scaling``, then
+        soft-capping, then the mask (future keys of plain causal attention: the dtype's minimum).
+        Query heads that share a key head (grouped-query attention) are stacked as the rows of one
+        matmul, so keys are never copied per head. ``out``: a contiguous float32 buffer to write into.
+        """
+        record = self._records[layer]
+        h_all, groups = record.query.shape[0], record.query.shape[0] // record.key.shape[0]
+        head_list = torch.arange(h_all) if heads is None else heads
+        q = _take_rows(record.query, rows)  # [H, r, d] view when the rows are consecutive
+        r = q.shape[1]
+        scores = out if out is not None else torch.empty(len(head_list), r, visible)
+        kv_of = head_list // groups
+        # A power-of-two scaling (head_dim 64, 256, ...) is exact on the queries: same scores, one pass less.
+        exact_fold = math.frexp(record.scaling)[0] == 0.5
+        start = 0
+        while start < len(head_list):  # runs of consecutive query heads sharing one key head: one matmul
+            stop = start + 1
+            while (stop < len(head_list) and kv_of[stop] == kv_of[start]
+                   and head_list[stop] == head_list[stop - 1] + 1):
+                stop += 1
+            h0 = int(head_list[start])
+            qh = q[h0:h0 + stop - start].reshape((stop - start) * r, -1).float()
+            if exact_fold:
+                qh = qh * record.scaling
+            key = record.key[int(kv_of[start]), :visible].float()
+            torch.mm(qh, key.T, out=scores[start:stop].view((stop - start) * r, visible))
+            start = stop
+        if not exact_fold:
+            scores.mul_(record.scaling)
+        if record.softcap is not None:
+            scores.div_(record.softcap).tanh_().mul_(record.softcap)
+        return self._apply_mask(scores, record, rows)
+
     def _weights(self, layer: int, heads: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor:
         """float32 [heads, rows, keys] for one layer (all heads when ``heads`` is None)."""
         record = self._records[layer]
@@ -121,28 +167,8 @@ class Capture:
             w = record.weights if heads is None else record.weights[heads]
             return w[:, rows].float()
         n_keys = record.key.shape[1]
-        visible = n_keys
-        if record.mask < 0 and record.causal and len(rows):
-            # Plain causal attention: keys after the block's last query get weight exactly 0
-            # (exp(min - max) underflows), so they are skipped, halving the work of a full pass.
-            visible = min(n_keys, int(rows.max()) + n_keys - record.query.shape[1] + 1)
-        # Same order of operations as transformers' eager attention: (q @ k^T) * scaling + mask.
-        q = _take_rows(record.query if heads is None else record.query[heads], rows).float()
-        key = record.key[:, :visible].float()
-        groups = record.query.shape[0] // record.key.shape[0]
-        if heads is None and groups > 1:
-            # Grouped-query attention without copying keys: the query heads that share a key head
-            # are stacked as extra rows of one matmul per key head.
-            h, r, d = q.shape
-            scores = torch.matmul(q.reshape(h // groups, groups * r, d), key.transpose(-1, -2))
-            scores = scores.reshape(h, r, visible).mul_(record.scaling)
-        else:
-            kv = torch.arange(record.query.shape[0]) // groups
-            k = key if groups == 1 and heads is None else key[kv if heads is None else kv[heads]]
-            scores = torch.matmul(q, k.transpose(-1, -2)).mul_(record.scaling)
-        if record.softcap is not None:
-            scores = torch.tanh(scores / record.softcap) * record.softcap
-        scores = self._apply_mask(scores, record, rows)
+        visible = self._visible(record, rows)
+        scores = self._scores(layer, heads, rows, visible)
         if record.sinks is not None:
             sinks = record.sinks if heads is None else record.sinks[heads]
             sink = sinks.reshape(-1, 1, 1).expand(-1, scores.shape[1], 1)
@@ -163,9 +189,12 @@ class Capture:
             if not record.causal:
                 return scores
             offset = record.key.shape[1] - record.query.shape[1]  # queries are the last rows of the keys
-            future = torch.arange(scores.shape[-1])[None, :] > (rows[:, None] + offset)
-            return scores.masked_fill_(future, minimum)
-        mask = self._masks[record.mask][rows]
+            first = int(rows.min()) + offset + 1 if len(rows) else scores.shape[-1]  # no future key before it
+            if first < scores.shape[-1]:
+                future = torch.arange(first, scores.shape[-1])[None, :] > (rows[:, None] + offset)
+                scores[..., first:].masked_fill_(future, minimum)
+            return scores
+        mask = self._masks[record.mask][rows][:, :scores.shape[-1]]
         if mask.dtype == torch.bool:
             return scores.masked_fill_(~mask, minimum)
         return scores.add_(mask.to(scores.dtype))

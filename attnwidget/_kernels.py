@@ -1,0 +1,316 @@
+"""Compiled inner loops of the pattern engine (numba): one pass over a tile of attention rows.
+
+A *tile* is ``[heads, m, c]``: every head of one layer, query rows ``r0 .. r0 + m - 1``, and the ``c``
+keys those rows can see (for causal attention the block's last row plus one: no padding to ``n``).
+Two passes finish it:
+
+A work item of :func:`head_rows` is one *group* of ``f`` rows (the rows of one heatmap-tile row)
+with every head of the tile. It turns each row into probabilities in place and writes, per head and
+row, the statistics every metric and head role is built from (the ``STAT`` indices below), adds the
+row to the column sums and to the head mean (kept for rollout), and max-pools the group into the
+heatmap tiles of each head and of the mean. A row is finished while it is in cache: its maximum, the
+exponentials, the normalisation and all statistics.
+
+Scores or probabilities
+    :func:`head_rows` takes scores (``q k^T * scaling + mask`` as eager attention computes them) and
+    softmaxes each row over its visible keys, plus a learned sink logit where the model has one.
+    Entropy then comes from the scores, ``H = log(z) * sum(p) - sum(e * x) / z`` with ``x = s - max``
+    and ``e = exp(x)``: no logarithm per weight. :func:`prob_rows` takes probabilities (an array the
+    user passed, weights a model returned) and computes ``-sum p log p``; it is generic over the
+    float type and simpler, since those inputs are small.
+
+Speed
+    The exponential is Cody-Waite: ``x = k ln2 + r`` with ``|r| <= ln2 / 2``, a degree-7 polynomial for
+    ``e^r`` and ``2^k`` built from exponent bits, so the compiler vectorises it (the C library's ``exp``
+    is scalar); relative error about 1e-7, the size of float32 rounding. Arguments below -87 give
+    exactly 0, as float32 softmax underflows there. Maxima of non-negative floats are taken on their
+    int32 bit patterns (same order, and integer max reductions vectorise; float ones do not here).
+
+Races
+    Each work item owns its rows' statistics, its rows of the mean and its heatmap-tile cells. Column
+    sums go to one buffer per thread (``numba.get_thread_id``), summed by the caller. Calls for the
+    groups of heads that share a key head run one after another, so their mean rows accumulate safely.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import get_num_threads, get_thread_id, njit, prange
+from numba.core import types
+from numba.extending import intrinsic
+
+# Row statistics: index into the first axis of the float64 ``[NSTATS, head, row]`` array.
+ENTROPY, PEAK, BELOW, ABOVE, DISTANCE, SINK, PREVIOUS, LOCAL, DUPLICATE, INDUCTION, TOTAL = range(11)
+NSTATS = 11
+
+_LOG2E = np.float32(1.4426950408889634)
+_LN2_HI = np.float32(0.693359375)  # ln 2 split so that k * _LN2_HI is exact for |k| < 2^9
+_LN2_LO = np.float32(-2.12194440e-4)
+_HALF = np.float32(0.5)
+_FLOOR = np.float32(-87.0)  # exp(x) below this is under float32's smallest normal: taken as 0
+_E2, _E3, _E4, _E5, _E6, _E7 = (np.float32(1 / math.factorial(k)) for k in range(2, 8))
+_ONE = np.float32(1.0)
+_BIAS = np.int32(127)
+_MANTISSA = np.int32(1 << 23)
+_SIGNLESS = np.int32(0x7FFFFFFF)
+
+
+@intrinsic
+def _bits(typingctx, x):
+    """The int32 bit pattern of a float32 (an LLVM bitcast: free, and it vectorises)."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.int32(types.float32), codegen
+
+
+@intrinsic
+def _float(typingctx, x):
+    """The float32 whose bit pattern is the low 32 bits of the integer ``x``."""
+    if not isinstance(x, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        value = args[0]
+        if x.bitwidth != 32:
+            value = builder.trunc(value, ir.IntType(32)) if x.bitwidth > 32 else builder.sext(value, ir.IntType(32))
+        return builder.bitcast(value, ir.FloatType())
+
+    return types.float32(x), codegen
+
+
+def num_threads() -> int:
+    """Threads the compiled loops use (numba's setting): the first axis of the per-thread buffers."""
+    return int(get_num_threads())
+
+
+@njit(fastmath=True, nogil=True, cache=True, inline="always")
+def _max32(row, stop):
+    """Maximum of ``row[:stop]`` (float32, any sign), on order-preserving int32 keys: vectorised."""
+    best = np.int32(-2147483647)
+    for j in range(stop):
+        v = _bits(row[j])
+        best = max(best, v ^ ((v >> 31) & _SIGNLESS))
+    return _float(best ^ ((best >> 31) & _SIGNLESS))
+
+
+@njit(fastmath=True, nogil=True, cache=True, inline="always")
+def _exp(x):
+    """``exp(x)`` for float32 ``x <= 0`` (Cody-Waite, see the module docstring); 0 below -87."""
+    xc = max(x, _FLOOR)
+    kf = np.floor(xc * _LOG2E + _HALF)
+    r = xc - kf * _LN2_HI - kf * _LN2_LO
+    y = _E7 * r + _E6
+    y = y * r + _E5
+    y = y * r + _E4
+    y = y * r + _E3
+    y = y * r + _E2
+    y = y * r + _ONE
+    y = y * r + _ONE
+    return y * _float((np.int32(kf) + _BIAS) * _MANTISSA) * np.float32(x > _FLOOR)
+
+
+@njit(fastmath=True, nogil=True, cache=True, inline="always")
+def _row_extras(row, h, gi, ci, causal, window, pair_ptr, pair_key, stats):
+    """The statistics read from a few weights of the finished row: sink, previous, local, repeats."""
+    stats[SINK, h, gi] = row[0]
+    stats[PREVIOUS, h, gi] = row[gi - 1] if 1 <= gi <= ci else 0.0
+    local = 0.0
+    for d in range(window):
+        back = gi - d
+        if 1 <= back < ci:
+            local += row[back]
+        if d > 0 and not causal and gi + d < ci:
+            local += row[gi + d]
+    stats[LOCAL, h, gi] = local
+    dup = 0.0
+    ind = 0.0
+    for k in range(pair_ptr[gi], pair_ptr[gi + 1]):
+        key = pair_key[k]
+        dup += row[key]
+        ind += row[key + 1]
+    stats[DUPLICATE, h, gi] = dup
+    stats[INDUCTION, h, gi] = ind
+
+
+@njit(fastmath=True, nogil=True, cache=True, inline="always")
+def _pool_cells(acc, ci, f, out_row):
+    """``out_row[cc] = max(out_row[cc], max(acc[cc*f : cc*f+f]))`` for the cells under ``ci`` keys;
+    ``acc`` holds the int32 bit patterns of non-negative floats (same order as the floats)."""
+    for cc in range((ci + f - 1) // f):
+        best = np.int32(0)
+        for j in range(cc * f, min(ci, cc * f + f)):
+            best = max(best, acc[j])
+        out_row[cc] = max(out_row[cc], _float(best))
+
+
+@njit(fastmath=True, nogil=True, cache=True, parallel=True)
+def head_rows(tile, r0, h0, layer_causal, causal, sinks, lo, hi, window, pair_ptr, pair_key, f, pool,
+              last, stats, colsum, mean, inv_heads, tiles, mean_tile, ebuf, acc):
+    """Softmax and statistics of every row of ``tile`` (float32 scores ``[g, m, c]``: heads
+    ``h0..h0+g-1``, rows ``r0..``).
+
+    ``layer_causal``: row ``i`` is softmaxed over keys ``0..i`` (else all ``c``); ``causal``: statistics
+    count keys ``0..i`` (the capture's definition of visible keys). ``sinks[h]``: sink logit or
+    ``-inf``. ``lo``/``hi``: sparsity / coverage thresholds; ``window``: local-role width;
+    ``pair_ptr [n+1]``/``pair_key``: per query row, the earlier positions holding the same token.
+    A work item is one group of ``f`` rows (``r0`` is a multiple of ``f``) with all ``g`` heads: it
+    owns its rows of ``mean`` and one row of each ``f``-pooled heatmap tile. Writes
+    ``stats[:, h, r0 + i]``; adds rows to ``colsum[thread, h]`` and ``inv_heads`` times each row to
+    ``mean [m, c]`` (zeroed by the caller before the first group of heads); when ``pool``, max-pools
+    each head into ``tiles [head, T, T]``, and when ``last`` (the mean is complete) the mean into
+    ``mean_tile [T, T]``. ``tile`` ends up holding the probabilities (zeros after a causal row's last
+    key). Scratch: ``ebuf [threads, >= c]`` float32, ``acc [threads, >= c]`` int32.
+    """
+    g, m, c = tile.shape
+    for item in prange((m + f - 1) // f):
+        g0 = item * f
+        g1 = min(m, g0 + f)
+        tid = get_thread_id()
+        e = ebuf[tid]
+        vmax = acc[tid]
+        for hh in range(g):
+            h = h0 + hh
+            hsum = colsum[tid, h]
+            widest = 0
+            if pool:
+                for j in range(c):
+                    vmax[j] = 0
+            for i in range(g0, g1):
+                gi = r0 + i
+                cs = min(gi + 1, c) if layer_causal else c
+                ci = min(gi + 1, cs) if causal else cs
+                row = tile[hh, i]
+                mrow = mean[i]
+                rowmax = _max32(row, cs)
+                mx = max(rowmax, sinks[h])
+                z32 = np.float32(0.0)
+                sxe32 = np.float32(0.0)
+                if ci == cs:  # the usual case: the softmax and the statistics see the same keys
+                    for j in range(cs):
+                        x = row[j] - mx
+                        ev = _exp(x)
+                        e[j] = ev
+                        z32 += ev
+                        sxe32 += ev * x
+                else:
+                    for j in range(cs):
+                        x = row[j] - mx
+                        ev = _exp(x)
+                        e[j] = ev
+                        z32 += ev
+                        sxe32 += ev * x * np.float32(j < ci)
+                zkeys = np.float64(z32)
+                z = zkeys + (math.exp(sinks[h] - mx) if sinks[h] > -np.inf else 0.0)
+                inv = np.float32(1.0 / z)
+                below = np.float32(0.0)
+                above = np.float32(0.0)
+                dist = np.float32(0.0)
+                gf = np.float32(gi)
+                for j in range(ci):
+                    pv = e[j] * inv
+                    row[j] = pv
+                    below += np.float32(pv < lo)
+                    above += np.float32(pv > hi)
+                    dist += pv * abs(gf - np.float32(j))
+                    hsum[j] += pv
+                    mrow[j] += pv * inv_heads
+                    vmax[j] = max(vmax[j], _bits(pv))
+                for j in range(ci, cs):
+                    pv = e[j] * inv
+                    row[j] = pv
+                    mrow[j] += pv * inv_heads
+                    vmax[j] = max(vmax[j], _bits(pv))
+                for j in range(cs, c):
+                    row[j] = 0.0
+                if ci == cs:
+                    total = zkeys / z
+                    peak = math.exp(rowmax - mx) / z
+                else:
+                    total = 0.0
+                    for j in range(ci):
+                        total += row[j]
+                    peak = _max32(row, ci)
+                stats[ENTROPY, h, gi] = math.log(z) * total - np.float64(sxe32) / z
+                stats[PEAK, h, gi] = peak
+                stats[BELOW, h, gi] = below
+                stats[ABOVE, h, gi] = above
+                stats[DISTANCE, h, gi] = dist
+                stats[TOTAL, h, gi] = total
+                _row_extras(row, h, gi, ci, causal, window, pair_ptr, pair_key, stats)
+                widest = max(widest, cs)
+            if pool:
+                _pool_cells(vmax, widest, f, tiles[h, (r0 + g0) // f])
+        if pool and last:
+            for j in range(c):
+                vmax[j] = 0
+            for i in range(g0, g1):
+                mrow = mean[i]
+                for j in range(c):
+                    vmax[j] = max(vmax[j], _bits(mrow[j]))
+            _pool_cells(vmax, c, f, mean_tile[(r0 + g0) // f])
+
+
+@njit(fastmath=True, nogil=True, cache=True, parallel=True)
+def prob_rows(tile, r0, causal, lo, hi, window, pair_ptr, pair_key, f, pool, stats, colsum, mean,
+              inv_heads, tiles, mean_tile):
+    """:func:`head_rows` for a tile that already holds probabilities ``[heads, m, c]`` of every head (any
+    float type; the caller checks that they are attention). Same outputs; entropy is ``-sum p log p``."""
+    heads, m, c = tile.shape
+    for item in prange((m + f - 1) // f):
+        g0 = item * f
+        g1 = min(m, g0 + f)
+        tid = get_thread_id()
+        for h in range(heads):
+            hsum = colsum[tid, h]
+            for i in range(g0, g1):
+                gi = r0 + i
+                ci = min(gi + 1, c) if causal else c
+                row = tile[h, i]
+                mrow = mean[i]
+                for j in range(c):
+                    mrow[j] += row[j] * inv_heads
+                below = 0.0
+                above = 0.0
+                total = 0.0
+                peak = -np.inf
+                ent = 0.0
+                dist = 0.0
+                for j in range(ci):
+                    pv = row[j]
+                    below += pv < lo
+                    above += pv > hi
+                    peak = max(peak, pv)
+                    total += pv
+                    dist += pv * abs(gi - j)
+                    ent -= pv * math.log(pv) if pv > 0 else 0.0
+                    hsum[j] += pv
+                stats[ENTROPY, h, gi] = ent
+                stats[PEAK, h, gi] = peak
+                stats[BELOW, h, gi] = below
+                stats[ABOVE, h, gi] = above
+                stats[DISTANCE, h, gi] = dist
+                stats[TOTAL, h, gi] = total
+                _row_extras(row, h, gi, ci, causal, window, pair_ptr, pair_key, stats)
+                if pool:
+                    cells = tiles[h, gi // f]
+                    for cc in range((ci + f - 1) // f):
+                        best = cells[cc]
+                        for j in range(cc * f, min(ci, cc * f + f)):
+                            best = max(best, row[j])
+                        cells[cc] = best
+        if pool:
+            for i in range(g0, g1):
+                cells = mean_tile[(r0 + i) // f]
+                mrow = mean[i]
+                for cc in range((c + f - 1) // f):
+                    best = cells[cc]
+                    for j in range(cc * f, min(c, cc * f + f)):
+                        best = max(best, mrow[j])
+                    cells[cc] = best
