@@ -75,6 +75,8 @@ class PassOptions:
     window: int = 3
     token_ids: tuple | None = None  # duplicate / induction roles: which tokens repeat (None: NaN)
     tiles: bool = True  # heatmap tiles and thumbnails
+    tile_side: int = 0  # cells a side of the heatmap tiles (0: TILE_SIDE)
+    tile_dtype: str = "float16"  # the stored tiles' type (the widget sends float16; export re-quantises float32)
 
 
 @dataclass
@@ -150,10 +152,14 @@ class Engine:
 
     # -- generic access ---------------------------------------------------------------------------
     def _layer(self, layer: int) -> np.ndarray:
-        """One whole layer ``[head, query, key]`` (array and ``patterns``-only sources)."""
+        """One whole layer ``[head, query, key]`` (array and ``patterns``-only sources; the latter's
+        last layer is kept, so the fused pass and a comparison over the same layer read it once)."""
         if self.kind == "array":
             return self.array[layer]
-        return as_attention_array(self.obj, layers=[layer])[0][0]
+        held = getattr(self, "_held", None)
+        if held is None or held[0] != layer:
+            held = self._held = (layer, as_attention_array(self.obj, layers=[layer])[0][0])
+        return held[1]
 
     def read(self, layer: int, r0: int, r1: int) -> np.ndarray:
         """Query rows ``r0..r1-1`` of ``layer``: float ``[head, r1 - r0, key]`` (one Capture call)."""
@@ -271,7 +277,10 @@ class _ProbTiles:
     from_scores = False
 
     def __init__(self, layer_array, causal):
-        self.array, self.causal = layer_array, causal
+        # A causal source may still have rows that see later keys (padded rows of returned weights):
+        # then every block keeps all keys, so nothing those rows attend to is dropped.
+        self.array = layer_array
+        self.causal = bool(causal) and not np.triu(layer_array, 1).any()
         self.dtype = np.float64 if layer_array.dtype == np.float64 else np.float32
         self.heads = self.group = layer_array.shape[0]
 
@@ -288,9 +297,10 @@ class _LayerRun:
         self.source, self.keep = source, keep_means
         threads = K.num_threads()
         self.stats = np.zeros((K.NSTATS, heads, n))
-        self.colsum = np.zeros((threads, heads, n), np.float32)  # one row block's sums, per thread
+        # one row block's column sums, per thread (float32 for scores: at most a block of rows each)
+        self.colsum = np.zeros((threads, heads, n), source.dtype)
         self.colsum64 = np.zeros((heads, n))
-        self.f = pool_factor(n, TILE_SIDE)
+        self.f = pool_factor(n, options.tile_side or TILE_SIDE)
         self.side = math.ceil(n / self.f)
         self.pool = bool(options.tiles)
         side = self.side if self.pool else 1
@@ -357,7 +367,10 @@ class _LayerRun:
         metrics, roles = _reduce(self.stats, colsum, self.n, self.causal, self.options, self.pair_rows)
         tiles = mean_tile = thumbs = mean_thumb = None
         if self.pool:
-            tiles, mean_tile = _half(self.tiles), _half(self.mean_tile)
+            if self.options.tile_dtype == "float16":
+                tiles, mean_tile = _half(self.tiles), _half(self.mean_tile)
+            else:
+                tiles, mean_tile = self.tiles, self.mean_tile
             f2 = pool_factor(self.side, THUMB_SIZE)
             thumbs = to_uint8(max_pool(self.tiles, f2))
             mean_thumb = to_uint8(max_pool(self.mean_tile, f2))

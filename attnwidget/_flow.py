@@ -219,11 +219,11 @@ def _blocking_flow(M1, F1, n, L, P, cnt, lastnz, firstnz, level, ptr, path, touc
 
 
 @njit(cache=True, nogil=True)
-def _flow_row(M, t, F, B, lastnz, firstnz):
-    """Maximum flow from ``(L, t)`` to every ``(0, j)``; returns ``(values [n], phases [n])``."""
+def _flow_row(M, t, F, B, lastnz, firstnz, flow, j0, j1, out, phases):
+    """Maximum flow from ``(L, t)`` to the sinks ``(0, j)``, ``j0 <= j < j1``, into ``out`` / ``phases``.
+    ``flow``: float64 ``[L * n * n]`` zeros (left zero again)."""
     L, n, _ = M.shape
     M1 = M.ravel()
-    flow = np.zeros(L * n * n)
     F1 = flow
     level = np.full((L + 1) * n, -1, dtype=np.int64)
     ptr = np.zeros((L + 1) * n, dtype=np.int64)
@@ -233,10 +233,8 @@ def _flow_row(M, t, F, B, lastnz, firstnz):
     nt = np.zeros(1, dtype=np.int64)
     P = np.empty((L + 1, n), dtype=np.int64)
     cnt = np.zeros(L + 1, dtype=np.int64)
-    out = np.zeros(n)
-    phases = np.zeros(n, dtype=np.int64)
     src = L * n + t
-    for j in range(n):
+    for j in range(j0, j1):
         if not B[L, t, j]:
             continue
         # relevant positions per layer: reached from the source and reaching the sink
@@ -281,7 +279,6 @@ def _flow_row(M, t, F, B, lastnz, firstnz):
                 F1[touched[a]] = 0.0
         else:
             flow[:] = 0.0
-    return out, phases
 
 
 def _nonzero_bounds(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -295,19 +292,31 @@ def _nonzero_bounds(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lastnz.astype(np.int64), firstnz.astype(np.int64)
 
 
-def flow_rows(M: np.ndarray, targets, *, return_phases: bool = False):
+#: Sinks per compiled call: between calls the progress bar moves (a call is about a second at 2048).
+SINKS_PER_CALL = 64
+
+
+def flow_rows(M: np.ndarray, targets, *, return_phases: bool = False, progress=None):
     """Exact attention flow for mixed matrices ``M`` (float64 ``[L, n, n]``) and target positions.
 
     Returns float64 ``[len(targets), n]``; entry ``[r, j]`` is the max flow from ``(L, targets[r])``
     to ``(0, j)``. With ``return_phases`` also the number of Dinic phases used per entry.
+    ``progress``: a tqdm-like bar, advanced by one per sink.
     """
     M = np.ascontiguousarray(M, dtype=np.float64)
     B = reach_to_sinks(M)
     lastnz, firstnz = _nonzero_bounds(M)
+    L, n, _ = M.shape
+    flow = np.zeros(L * n * n)
     rows, phases = [], []
     for t in targets:
         F = reach_from_source(M, int(t))
-        vals, ph = _flow_row(M, int(t), F, B, lastnz, firstnz)
+        vals, ph = np.zeros(n), np.zeros(n, dtype=np.int64)
+        for j0 in range(0, n, SINKS_PER_CALL):
+            j1 = min(n, j0 + SINKS_PER_CALL)
+            _flow_row(M, int(t), F, B, lastnz, firstnz, flow, j0, j1, vals, ph)
+            if progress is not None:
+                progress.update(j1 - j0)
         rows.append(vals)
         phases.append(ph)
     out = np.stack(rows) if rows else np.zeros((0, M.shape[-1]))

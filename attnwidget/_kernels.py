@@ -300,9 +300,9 @@ def prob_rows(tile, r0, causal, lo, hi, window, pair_ptr, pair_key, f, pool, sta
                 _row_extras(row, h, gi, ci, causal, window, pair_ptr, pair_key, stats)
                 if pool:
                     cells = tiles[h, gi // f]
-                    for cc in range((ci + f - 1) // f):
+                    for cc in range((c + f - 1) // f):
                         best = cells[cc]
-                        for j in range(cc * f, min(ci, cc * f + f)):
+                        for j in range(cc * f, min(c, cc * f + f)):
                             best = max(best, row[j])
                         cells[cc] = best
         if pool:

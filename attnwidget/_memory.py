@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 
 _UNLIMITED = 1 << 60  # cgroup v1 reports "no limit" as a huge number (PAGE_COUNTER_MAX)
+PROC = "/proc"  # where /proc is (tests point it at a fake tree)
 
 
 def _read_int(path: Path) -> int | None:
@@ -106,10 +107,10 @@ def _cgroup_dirs(proc: Path) -> list[tuple[str, Path]]:
     return found
 
 
-def cgroup_available(proc: str | Path = "/proc") -> int | None:
+def cgroup_available(proc: str | Path | None = None) -> int | None:
     """Bytes left under the tightest cgroup memory limit on this process's path, or None (no limit)."""
     best = None
-    for version, d in _cgroup_dirs(Path(proc)):
+    for version, d in _cgroup_dirs(Path(proc or PROC)):
         if version == "v2":
             limit = _read_int(d / "memory.max")
             usage = _read_int(d / "memory.current")
@@ -125,10 +126,10 @@ def cgroup_available(proc: str | Path = "/proc") -> int | None:
     return best
 
 
-def meminfo_available(proc: str | Path = "/proc") -> int | None:
+def meminfo_available(proc: str | Path | None = None) -> int | None:
     """``MemAvailable`` of ``/proc/meminfo`` in bytes (or free physical pages elsewhere), or None."""
     try:
-        for line in (Path(proc) / "meminfo").read_text().splitlines():
+        for line in (Path(proc or PROC) / "meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
@@ -159,7 +160,7 @@ def _resident() -> int:
     return 0
 
 
-def available_memory(proc: str | Path = "/proc") -> int | None:
+def available_memory(proc: str | Path | None = None) -> int | None:
     """Bytes this process can still allocate: the smallest of the host's ``MemAvailable``, every cgroup
     limit minus its usage (v1 and v2), and ``ATTNWIDGET_MEMORY_LIMIT`` minus our resident memory.
     None when nothing is known."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._blocks import available_memory
+from ._memory import check_fits
 from ._inputs import describe, encode
 from ._recorder import (
     QKRecord,
@@ -236,15 +236,10 @@ class Capture:
             layers = [layers]
         layer_list = [self._layer(lay) for lay in layers]
         n = self.num_tokens
-        need = 4 * len(layer_list) * self.num_heads * n * n
-        available = available_memory()
-        if available is not None and need > available:
-            raise MemoryError(
-                f"patterns() for {len(layer_list)} layers x {self.num_heads} heads x {n}^2 tokens needs "
-                f"{need / 2**30:.1f} GiB; {available / 2**30:.1f} GiB is available. Ask for fewer layers, "
-                "or rows of one layer with pattern(layer, head, rows=...); the analysis functions read "
-                "a Capture in row blocks and need none of this."
-            )
+        check_fits(4 * len(layer_list) * self.num_heads * n * n,
+                   f"patterns() for {len(layer_list)} layers x {self.num_heads} heads x {n}^2 tokens",
+                   "Ask for fewer layers, or rows of one layer with pattern(layer, head, rows=...); the "
+                   "analysis functions read a Capture through the pattern engine and need none of this.")
         out = np.empty((len(layer_list), self.num_heads, n, n), dtype=np.float32)
         for i, layer in enumerate(layer_list):
             out[i] = self.head_patterns(layer)

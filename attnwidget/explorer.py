@@ -74,6 +74,7 @@ class Explorer(w.VBox):
         self.metric.observe(self._on_metric, "value")
         self.metric_map.observe(self._on_map_select, "selected")
         widget.observe(self._on_widget_select, ["layer", "head"])
+        widget.observe(self._on_metric, "layers_done")  # the panels fill in as the background pass goes
         self._on_metric(None)
         self._on_widget_select(None)
 
@@ -84,6 +85,14 @@ class Explorer(w.VBox):
 
     def __repr__(self) -> str:
         return f"Explorer({self.widget!r}, metric={self.metric.value!r})"
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until every layer is passed over (the grid and the panels are complete); see
+        :meth:`AttentionWidget.wait`."""
+        done = self.widget.wait(timeout)
+        if done:
+            self._on_metric(None)
+        return done
 
     def _on_metric(self, change) -> None:
         values = np.asarray(self.widget.metric_grid(self.metric.value), dtype=np.float64)
@@ -117,7 +126,8 @@ def show(model_or_capture, tokenizer=None, text=None, *, metric: str = DEFAULT_M
     """One call to an explorer: ``show(model, tokenizer, text)`` or ``show(capture)``.
 
     Extra keyword arguments go to :class:`AttentionWidget` (``layer``, ``head``, ``view``,
-    ``threshold``, ``color_by``).
+    ``threshold``, ``color_by``, ``background``, ``progress``). It returns as soon as the selected
+    layer is ready; the other layers are passed over in the background (``explorer.wait()`` waits).
     """
     from .capture import capture as run_capture
 

@@ -101,7 +101,7 @@ def _csp_hash(script: str) -> str:
 
 @dataclass
 class _Subject:
-    source: r.PatternSource
+    source: object  # attnwidget._engine.Engine
     capture: object
     tokens: list[str]
     layer: int
@@ -124,7 +124,7 @@ def _subject(obj, layer, head, view, threshold) -> _Subject:
         color = None
         if w.color_by:
             color = np.asarray(w.metric_grid(w.color_by), dtype=np.float32)
-        subject = _Subject(source=w._source, capture=w._capture, tokens=list(w.tokens), layer=w.layer,
+        subject = _Subject(source=w._engine, capture=w._capture, tokens=list(w.tokens), layer=w.layer,
                            head=w.head, view=w.view, threshold=float(w.threshold),
                            selected=list(w.selected_tokens), color_by=color, color_by_name=w.color_by,
                            flow=w._flow_row)
@@ -134,7 +134,7 @@ def _subject(obj, layer, head, view, threshold) -> _Subject:
             raise TypeError("export_html expects a Capture, an AttentionWidget, an Explorer or a "
                             f"[layer, head, query, key] array; got {type(obj).__name__}")
         try:
-            source = r.PatternSource(obj)
+            source = r.engine(obj)
         except Exception as error:  # noqa: BLE001 - say what was expected
             raise TypeError("export_html expects a Capture, an AttentionWidget, an Explorer or a "
                             f"[layer, head, query, key] array; got {type(obj).__name__} ({error})") from None
@@ -176,24 +176,29 @@ def _quantise(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q, top.astype(np.float32)
 
 
-def _heatmaps(source: r.PatternSource, side: int, full_layer: int | None):
-    """Pooled ``[L, H + 1, s, s]`` (index H = layer mean) and the full ``[H + 1, n, n]`` of one layer."""
+def _heatmaps(source, side: int, full_layer: int | None):
+    """Pooled ``[L, H + 1, s, s]`` (index H = layer mean) and the full ``[H + 1, n, n]`` of one layer.
+
+    The pooled heatmaps come from the pattern engine's fused pass with tiles of ``side`` cells."""
+    from ._summary import default_options, summary_for
+
     n, L, H = source.n, source.num_layers, source.num_heads
+    summary = summary_for(source.obj, default_options(source.obj, tile_side=side, tile_dtype="float32"))
+    summary.run()
     f = r.pool_factor(n, side)
-    s = math.ceil(n / f)
+    first = summary.layer(0)
+    s = first.mean_tile.shape[-1]
     heat = np.zeros((L, H + 1, s, s), dtype=np.float32)
-    full = np.zeros((H + 1, n, n), dtype=np.float32) if full_layer is not None else None
     for layer in range(L):
-        for rows in source.row_blocks(H, align=f):
-            block = source.heads(layer, rows)
-            mean = block.mean(axis=0)
-            r0 = rows.start // f
-            pooled = r.max_pool(block, f)
-            heat[layer, :H, r0:r0 + pooled.shape[-2]] = pooled
-            heat[layer, H, r0:r0 + pooled.shape[-2]] = r.max_pool(mean, f)
-            if layer == full_layer:
-                full[:H, rows] = block
-                full[H, rows] = mean
+        result = summary.layer(layer)
+        heat[layer, :H] = result.tiles
+        heat[layer, H] = result.mean_tile
+    full = None
+    if full_layer is not None:
+        full = np.zeros((H + 1, n, n), dtype=np.float32)
+        for r0, r1, block in source.blocks(full_layer):
+            full[:H, r0:r1] = block
+            full[H, r0:r1] = block.mean(axis=0)
     return heat, full, f
 
 

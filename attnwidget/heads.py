@@ -2,9 +2,10 @@
 
 Role scores follow TransformerLens's head detection: the mean, over the query rows where the role is
 defined, of the attention mass on the keys the role predicts. All take a Capture or a
-``[layer, head, query, key]`` array and return ``[layer, head]`` float64 arrays. A Capture is read in
-blocks of query rows (``attnwidget._blocks``), never a whole layer: every role score is a per-row
-mass, accumulated block by block in one pass. docs/metrics.md lists the formulas.
+``[layer, head, query, key]`` array and return ``[layer, head]`` float64 arrays. Every role score is a
+per-row mass that the pattern engine's fused pass (``attnwidget._engine``) computes together with the
+metrics, so for a Capture the roles cost nothing once the metrics or the widget have run.
+docs/metrics.md lists the formulas.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._blocks import Source
-from .metrics import _is_capture, _LayerStats, _row_entropy, _row_weights
+from ._engine import Engine
+from ._progress import make_bar
+from ._summary import default_options, estimate_seconds, summary_for
+from .metrics import _is_capture, _row_entropy
 
 __all__ = [
     "ROLES",
@@ -176,6 +179,7 @@ def head_roles(
     seq_len: int = 40,
     repeats: int = 2,
     seed: int = 0,
+    progress=None,
 ) -> HeadRoles:
     """Score every head for each role in :data:`ROLES`; returns a :class:`HeadRoles`.
 
@@ -184,6 +188,7 @@ def head_roles(
     ``attnwidget.capture`` first. Duplicate and induction need to know which tokens repeat: from
     ``token_ids``, else from ``period`` (a sequence whose tokens after ``offset`` repeat with that
     period), else from the Capture's token ids; a bare array without either gets NaN for those two.
+    ``progress``: a ``tqdm.auto`` bar for long inputs (None: automatic, past about 2 s).
     """
     if _is_model(obj):
         if tokenizer is None:
@@ -200,127 +205,23 @@ def head_roles(
     elif period is None and _is_capture(obj) and getattr(obj, "token_ids", None) is not None:
         ids = np.asarray(obj.token_ids).ravel()
 
-    src = Source(obj)
-    out = {r: [] for r in ROLES}
-    masks = pairs = None
-    window = int(window)
-    for layer in range(src.num_layers):
-        layer_roles = None
-        for r0, _, p in src.blocks(layer):
-            if layer_roles is None:
-                heads, n = p.shape[0], p.shape[-1]
-                if masks is None:
-                    if period is not None:
-                        ids = _synthetic_ids(n, period, offset)
-                    if ids is not None and ids.shape[0] != n:
-                        raise ValueError(f"token_ids has {ids.shape[0]} ids; the attention has {n} tokens.")
-                    masks = _repeat_masks(ids) if ids is not None else None
-                    pairs = _PairsByRow(masks) if masks is not None and masks[0].size else None
-                layer_roles = _LayerRoles(heads, n, src.is_causal, window, pairs)
-            layer_roles.add(r0, p)
-        for role, values in layer_roles.result().items():
-            out[role].append(values)
-    if not out["previous"]:
+    engine = Engine(obj)
+    if engine.num_layers == 0:
         raise ValueError("the attention has no layers.")
-    return HeadRoles(**{r: np.stack(v) for r, v in out.items()})
-
-
-class _PairsByRow:
-    """The duplicate / induction ``(query, key)`` pairs sorted by query row (stable: the order within a
-    row is kept), so the pairs of a block of rows are one contiguous range."""
-
-    def __init__(self, masks):
-        rows, (qi, kj), _ = masks
-        order = np.argsort(qi, kind="stable")
-        self.rows, self.qi, self.kj = rows, qi[order], kj[order]
-        self.slot = np.searchsorted(rows, self.qi)  # column of each pair in the [head, rows] mass
-
-    def block(self, r0: int, r1: int) -> slice:
-        lo, hi = np.searchsorted(self.qi, [r0, r1])
-        return slice(int(lo), int(hi))
-
-
-class _LayerRoles:
-    """Role scores of one layer, accumulated over blocks of query rows (``add``), then ``result``."""
-
-    def __init__(self, heads, n, causal, window, pairs):
-        self.heads, self.n, self.causal, self.window, self.pairs = heads, n, causal, window, pairs
-        _, self.weights = _row_weights(n, causal)
-        self.previous = np.zeros((heads, n))  # row i: p[i, i - 1] (row 0 unused)
-        self.sink = np.empty((heads, n))
-        self.local = np.empty((heads, n))
-        self.broad = _LayerStats(heads, n, causal, ["normalized_entropy"], 0.01, 0.01, 1)
-        if pairs is not None:
-            self.mass = {role: np.zeros((heads, pairs.rows.size)) for role in ("duplicate", "induction")}
-
-    def add(self, r0: int, p: np.ndarray) -> None:
-        heads, m, n = p.shape
-        r1 = r0 + m
-        if r1 > 1:
-            first = max(r0, 1)
-            i = np.arange(first, r1)
-            self.previous[:, first:r1] = p[:, i - r0, i - 1]
-        self.sink[:, r0:r1] = p[:, :, 0]
-        self.local[:, r0:r1] = _local_mass(p, self.window, self.causal, r0, n)
-        self.broad.add(r0, p)
-        if self.pairs is not None:
-            part = self.pairs.block(r0, r1)
-            qi, kj, slot = self.pairs.qi[part], self.pairs.kj[part], self.pairs.slot[part]
-            for role, keys in (("duplicate", kj), ("induction", kj + 1)):
-                np.add.at(self.mass[role].T, slot, p[:, qi - r0, keys].T.astype(np.float64))
-
-    def result(self) -> dict[str, np.ndarray]:
-        heads, n = self.heads, self.n
-        out = {
-            "previous": self.previous[:, 1:].mean(-1) if n > 1 else np.full(heads, np.nan),
-            "sink": self.sink @ self.weights,
-            "local": self.local @ self.weights,
-            "broad": self.broad.result()["normalized_entropy"],
-        }
-        for role in ("duplicate", "induction"):
-            out[role] = self.mass[role].mean(-1) if self.pairs is not None else np.full(heads, np.nan)
-        return out
-
-
-def _repeat_masks(ids: np.ndarray):
-    """``(rows, (query, key) of duplicate pairs, (query, key) of induction pairs)``.
-
-    ``rows``: the query rows whose token occurred earlier. Duplicate pairs: ``token[j] == token[i]``,
-    ``j < i``; induction pairs: ``(i, j + 1)`` for each duplicate pair ``(i, j)``. Index pairs, not
-    ``[n, n]`` masks: they are few (one per earlier occurrence).
-    """
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    # for each position, the positions holding the same token: pairs within runs of equal sorted ids
-    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-    lengths = np.diff(np.r_[starts, ids.size])
-    qi, kj = [], []
-    for size in np.unique(lengths[lengths > 1]):  # a loop over run lengths, not over tokens
-        runs = order[starts[lengths == size][:, None] + np.arange(size)]  # [runs, size] positions, ascending
-        a, b = np.triu_indices(size, 1)
-        qi.append(runs[:, b].ravel())
-        kj.append(runs[:, a].ravel())
-    qi = np.concatenate(qi) if qi else np.zeros(0, dtype=np.int64)
-    kj = np.concatenate(kj) if kj else np.zeros(0, dtype=np.int64)
-    rows = np.unique(qi)
-    return rows, (qi, kj), (qi, kj + 1)
-
-
-def _local_mass(p: np.ndarray, window: int, causal: bool, r0: int = 0, n: int | None = None) -> np.ndarray:
-    """``[head, m]`` mass of query rows ``r0..r0+m-1`` (``p`` ``[head, m, key]``) on the keys within
-    ``window`` of the query (key 0 excluded); ``n`` keys (default ``p``'s last axis)."""
-    heads, m, _ = p.shape
-    n = p.shape[-1] if n is None else n
-    local = np.arange(m)
-    rows = local + r0
-    acc = np.zeros((heads, m))
-    for d in range(min(window, n)):
-        back = rows - d >= 1  # key i - d, not key 0
-        acc[:, back] += p[:, local[back], rows[back] - d]
-        if d and not causal:
-            ahead = rows + d < n  # key i + d >= 1
-            acc[:, ahead] += p[:, local[ahead], rows[ahead] + d]
-    return acc
+    n = engine.num_tokens
+    if period is not None:
+        ids = _synthetic_ids(n, period, offset)
+    if ids is not None and ids.shape[0] != n:
+        raise ValueError(f"token_ids has {ids.shape[0]} ids; the attention has {n} tokens.")
+    token_ids = None if ids is None else tuple(int(i) for i in ids)
+    summary = summary_for(obj, default_options(obj, token_ids=token_ids, window=int(window)))
+    todo = summary.num_layers - len(summary.done)
+    bar = make_bar(todo, "attnwidget head roles", progress, estimate_seconds(summary.engine, todo))
+    try:
+        summary.run(progress=bar)
+    finally:
+        bar.close()
+    return HeadRoles(**summary.roles())
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -332,7 +233,7 @@ def _sample_rows(obj, max_rows):
 
     A Capture is asked for just those rows, at most a block of rows per call (never a whole layer).
     """
-    src = Source(obj)
+    src = Engine(obj)
     if src.num_layers == 0:
         raise ValueError("the attention has no layers.")
     heads, n, causal = src.num_heads, src.num_tokens, src.is_causal

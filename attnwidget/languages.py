@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._tables import check_inputs, fmt, plain, require_capture, select_layers, show, table, visible_rows
-from ._blocks import Source
-from .metrics import _LayerStats
+from ._summary import summary_for
 
 __all__ = ["LanguageComparison", "LanguageStats", "compare_languages", "merge_pieces"]
 
@@ -151,19 +150,13 @@ def _language(name: str, capture, top_k: int, exclude_first: bool, exclude_speci
     layer_list = select_layers(layers, capture.num_layers)
     metrics = {m: [] for m in ("entropy", "normalized_entropy", "sparsity")}
     received = np.empty((len(layer_list), len(units)))
-    src = Source(capture)
+    summary = summary_for(capture)  # the fused pass, shared with the widget and compute_metrics
     for i, layer in enumerate(layer_list):
-        stats = None
-        colsum = np.zeros((capture.num_heads, n))  # [head, key], summed over query rows
-        for r0, _, p in src.blocks(layer):  # blocks of query rows, never the whole layer
-            if stats is None:
-                stats = _LayerStats(p.shape[0], n, capture.is_causal, list(metrics), 0.01, 0.01, 3)
-            stats.add(r0, p)
-            colsum += p.sum(1, dtype=np.float64)
-        values = stats.result()
+        result = summary.layer(layer)
+        values = result.metrics
         for m in metrics:
             metrics[m].append(float(values[m].mean()))
-        per_token = colsum.mean(0) / seen_by  # [key]: mean over heads and seeing rows
+        per_token = result.colsum_mean / seen_by  # [key]: mean over heads and seeing rows
         received[i] = np.add.reduceat(per_token, starts)
     eligible = ~excluded
     overall = received.mean(0)

@@ -1,7 +1,7 @@
 """Per-head attention metrics: ``[layer, head, query, key]`` patterns in, ``[layer, head]`` arrays out.
 
-Every function accepts a :class:`~attnwidget.Capture` (read one layer at a time) or a NumPy array of
-shape ``[layer, head, query, key]`` whose rows are probability distributions over keys.
+Every function accepts a :class:`~attnwidget.Capture` or a NumPy array of shape
+``[layer, head, query, key]`` whose rows are probability distributions over keys.
 
 Rows and visible keys
     With causal attention, query row ``i`` sees keys ``0..i`` (``v_i = i + 1`` visible keys); with
@@ -11,24 +11,22 @@ Rows and visible keys
     (``n == 1``) the single row is used, with the values: entropy 0, normalized entropy 0, sparsity 0,
     coverage 1, mean distance 0, locality 1, focus consistency 1, sink score 1, max weight 1.
 
-The seed article's per-matrix sketches (token loops over a head-averaged matrix) are replaced by
-per-head, per-row formulas computed in one fused, row-blocked pass per layer; docs/metrics.md lists them.
-
-Memory
-    A Capture is read in blocks of query rows (``attnwidget._blocks``: ``heads x rows x tokens`` at
-    most ``BLOCK_ELEMENTS`` floats per read), never a whole layer: every metric is a per-row value
-    (kept as ``[head, query]`` float64) or a per-key sum (``[head, key]``), accumulated block by
-    block, so one call holds ``O(heads x block x n + heads x n)`` floats. All metrics take one pass
-    over the rows (``focus_consistency`` accumulates its column masses during that pass and takes
-    the top keys at the end). An array, already in memory, is processed one layer at a time.
+How they are computed
+    All metrics but ``pattern_match`` come from the pattern engine's fused pass
+    (:mod:`attnwidget._engine`): one pass per layer, in cache-sized tiles, computes each score once and
+    every per-row statistic from it, so all metrics and head roles together cost about one
+    ``QK^T + softmax`` pass. For a Capture the pass is done once and shared (the widget, the explorer,
+    the report and later calls read the same results). ``pattern_match`` compares with an expected
+    pattern block by block. docs/metrics.md lists the formulas.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._arrays import as_attention_array
-from ._blocks import Source
+from ._engine import Engine, is_capture, row_weights
+from ._progress import make_bar
+from ._summary import default_options, estimate_seconds, summary_for
 
 __all__ = [
     "METRICS",
@@ -61,7 +59,8 @@ METRICS = (
 )
 REFERENCE_PATTERNS = ("previous", "diagonal", "first", "uniform", "local")
 
-_BLOCK_ELEMENTS = 1 << 18  # ~1 MiB of float32 per row block: stays in cache across the fused passes
+#: The metrics the pattern engine's fused pass computes (all but ``pattern_match``).
+FUSED_METRICS = METRICS[:-1]
 _LN2 = float(np.log(2.0))
 
 
@@ -70,32 +69,7 @@ _LN2 = float(np.log(2.0))
 
 
 def _is_capture(obj) -> bool:
-    return hasattr(obj, "patterns") and hasattr(obj, "is_causal")
-
-
-def _iter_layers(obj):
-    """Yield ``(layer, patterns [head, query, key], is_causal)``, one whole layer in memory at a time.
-
-    Kept for callers outside the package; the analysis functions read a Capture in row blocks
-    (``attnwidget._blocks.Source``) instead.
-    """
-    if _is_capture(obj):
-        for layer in range(int(obj.num_layers)):
-            arr, causal = as_attention_array(obj, layers=[layer])
-            yield layer, arr[0], causal
-    else:
-        arr, causal = as_attention_array(obj)
-        for layer in range(arr.shape[0]):
-            yield layer, arr[layer], causal
-
-
-def _row_weights(n: int, causal: bool) -> tuple[np.ndarray, np.ndarray]:
-    """``(visible [n] int, weights [n] float64 summing to 1)`` over the informative rows."""
-    visible = np.arange(1, n + 1) if causal else np.full(n, n)
-    weights = (visible >= 2).astype(np.float64)
-    if not weights.any():
-        weights[:] = 1.0
-    return visible, weights / weights.sum()
+    return is_capture(obj)
 
 
 def _row_entropy(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -104,11 +78,6 @@ def _row_entropy(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     t = np.maximum(x, np.finfo(x.dtype).tiny, out=out)
     np.log(t, out=t)
     return -np.einsum("...c,...c->...", t, x)
-
-
-def _count(mask: np.ndarray) -> np.ndarray:
-    """Number of True along the last axis (faster than ``mask.sum(-1)``, which widens every bool)."""
-    return mask.view(np.uint8).sum(-1, dtype=np.int32)
 
 
 def _check_threshold(name: str, value) -> float:
@@ -182,10 +151,10 @@ def _expected_rows(expected, shape, causal: bool, window: int):
                 "expected capture has [layer, head, token] = "
                 f"{[expected.num_layers, expected.num_heads, expected.num_tokens]}; the attention has {list(shape)}."
             )
-        src, held = Source(expected), {}
+        src, held = Engine(expected), {}
 
         def captured(layer, r0, r1):
-            if src.kind == "rows":
+            if src.kind == "capture":
                 return _normalize_rows(src.read(layer, r0, r1))
             if layer not in held:  # a patterns-only source: one layer read, kept while it is used
                 held.clear()
@@ -233,135 +202,37 @@ def _kl_to_mix(x: np.ndarray, total: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------
-# the fused per-layer pass, fed block by block
+# pattern match: compared block by block with the expected pattern
 
 
-class _LayerStats:
-    """Per-row values of the requested metrics for one layer, filled by :meth:`add` block by block.
+class _PatternMatch:
+    """``1 - mean_i JSD_2(p_i, q_i)`` per head, one layer at a time (informative rows, visible keys)."""
 
-    ``add(r0, p, expected)`` takes query rows ``r0..r0+m-1`` (``p`` ``[head, m, key]``, all keys; in any
-    order, each row once) and works through them in cache-sized sub-blocks; :meth:`result` turns the
-    per-row values into ``{name: [head] float64}``. Memory: a few ``[head, n]`` float64 arrays plus one
-    sub-block of scratch. ``expected`` (``[1 or H, m, key]``) is needed for ``"pattern_match"``;
-    ``js_causal``: whether both the attention and the expected pattern are causal (only the visible
-    keys are compared then).
-    """
+    def __init__(self, src: Engine, expected, window: int):
+        self.src, self.expected, self.window = src, expected, int(window)
+        self.get_expected = self.expected_causal = None
 
-    def __init__(self, heads, n, causal, names, sparsity_threshold=0.01, coverage_threshold=0.01, top_k=3,
-                 js_causal=None):
-        self.heads, self.n, self.causal = heads, n, bool(causal)
-        self.js_causal = self.causal if js_causal is None else bool(js_causal)
-        self.visible, self.weights = _row_weights(n, causal)
-        self.want = want = set(names)
-        self.sparsity_threshold, self.coverage_threshold, self.top_k = sparsity_threshold, coverage_threshold, top_k
-        need_entropy = bool(want & {"entropy", "normalized_entropy"})
-        need_distance = bool(want & {"mean_distance", "locality"})
-        self.ent = np.empty((heads, n)) if need_entropy else None
-        self.below = np.empty((heads, n)) if "sparsity" in want else None
-        self.above = np.empty((heads, n)) if "coverage" in want else None
-        self.dist = np.empty((heads, n)) if need_distance else None
-        self.peak = np.empty((heads, n)) if "max_weight" in want else None
-        self.colmass = np.zeros((heads, n)) if "focus_consistency" in want else None
-        self.sink = np.empty((heads, n)) if "sink_score" in want else None
-        self.js = np.empty((heads, n)) if "pattern_match" in want else None
-        self.keys = np.arange(n)
-        self._scratch = self._flags = self._w = None
-
-    def _buffers(self, x):
-        if self._scratch is None or self._scratch.dtype != x.dtype or self._scratch.size < x.size:
-            self._scratch, self._flags = np.empty(x.size, dtype=x.dtype), np.empty(x.size, dtype=bool)
-        return self._scratch[: x.size].reshape(x.shape), self._flags[: x.size].reshape(x.shape)
-
-    def add(self, r0: int, p: np.ndarray, expected: np.ndarray | None = None) -> None:
-        heads, m, n = p.shape
-        causal = self.causal
-        if self.colmass is not None and (self._w is None or self._w.dtype != p.dtype):
-            self._w = self.weights.astype(p.dtype)
-        if self.sink is not None:
-            self.sink[:, r0:r0 + m] = p[:, :, 0]
-        if self.js is not None:
-            expected = expected.astype(p.dtype, copy=False)
-        keys = self.keys
-        step = max(1, min(n, _BLOCK_ELEMENTS // max(1, heads * n)))
-        for s0 in range(0, m, step):
-            s1 = min(m, s0 + step)
-            g0, g1 = r0 + s0, r0 + s1  # rows of the layer
-            cols = g1 if causal else n
-            x = p[:, s0:s1, :cols]
-            rows = keys[g0:g1]
-            buf, mask = self._buffers(x)
-            if self.ent is not None:
-                self.ent[:, g0:g1] = _row_entropy(x, out=buf)
-            if self.below is not None:
-                count = _count(np.less(x, self.sparsity_threshold, out=mask))
-                # a causal row's masked keys (exact zeros, all below the threshold) are not visible
-                self.below[:, g0:g1] = count - (cols - 1 - rows) if causal else count
-            if self.above is not None:
-                self.above[:, g0:g1] = _count(np.greater(x, self.coverage_threshold, out=mask))
-            if self.dist is not None:
-                offsets = np.abs(rows[:, None] - keys[None, :cols]).astype(p.dtype)
-                self.dist[:, g0:g1] = np.einsum("hrc,rc->hr", x, offsets)
-            if self.peak is not None:
-                self.peak[:, g0:g1] = x.max(-1)
-            if self.colmass is not None:
-                self.colmass[:, :cols] += np.matmul(self._w[g0:g1], x)
-            if self.js is not None:
-                jcols = g1 if self.js_causal else n
-                xj = p[:, s0:s1, :jcols]
-                yj = np.broadcast_to(expected[:, s0:s1, :jcols], xj.shape)
-                total = np.maximum(xj + yj, np.finfo(p.dtype).tiny)
-                scratch = np.empty_like(total)
-                self.js[:, g0:g1] = (_kl_to_mix(xj, total, scratch) + _kl_to_mix(yj, total, scratch)) / (2 * _LN2)
-
-    def result(self) -> dict[str, np.ndarray]:
-        want, weights, visible, n = self.want, self.weights, self.visible, self.n
-        out: dict[str, np.ndarray] = {}
-        if "entropy" in want:
-            out["entropy"] = self.ent @ weights
-        if "normalized_entropy" in want:
-            logv = np.log(visible)
-            norm = np.divide(self.ent, logv, out=np.zeros_like(self.ent), where=logv > 0)  # one visible key: 0
-            out["normalized_entropy"] = np.clip(norm, 0.0, 1.0) @ weights
-        if "sparsity" in want:
-            out["sparsity"] = (self.below / visible) @ weights
-        if "coverage" in want:
-            out["coverage"] = (self.above / visible) @ weights
-        if "mean_distance" in want:
-            out["mean_distance"] = self.dist @ weights
-        if "locality" in want:
-            out["locality"] = (1.0 / (1.0 + self.dist)) @ weights
-        if "focus_consistency" in want:
-            k = min(int(self.top_k), n)
-            top = np.partition(self.colmass, n - k, axis=-1)[:, n - k :]
-            out["focus_consistency"] = np.clip(top.sum(-1), 0.0, 1.0)
-        if "sink_score" in want:
-            out["sink_score"] = self.sink @ weights
-        if "max_weight" in want:
-            out["max_weight"] = self.peak @ weights
-        if "pattern_match" in want:
-            out["pattern_match"] = 1.0 - np.clip(self.js, 0.0, 1.0) @ weights
-        return out
-
-
-def _layer_metrics(p, causal, names, sparsity_threshold, coverage_threshold, top_k) -> dict[str, np.ndarray]:
-    """All requested metrics of one layer ``p`` [head, query, key] as ``{name: [head] float64}``."""
-    heads, n, _ = p.shape
-    stats = _LayerStats(heads, n, causal, [m for m in names if m != "pattern_match"], sparsity_threshold,
-                        coverage_threshold, top_k)
-    stats.add(0, p)
-    return stats.result()
-
-
-def _layer_js(p: np.ndarray, q: np.ndarray, causal: bool, weights: np.ndarray) -> np.ndarray:
-    """Weighted mean over rows of the base-2 Jensen-Shannon divergence; ``p`` [H,n,n], ``q`` [1|H,n,n].
-
-    Uses ``JSD = (KL(p || m) + KL(q || m)) / 2`` term by term, so equal rows give exactly 0.
-    """
-    heads, n, _ = p.shape
-    stats = _LayerStats(heads, n, causal, ["pattern_match"])
-    stats.weights = weights
-    stats.add(0, p, q)
-    return 1.0 - stats.result()["pattern_match"]
+    def layer(self, layer: int) -> np.ndarray:
+        src, causal = self.src, self.src.is_causal
+        per_row = None
+        for r0, r1, p in src.blocks(layer):
+            heads, m, n = p.shape
+            if per_row is None:
+                per_row = np.empty((heads, n))
+                if self.get_expected is None:
+                    self.get_expected, self.expected_causal = _expected_rows(
+                        self.expected, (src.num_layers, heads, n), causal, self.window)
+            q = self.get_expected(layer, r0, r1).astype(p.dtype, copy=False)
+            # Both causal: keys after the block's last row are 0 in both, and so are each row's later
+            # keys inside the block, where they add exactly 0: the block's keys suffice.
+            cols = r1 if causal and self.expected_causal else n
+            x = p[:, :, :cols]
+            y = np.broadcast_to(q[:, :, :cols], x.shape)
+            total = np.maximum(x + y, np.finfo(p.dtype).tiny)
+            scratch = np.empty_like(total)
+            per_row[:, r0:r1] = (_kl_to_mix(x, total, scratch) + _kl_to_mix(y, total, scratch)) / (2 * _LN2)
+        _, weights = row_weights(per_row.shape[1], causal)
+        return 1.0 - np.clip(per_row, 0.0, 1.0) @ weights
 
 
 def compute_metrics(
@@ -373,15 +244,17 @@ def compute_metrics(
     top_k: int = 3,
     expected=None,
     window: int = 3,
+    progress=None,
 ) -> dict[str, np.ndarray]:
     """Several metrics in one pass per layer: ``{name: [layer, head] float64}``.
 
     ``attn``: a Capture or a ``[layer, head, query, key]`` array. ``names``: any of :data:`METRICS`;
     default all of them, with ``"pattern_match"`` only when ``expected`` is given (see
-    :func:`pattern_match` for ``expected`` and ``window``). A Capture is read in blocks of query rows
-    (never a whole layer; an expected Capture too, the same rows at a time), accumulating per-row
-    values and per-key sums: one pass over each layer, ``O(heads x block x n + heads x n)`` memory.
-    The definitions are in the docstrings of the single-metric functions and in docs/metrics.md.
+    :func:`pattern_match` for ``expected`` and ``window``). A Capture's patterns are recomputed once, in
+    the pattern engine's fused pass, and the result is shared with every later call and the widget.
+    ``progress``: a ``tqdm.auto`` bar for long inputs (None: when the pass is estimated to take over
+    about 2 s; True / False: always / never). The definitions are in the docstrings of the
+    single-metric functions and in docs/metrics.md.
     """
     if names is None:
         names = [m for m in METRICS if m != "pattern_match" or expected is not None]
@@ -400,25 +273,35 @@ def compute_metrics(
     if int(top_k) < 1:
         raise ValueError(f"top_k must be a positive number of keys; got {top_k}.")
 
-    src = Source(attn)
-    causal = src.is_causal
-    per_layer: dict[str, list[np.ndarray]] = {m: [] for m in names}
-    get_expected, expected_causal = None, False
-    for layer in range(src.num_layers):
-        stats = None
-        for r0, r1, p in src.blocks(layer):
-            if stats is None:
-                heads, n = p.shape[0], p.shape[-1]
-                if "pattern_match" in names and get_expected is None:
-                    get_expected, expected_causal = _expected_rows(expected, (src.num_layers, heads, n), causal,
-                                                                   int(window))
-                stats = _LayerStats(heads, n, causal, names, sparsity_threshold, coverage_threshold, top_k,
-                                    js_causal=causal and expected_causal)
-            stats.add(r0, p, get_expected(layer, r0, r1) if get_expected is not None else None)
-        out = stats.result()
-        for m in names:
-            per_layer[m].append(out[m])
-    return {m: np.stack(v) if v else np.zeros((0, 0)) for m, v in per_layer.items()}
+    fused = [m for m in names if m != "pattern_match"]
+    out: dict[str, np.ndarray] = {}
+    summary = None
+    if fused:
+        defaults = (sparsity_threshold, coverage_threshold, int(top_k)) == (0.01, 0.01, 3)
+        options = default_options(attn) if defaults else default_options(
+            attn, sparsity_threshold=sparsity_threshold, coverage_threshold=coverage_threshold,
+            top_k=int(top_k), tiles=False)
+        summary = summary_for(attn, options)
+    engine = summary.engine if summary is not None else Engine(attn)
+    match = _PatternMatch(engine, expected, window) if "pattern_match" in names else None
+    todo = engine.num_layers - len(summary.done) if summary is not None else engine.num_layers
+    bar = make_bar(todo, "attnwidget metrics", progress, estimate_seconds(engine, todo))
+    matched = []
+    try:
+        for layer in range(engine.num_layers):  # a layer at a time: a patterns-only source is read once
+            if summary is not None and layer not in summary.done:
+                summary.layer(layer)
+                bar.update(1)
+            if match is not None:
+                matched.append(match.layer(layer))
+    finally:
+        bar.close()
+    if summary is not None:
+        values = summary.metrics()
+        out.update({m: values[m] for m in fused})
+    if match is not None:
+        out["pattern_match"] = np.stack(matched) if matched else np.zeros((0, 0))
+    return {m: out[m] for m in names}
 
 
 def summarize_layers(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -24,7 +24,7 @@ from ._tables import (
     table,
     visible_rows,
 )
-from ._blocks import Source
+from ._engine import Engine
 from .metrics import _row_entropy
 
 __all__ = ["OTHER", "ROLE_NAMES", "PromptParts", "chat_parts", "prompt_parts"]
@@ -240,7 +240,7 @@ def prompt_parts(capture, parts, *, layers=None, heads=None) -> PromptParts:
     received = np.zeros(n)
     ent = np.zeros(n)
     norm_ent = np.zeros(n)
-    src = Source(capture)
+    src = Engine(capture)
     mass = np.empty((n, num_parts))  # [query, part] of the current layer
     for i, layer in enumerate(layer_list):
         colsum = np.zeros(n)  # [key]: attention received, summed over query rows

@@ -1,9 +1,10 @@
 """What a view needs, nothing more: pooled thumbnails, screen-sized tiles, single rows, graphs.
 
-Everything here takes a :class:`PatternSource` (a Capture or a ``[layer, head, query, key]`` array)
-and returns small NumPy arrays; :func:`wire` turns one into the ``{buffer, dtype, shape}`` dict that
-crosses to the browser as bytes. Patterns are read in row blocks, so no view ever needs all heads'
-``tokens x tokens`` matrices at once.
+Everything here takes a pattern engine (:class:`attnwidget._engine.Engine` over a Capture or a
+``[layer, head, query, key]`` array) and returns small NumPy arrays; :func:`wire` turns one into the
+``{buffer, dtype, shape}`` dict that crosses to the browser as bytes. Whole-sequence thumbnails and
+tiles come from the engine's fused pass (``attnwidget._summary``); zoomed windows, rows and graphs
+are read exactly, in row blocks, so no view ever needs all heads' ``tokens x tokens`` matrices.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import math
 
 import numpy as np
 
-THUMB_SIZE = 64  # thumbnail side in cells (max-pooled)
-TILE_SIDE = 512  # heatmap tile side in cells: beyond this the tile is max-pooled
-GRAPH_NODES = 120  # the attention graph shows at most this many tokens
-ROW_BLOCK = 1 << 22  # floats per block when reading patterns row by row
+from ._engine import THUMB_SIZE, TILE_SIDE, Engine, pool_factor  # noqa: F401 (re-exported)
+
+GRAPH_NODES = 48  # the attention graph shows at most this many tokens: every node keeps a readable label
+LAYOUT_FLOOR = 0.02  # the graph's layout uses the edges above this, whatever the threshold (it stays put)
 
 
 def wire(array: np.ndarray, dtype: str | None = None) -> dict:
@@ -37,43 +38,9 @@ def wire_nbytes(value) -> int:
     return 0
 
 
-class PatternSource:
-    """Uniform row access to a Capture or a ``[layer, head, query, key]`` array."""
-
-    def __init__(self, obj):
-        if hasattr(obj, "head_patterns") and hasattr(obj, "num_layers"):
-            self.capture, self.array = obj, None
-            self.num_layers, self.num_heads, self.n = obj.num_layers, obj.num_heads, obj.num_tokens
-            self.is_causal = obj.is_causal
-        else:
-            from ._arrays import as_attention_array
-
-            self.array, self.is_causal = as_attention_array(obj)
-            self.capture = None
-            self.num_layers, self.num_heads, self.n = self.array.shape[:3]
-
-    def heads(self, layer: int, rows: slice | np.ndarray) -> np.ndarray:
-        """All heads of ``layer`` for the given query rows: float32 ``[head, rows, key]``."""
-        if self.capture is not None:
-            return self.capture.head_patterns(layer, rows=rows)
-        return np.asarray(self.array[layer][:, rows], dtype=np.float32)
-
-    def matrix(self, layer: int, head: int | None, rows) -> np.ndarray:
-        """One head (or the head mean for ``head=None``): float32 ``[rows, key]``."""
-        if self.capture is not None:
-            return self.capture.pattern(layer, head, rows=rows)
-        block = self.array[layer] if head is None else self.array[layer, head][None]
-        return np.asarray(block[:, rows].mean(axis=0), dtype=np.float32)
-
-    def row_blocks(self, heads: int, align: int = 1):
-        """Slices of query rows small enough to read ``heads`` heads at once, multiples of ``align``."""
-        rows = max(align, (ROW_BLOCK // max(1, heads * self.n)) // align * align)
-        for start in range(0, self.n, rows):
-            yield slice(start, min(self.n, start + rows))
-
-
-def pool_factor(n: int, size: int) -> int:
-    return max(1, math.ceil(n / size))
+def engine(obj) -> Engine:
+    """The pattern engine over ``obj`` (an Engine is returned as it is)."""
+    return obj if isinstance(obj, Engine) else Engine(obj)
 
 
 def max_pool(block: np.ndarray, factor: int) -> np.ndarray:
@@ -95,24 +62,19 @@ def to_uint8(values: np.ndarray, axes=(-2, -1)) -> np.ndarray:
     return np.round(scaled * 255).astype(np.uint8)
 
 
-def thumbnails(source: PatternSource, size: int = THUMB_SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """Max-pooled thumbnails: uint8 ``[layer, head, s, s]`` and the head means ``[layer, s, s]``.
+def thumbnails(source) -> tuple[np.ndarray, np.ndarray]:
+    """Max-pooled thumbnails of every layer: uint8 ``[layer, head, s, s]`` and the head means ``[layer, s, s]``.
 
-    Max pooling keeps a sharp head's single bright cell visible at any sequence length; each
+    From the engine's fused pass (pooled from the heatmap tiles, so at most :data:`THUMB_SIZE` cells a
+    side). Max pooling keeps a sharp head's single bright cell visible at any sequence length; each
     thumbnail is scaled to its own maximum.
     """
-    f = pool_factor(source.n, size)
-    s = math.ceil(source.n / f)
-    heads = np.zeros((source.num_layers, source.num_heads, s, s), dtype=np.float32)
-    means = np.zeros((source.num_layers, s, s), dtype=np.float32)
-    for layer in range(source.num_layers):
-        for rows in source.row_blocks(source.num_heads, align=f):
-            block = source.heads(layer, rows)
-            r0 = rows.start // f
-            pooled = max_pool(block, f)
-            heads[layer, :, r0:r0 + pooled.shape[-2]] = pooled
-            means[layer, r0:r0 + pooled.shape[-2]] = max_pool(block.mean(axis=0), f)
-    return to_uint8(heads), to_uint8(means)
+    from ._summary import summary_for
+
+    summary = summary_for(engine(source).obj)
+    summary.run()
+    thumbs, means, _ = summary.thumbnails()
+    return thumbs, means
 
 
 def _window(n: int, row0, col0, rows, cols) -> tuple[int, int, int, int]:
@@ -128,12 +90,20 @@ def _tile(block: np.ndarray, row0: int, col0: int, rows: int, cols: int, side: i
     return {"matrix": wire(tile), "row0": row0, "col0": col0, "n_rows": rows, "n_cols": cols}
 
 
-def heatmap_tile(source: PatternSource, layer: int, head: int | None, row0: int = 0, col0: int = 0,
-                 rows: int | None = None, cols: int | None = None, side: int = TILE_SIDE) -> dict:
+def heatmap_tile(source, layer: int, head: int | None, row0: int = 0, col0: int = 0,
+                 rows: int | None = None, cols: int | None = None, side: int = TILE_SIDE, summary=None) -> dict:
     """The window ``[row0:row0+rows, col0:col0+cols]`` of one head (or the mean), max-pooled to at
-    most ``side x side`` cells, as float16 weights (0..1)."""
-    row0, col0, rows, cols = _window(source.n, row0, col0, rows, cols)
-    block = source.matrix(layer, head, slice(row0, row0 + rows))[:, col0:col0 + cols]
+    most ``side x side`` cells, as float16 weights (0..1).
+
+    The whole sequence at the default side is the fused pass's stored tile (``summary``: a
+    :class:`~attnwidget._summary.Summary`, a lookup once its layer is done); a zoomed window is read
+    exactly from the rows it covers."""
+    src = engine(source)
+    row0, col0, rows, cols = _window(src.n, row0, col0, rows, cols)
+    if summary is not None and (row0, col0, rows, cols) == (0, 0, src.n, src.n) and side == TILE_SIDE:
+        tile = summary.tile(layer, head)
+        return {"matrix": wire(tile), "row0": 0, "col0": 0, "n_rows": rows, "n_cols": cols}
+    block = src.matrix(layer, head, slice(row0, row0 + rows))[:, col0:col0 + cols]
     return _tile(block, row0, col0, rows, cols, side)
 
 
@@ -144,15 +114,14 @@ def matrix_tile(matrix: np.ndarray, row0: int = 0, col0: int = 0, rows: int | No
     return _tile(matrix[row0:row0 + rows, col0:col0 + cols], row0, col0, rows, cols, side)
 
 
-def token_lines(source: PatternSource, layer: int, head: int | None, token: int,
-                direction: str = "from") -> dict:
+def token_lines(source, layer: int, head: int | None, token: int, direction: str = "from") -> dict:
     """Weights of every head (or the selected one) for one token: from it (its row) or to it."""
-    heads = list(range(source.num_heads)) if head is None else [int(head)]
+    src = engine(source)
+    heads = list(range(src.num_heads)) if head is None else [int(head)]
     if direction == "from":
-        weights = source.heads(layer, np.array([token]))[heads, 0]
+        weights = src.heads(layer, np.array([token]))[heads, 0]
     elif direction == "to":
-        weights = np.concatenate([source.heads(layer, rows)[heads][:, :, token]
-                                  for rows in source.row_blocks(source.num_heads)], axis=1)
+        weights = np.concatenate([p[heads][:, :, token] for _, _, p in src.blocks(layer)], axis=1)
     else:
         raise ValueError(f"direction must be 'from' or 'to'; got {direction!r}")
     return {"weights": wire(weights.astype(np.float32)), "token": int(token), "direction": direction,
@@ -167,12 +136,29 @@ def graph_window(n: int, focus: int | None, limit: int = GRAPH_NODES) -> slice:
     return slice(end - limit, end)
 
 
-def attention_graph(matrix: np.ndarray, threshold: float, *, offset: int = 0, seed: int = 0):
-    """The seed article's thresholded attention graph, with a networkx spring layout.
+def graph_layout(matrix: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """Positions ``[n, 2]`` in ``[-1, 1]`` for one ``[query, key]`` window: a networkx spring layout
+    of the edges above :data:`LAYOUT_FLOOR`, so the same window keeps its layout at any threshold."""
+    import networkx as nx
+
+    n = matrix.shape[0]
+    graph = nx.Graph()
+    graph.add_nodes_from(range(n))
+    q, k = np.nonzero(matrix > LAYOUT_FLOOR)
+    graph.add_weighted_edges_from(zip(q.tolist(), k.tolist(), matrix[q, k].tolist()))
+    layout = nx.spring_layout(graph, k=2 / math.sqrt(max(n, 1)), iterations=50, seed=seed, weight="weight")
+    pos = np.array([layout[i] for i in range(n)], dtype=np.float32).reshape(n, 2)
+    span = np.abs(pos).max() if n else 0
+    return pos / span if span > 0 else pos
+
+
+def attention_graph(matrix: np.ndarray, threshold: float, *, offset: int = 0, seed: int = 0, layout=None):
+    """The seed article's thresholded attention graph and its layout.
 
     ``matrix`` is one ``[query, key]`` window; an edge query -> key is kept when its weight exceeds
     ``threshold`` (self-attention included as a loop). Returns ``(graph, positions [n, 2] in [-1, 1])``
-    with nodes numbered ``offset + i``.
+    with nodes numbered ``offset + i``; the positions (:func:`graph_layout`, or ``layout`` if given)
+    do not depend on the threshold.
     """
     import networkx as nx
 
@@ -181,22 +167,27 @@ def attention_graph(matrix: np.ndarray, threshold: float, *, offset: int = 0, se
     graph.add_nodes_from(range(offset, offset + n))
     q, k = np.nonzero(matrix > threshold)
     graph.add_weighted_edges_from(zip((q + offset).tolist(), (k + offset).tolist(), matrix[q, k].tolist()))
-    layout = nx.spring_layout(graph, k=2 / math.sqrt(max(n, 1)), iterations=50, seed=seed, weight="weight")
-    pos = np.array([layout[offset + i] for i in range(n)], dtype=np.float32).reshape(n, 2)
-    span = np.abs(pos).max() if n else 0
-    return graph, (pos / span if span > 0 else pos)
+    return graph, (graph_layout(matrix, seed=seed) if layout is None else layout)
 
 
-def graph_data(source: PatternSource, layer: int, head: int | None, threshold: float,
-               focus: int | None = None) -> dict:
-    """Wire form of :func:`attention_graph` for the tokens of :func:`graph_window`.
+def graph_data(source, layer: int, head: int | None, threshold: float, focus: int | None = None,
+               layouts: dict | None = None) -> dict:
+    """Wire form of :func:`attention_graph` for the tokens of :func:`graph_window`, with the window
+    (``start``, ``stop``, ``total``) so the view can say which tokens it shows.
 
-    Tokens outside the window get NaN positions (not drawn)."""
-    window = graph_window(source.n, focus)
-    matrix = source.matrix(layer, head, window)[:, window]
-    graph, pos = attention_graph(matrix, threshold, offset=window.start)
-    full = np.full((source.n, 2), np.nan, dtype=np.float32)
+    Tokens outside the window get NaN positions (not drawn). ``layouts``: a dict that keeps each
+    window's layout, keyed by ``(layer, head, start, stop)``, so a new threshold moves no node."""
+    src = engine(source)
+    window = graph_window(src.n, focus)
+    matrix = src.matrix(layer, head, window)[:, window]
+    key = (layer, head, window.start, window.stop)
+    layout = None if layouts is None else layouts.get(key)
+    graph, pos = attention_graph(matrix, threshold, offset=window.start, layout=layout)
+    if layouts is not None:
+        layouts[key] = pos
+    full = np.full((src.n, 2), np.nan, dtype=np.float32)
     full[window] = pos
     edges = np.array([(u, v) for u, v in graph.edges()], dtype=np.uint32).reshape(-1, 2)
     weights = np.array([d["weight"] for _, _, d in graph.edges(data=True)], dtype=np.float32)
-    return {"pos": wire(full), "edges": wire(edges), "weights": wire(weights)}
+    return {"pos": wire(full), "edges": wire(edges), "weights": wire(weights), "start": int(window.start),
+            "stop": int(window.stop), "total": int(src.n)}

@@ -15,13 +15,15 @@ renormalised to sum to 1.
 Every function takes a :class:`~attnwidget.Capture` or a NumPy/torch array ``[layer, head, query, key]``.
 Layer selection: ``layers`` (indices, default all) filtered by ``start_layer`` (the first layer index used).
 
-Memory with a Capture
-    The Capture is read in blocks of query rows (``attnwidget._blocks``) and each block of ``A'_l``
-    is mixed on the fly, so nothing of size ``layers x tokens^2`` is built except where a function
-    says so: :func:`rollout_row` / :func:`rollout_rows` propagate row vectors (``O(k x n + heads x
-    block x n)``), :func:`rollout` keeps two ``[n, n]`` float64 matrices (``16 n^2`` bytes: 1 GiB at
-    8192 tokens), :func:`mixed_attention` returns ``[L, n, n]`` float64 (``8 L n^2`` bytes) and attention
-    flow needs those dense capacities (it refuses above :data:`FLOW_MAX_BYTES`).
+Memory and time with a Capture
+    The Capture is read through the pattern engine (``attnwidget._engine``), so nothing of size
+    ``layers x tokens^2`` is built except where a function says so. :func:`rollout_row` /
+    :func:`rollout_rows` (head mean) push row vectors down the layers through each layer's head-mean
+    pattern, from the engine's fused pass (about one ``QK^T + softmax`` pass in all; the patterns the
+    widget's background pass kept are reused, see ``attnwidget._summary``): ``O(k x n)`` besides one
+    block. :func:`rollout` keeps two ``[n, n]`` float64 matrices (``16 n^2`` bytes: 1 GiB at 8192
+    tokens), :func:`mixed_attention` returns ``[L, n, n]`` float64 (``8 L n^2`` bytes) and attention
+    flow needs those dense capacities (it refuses above :data:`FLOW_MAX_BYTES` or the memory available).
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._arrays import as_attention_array
-from ._blocks import Source, available_memory, reads_rows
+from ._engine import Engine, _recomputes
+from ._memory import available_memory
+from ._progress import make_bar
 
 __all__ = [
     "FLOW_MAX_BYTES",
@@ -153,17 +157,19 @@ def _is_capture(obj) -> bool:
     return hasattr(obj, "patterns") and hasattr(obj, "is_causal")
 
 
-def _mixed_and_causal(attn, residual, head_fusion, start_layer, layers):
+def _mixed_and_causal(attn, residual, head_fusion, start_layer, layers, bar=None):
     residual = _check_residual(residual)
     head_fusion = _check_fusion(head_fusion)
-    if reads_rows(attn):  # a Capture: each layer's rows in blocks, straight into M
-        src = Source(attn)
+    if _recomputes(attn):  # a Capture: each layer's rows in blocks, straight into M
+        src = Engine(attn)
         chosen = _select_layers(src.num_layers, start_layer, layers)
         n = src.num_tokens
         M = np.empty((len(chosen), n, n))
         for i, l in enumerate(chosen):
             for r0, r1, p in src.blocks(l):
                 M[i, r0:r1] = _fuse_and_mix(p, residual, head_fusion, r0)
+            if bar is not None:
+                bar.update(1)
         return M, src.is_causal
     if _is_capture(attn):
         chosen = _select_layers(int(attn.num_layers), start_layer, layers)
@@ -190,7 +196,7 @@ def _blocks_setup(attn, residual, head_fusion, start_layer, layers):
     """``(source, chosen layers, residual, head_fusion)`` after the same checks as the dense path."""
     residual = _check_residual(residual)
     head_fusion = _check_fusion(head_fusion)
-    src = Source(attn)
+    src = Engine(attn)
     if src.kind == "array":
         _check_not_empty(src.array)
     chosen = _select_layers(src.num_layers, start_layer, layers)
@@ -216,7 +222,7 @@ def mixed_attention(attn, residual: float = 0.5, head_fusion: str = "mean", *,
 
 
 def rollout(attn, *, residual: float = 0.5, head_fusion: str = "mean", start_layer: int = 0,
-            layers=None) -> np.ndarray:
+            layers=None, progress=None) -> np.ndarray:
     """Attention rollout: float64 ``[query, key]`` = ``M[top] @ ... @ M[start]``.
 
     ``R[i, j]`` is the share of input token ``j`` in position ``i`` after the used layers, with the
@@ -228,11 +234,17 @@ def rollout(attn, *, residual: float = 0.5, head_fusion: str = "mean", start_lay
     two ``[n, n]`` float64 matrices (``16 n^2`` bytes: 1 GiB at 8192 tokens) plus one block. Where a
     block of ``M_l`` and ``R`` are lower triangular (causal attention) only the triangle is multiplied.
     For one or a few rows, :func:`rollout_row` / :func:`rollout_rows` cost ``O(k x n)`` instead.
-    An array is processed as before, from the stacked ``mixed_attention``.
+    An array is processed as before, from the stacked ``mixed_attention``. ``progress``: a
+    ``tqdm.auto`` bar over the layers (None: automatic, for inputs estimated to take over about 2 s).
     """
-    if reads_rows(attn):
+    if _recomputes(attn):
         src, chosen, residual, head_fusion = _blocks_setup(attn, residual, head_fusion, start_layer, layers)
-        return _rollout_blocks(src, chosen, residual, head_fusion)
+        seconds = len(chosen) * src.num_tokens ** 3 * 2.5e-11  # dense products dominate
+        bar = make_bar(len(chosen), "attnwidget rollout", progress, seconds)
+        try:
+            return _rollout_blocks(src, chosen, residual, head_fusion, bar)
+        finally:
+            bar.close()
     M, causal = _mixed_and_causal(attn, residual, head_fusion, start_layer, layers)
     R = M[0].copy()
     for l in range(1, M.shape[0]):
@@ -242,7 +254,7 @@ def rollout(attn, *, residual: float = 0.5, head_fusion: str = "mean", start_lay
     return R
 
 
-def _rollout_blocks(src: Source, chosen: list[int], residual: float, head_fusion: str) -> np.ndarray:
+def _rollout_blocks(src: Engine, chosen: list[int], residual: float, head_fusion: str, bar) -> np.ndarray:
     """Full rollout from row blocks: two ``[n, n]`` float64 matrices, never ``[L, n, n]``."""
     n = src.num_tokens
     R, lower = None, True  # lower: R is exactly zero above the diagonal
@@ -261,6 +273,7 @@ def _rollout_blocks(src: Source, chosen: list[int], residual: float, head_fusion
                 block_lower = False
             new_lower &= block_lower
         R, lower = new, new_lower
+        bar.update(1)
     if src.is_causal:
         R = np.tril(R)
     return R
@@ -301,8 +314,8 @@ def _rows_arg(n: int, causal: bool, rows, name: str = "rows") -> tuple[list[int]
     return out, reasons
 
 
-def _propagate_rows(src: Source, chosen: list[int], residual: float, head_fusion: str,
-                    targets: list[int]) -> np.ndarray:
+def _propagate_rows(src: Engine, chosen: list[int], residual: float, head_fusion: str,
+                    targets: list[int], progress=None) -> np.ndarray:
     """``[k, n]``: ``e_t @ M[top] @ ... @ M[start]`` for each target ``t``, one layer at a time.
 
     ``V_new = sum over row blocks b of V[:, b] @ M_l[b, :]``: each block of ``M_l`` is mixed on the
@@ -310,6 +323,22 @@ def _propagate_rows(src: Source, chosen: list[int], residual: float, head_fusion
     causal row ``t`` the rows after ``t`` are never needed). Memory ``O(k x n + heads x block x n)``.
     """
     n = src.num_tokens
+    if src.kind == "capture" and head_fusion == "mean":
+        # The engine's fused pass gives each layer's head mean (kept by the widget, or made now).
+        from ._summary import estimate_seconds, summary_for
+
+        summary = summary_for(src.obj)
+        bar = make_bar(len(chosen), "attnwidget rollout rows", progress, estimate_seconds(src, len(chosen)))
+        try:
+            V = summary.rollout_rows(targets, residual, layers=chosen, progress=bar)
+        finally:
+            bar.close()
+        if not np.all(np.isfinite(V)):
+            raise ValueError(
+                "attention contains NaN or inf; expected finite probabilities. "
+                "Check the model's dtype (float16 overflow) or the capture."
+            )
+        return V
     V = np.zeros((len(targets), n))
     V[np.arange(len(targets)), targets] = 1.0
     step = src.step
@@ -331,7 +360,7 @@ def _propagate_rows(src: Source, chosen: list[int], residual: float, head_fusion
 
 
 def rollout_rows(attn, rows=None, *, residual: float = 0.5, head_fusion: str = "mean",
-                 start_layer: int = 0, layers=None) -> np.ndarray:
+                 start_layer: int = 0, layers=None, progress=None) -> np.ndarray:
     """Several rows of :func:`rollout` in one pass: float64 ``[len(rows), key]``.
 
     ``rows``: an int, a sequence of ints (negative counts from the end) or ``None`` for the natural row
@@ -343,11 +372,11 @@ def rollout_rows(attn, rows=None, *, residual: float = 0.5, head_fusion: str = "
     """
     src, chosen, residual, head_fusion = _blocks_setup(attn, residual, head_fusion, start_layer, layers)
     targets, _ = _rows_arg(src.num_tokens, src.is_causal, rows)
-    return _propagate_rows(src, chosen, residual, head_fusion, targets)
+    return _propagate_rows(src, chosen, residual, head_fusion, targets, progress)
 
 
 def rollout_row(attn, row: int | None = None, *, residual: float = 0.5, head_fusion: str = "mean",
-                start_layer: int = 0, layers=None) -> RowAttribution:
+                start_layer: int = 0, layers=None, progress=None) -> RowAttribution:
     """One row of :func:`rollout` (cheaper: a vector times ``L`` matrices), and which row it is.
 
     ``row=None`` picks the last token for causal attention and the first (CLS) token for encoders;
@@ -356,7 +385,7 @@ def rollout_row(attn, row: int | None = None, *, residual: float = 0.5, head_fus
     """
     src, chosen, residual, head_fusion = _blocks_setup(attn, residual, head_fusion, start_layer, layers)
     r, reason = _default_row(src.num_tokens, src.is_causal, row)
-    v = _propagate_rows(src, chosen, residual, head_fusion, [r])[0]
+    v = _propagate_rows(src, chosen, residual, head_fusion, [r], progress)[0]
     return RowAttribution(values=v, row=r, reason=reason, method="rollout")
 
 
@@ -365,7 +394,7 @@ def rollout_row(attn, row: int | None = None, *, residual: float = 0.5, head_fus
 
 def _check_flow_size(attn, start_layer, layers) -> None:
     """Refuse attention flow on a Capture whose dense network would not fit (before reading anything)."""
-    if not reads_rows(attn):
+    if not _recomputes(attn):
         return
     num_layers, n = int(attn.num_layers), int(attn.num_tokens)
     chosen = _select_layers(num_layers, start_layer, layers)
@@ -383,8 +412,37 @@ def _check_flow_size(attn, start_layer, layers) -> None:
         )
 
 
+def _flow_seconds(n: int, layers: int, targets: int) -> float:
+    """Rough time of the exact flow on a 2-core laptop (3.6 s for 512 tokens x 30 layers, about n^3)."""
+    return 3.6 * (n / 512) ** 3 * layers / 30 * targets
+
+
+def _flow(attn, targets, residual, head_fusion, start_layer, layers, progress, default_only=False):
+    _check_flow_size(attn, start_layer, layers)
+    try:  # sizes for the progress bar; bad input is reported by _mixed_and_causal below
+        engine = Engine(attn)
+        n, chosen = engine.num_tokens, _select_layers(engine.num_layers, start_layer, layers)
+        count = 1 if default_only or targets is None or isinstance(targets, (int, np.integer)) else len(targets)
+        total, seconds = len(chosen) + count * n, _flow_seconds(n, len(chosen), count)
+    except Exception:  # noqa: BLE001
+        total, seconds, progress = 0, 0.0, False
+    bar = make_bar(total, "attnwidget attention flow", progress, seconds, unit="step")
+    try:
+        M, causal = _mixed_and_causal(attn, residual, head_fusion, start_layer, layers, bar)
+        if default_only:
+            r, reason = _default_row(M.shape[-1], causal, targets)
+            rows, reasons = [r], [reason]
+        else:
+            rows, reasons = _rows_arg(M.shape[-1], causal, targets, name="targets")
+        from ._flow import flow_rows
+
+        return flow_rows(M, rows, progress=bar), rows, reasons
+    finally:
+        bar.close()
+
+
 def attention_flow(attn, targets=None, *, residual: float = 0.5, head_fusion: str = "mean",
-                   start_layer: int = 0, layers=None) -> np.ndarray:
+                   start_layer: int = 0, layers=None, progress=None) -> np.ndarray:
     """Exact attention flow: float64 ``[len(targets), key]``.
 
     Entry ``[r, j]`` is the maximum flow from node ``(L, targets[r])`` (top of the used layers) to
@@ -398,24 +456,17 @@ def attention_flow(attn, targets=None, *, residual: float = 0.5, head_fusion: st
 
     The flow needs the dense capacities: for a Capture whose network would take more than
     :data:`FLOW_MAX_BYTES` (or the available memory), it raises a ``MemoryError`` naming the size;
-    use fewer layers (``layers=``, ``start_layer=``), fewer tokens, or :func:`rollout_row`.
+    use fewer layers (``layers=``, ``start_layer=``), fewer tokens, or :func:`rollout_row`. Its time
+    grows about as ``n^3`` per target (4 s at 512 tokens x 30 layers, 4 min at 2048 on 2 cores):
+    ``progress`` shows a ``tqdm.auto`` bar with the time left (None: automatic, past about 2 s).
     """
-    _check_flow_size(attn, start_layer, layers)
-    M, causal = _mixed_and_causal(attn, residual, head_fusion, start_layer, layers)
-    rows, _ = _rows_arg(M.shape[-1], causal, targets, name="targets")
-    from ._flow import flow_rows
-
-    return flow_rows(M, rows)
+    return _flow(attn, targets, residual, head_fusion, start_layer, layers, progress)[0]
 
 
 def attention_flow_row(attn, row: int | None = None, *, residual: float = 0.5,
                        head_fusion: str = "mean", start_layer: int = 0,
-                       layers=None) -> RowAttribution:
+                       layers=None, progress=None) -> RowAttribution:
     """One row of :func:`attention_flow` together with the row used and why (as :func:`rollout_row`)."""
-    _check_flow_size(attn, start_layer, layers)
-    M, causal = _mixed_and_causal(attn, residual, head_fusion, start_layer, layers)
-    r, reason = _default_row(M.shape[-1], causal, row)
-    from ._flow import flow_rows
-
-    return RowAttribution(values=flow_rows(M, [r])[0], row=r, reason=reason,
-                          method="attention_flow")
+    values, rows, reasons = _flow(attn, row, residual, head_fusion, start_layer, layers, progress,
+                                  default_only=True)
+    return RowAttribution(values=values[0], row=rows[0], reason=reasons[0], method="attention_flow")

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._tables import check_inputs, fmt, plain, require_capture, select_layers, table
-from ._blocks import Source
-from .metrics import _LayerStats
+from ._summary import summary_for
 from .parts import _assign, chat_parts
 
 __all__ = ["TEMPLATE_STATS", "TemplateComparison", "compare_templates"]
@@ -91,18 +90,11 @@ def _content_mask(capture, messages) -> np.ndarray:
 def _template_stats(capture, layer_list, messages) -> dict[str, np.ndarray]:
     content = _content_mask(capture, messages).astype(np.float64)
     special = capture.special.astype(np.float64)
-    names = list(_METRIC_OF.values())
     per = {s: [] for s in TEMPLATE_STATS if s != "num_tokens"}
-    src = Source(capture)
+    summary = summary_for(capture)  # the fused pass, shared with the widget and compute_metrics
     for layer in layer_list:
-        stats = last = None
-        for r0, r1, p in src.blocks(layer):  # blocks of query rows, never the whole layer
-            if stats is None:
-                stats = _LayerStats(p.shape[0], capture.num_tokens, capture.is_causal, names, 0.01, 0.01, 3)
-            stats.add(r0, p)
-            if r1 == capture.num_tokens:
-                last = p[:, -1].mean(0, dtype=np.float64)
-        values = stats.result()
+        result = summary.layer(layer)
+        values, last = result.metrics, result.last_mean
         for stat, metric in _METRIC_OF.items():
             per[stat].append(float(values[metric].mean()))
         per["last_to_content"].append(float(last @ content))

@@ -1,17 +1,31 @@
-"""The AttentionWidget: traits synced with the browser, observers that push only what a view needs."""
+"""The AttentionWidget: traits synced with the browser, observers that push only what a view needs.
+
+Opening is progressive: the constructor computes the selected layer (one fused pass over it) and
+returns; the other layers are passed over on a background thread, and the grid, the progress line
+and the explorer's panels fill in as each layer finishes. A selection never waits for that pass:
+an unfinished layer is computed on the spot. Slow answers (rollout rows of long inputs) run on a
+worker thread, so hovers and clicks keep being answered.
+"""
 
 from __future__ import annotations
 
+import concurrent.futures
 import pathlib
+import threading
 
 import anywidget
 import numpy as np
 import traitlets as t
 
 from . import reduce as r
+from ._progress import make_bar
+from ._summary import Summary, default_options, estimate_seconds, summary_for
+from ._widget_data import ViewData
 
 STATIC = pathlib.Path(__file__).parent / "static"
-VIEWS = ("heatmap", "lines", "graph", "rollout")
+VIEWS = ("heatmap", "text", "lines", "graph", "rollout")
+COLOR_SCALES = ("linear", "log", "no_sink")
+TEXT_SOURCES = ("attention", "rollout", "flow")
 ROLLOUT_MATRIX_TOKENS = 1024  # up to this length the widget keeps the whole rollout matrix
 
 
@@ -26,7 +40,7 @@ def _bundle() -> pathlib.Path:
 
 
 class AttentionWidget(anywidget.AnyWidget):
-    """Linked views of one capture: layer x head grid, heatmap, token lines, graph, rollout strip.
+    """Linked views of one capture: layer x head grid, heatmap, text, token lines, graph, rollout strip.
 
     Hovering or clicking in the page sets the selection traits below, which Python can read and
     set (setting them updates the page). Data traits hold reduced arrays as bytes; they are
@@ -51,7 +65,7 @@ class AttentionWidget(anywidget.AnyWidget):
     head = t.Int(None, allow_none=True).tag(sync=True)
     """int | None: selected head; None shows the mean over the layer's heads."""
     view = t.Enum(VIEWS, default_value="heatmap").tag(sync=True)
-    """str: the view beside the grid: 'heatmap', 'lines', 'graph' or 'rollout'."""
+    """str: the view beside the grid: 'heatmap', 'text', 'lines', 'graph' or 'rollout'."""
     hovered_token = t.Int(None, allow_none=True).tag(sync=True)
     """int | None: token under the pointer in any view (heatmap: the query row)."""
     selected_tokens = t.List(t.Int()).tag(sync=True)
@@ -59,45 +73,63 @@ class AttentionWidget(anywidget.AnyWidget):
     heatmap_kind = t.Enum(("attention", "rollout"), default_value="attention").tag(sync=True)
     """str: the heatmap shows the selected layer's 'attention' (head or mean) or the 'rollout' over
     all layers (up to ROLLOUT_MATRIX_TOKENS tokens)."""
+    color_scale = t.Enum(COLOR_SCALES, default_value="linear").tag(sync=True)
+    """str: how weights map to colour in the heatmap, the text view and the rollout strip: 'linear'
+    (0..max), 'log' (four decades below the max) or 'no_sink' (linear, scaled without the first
+    token, which draws off the scale): long prompts put most weight on token 0."""
+    text_source = t.Enum(TEXT_SOURCES, default_value="attention").tag(sync=True)
+    """str: what colours the text view: the 'attention' row of the focused token (selected layer and
+    head, or the mean), its 'rollout' row, or its attention 'flow' (after compute_flow)."""
     threshold = t.Float(0.1, min=0.0, max=1.0).tag(sync=True)
     """float: the attention graph keeps edges with weight above this."""
     color_by = t.Unicode(None, allow_none=True).tag(sync=False)
     """str | None: colour grid cells by a metric (see attnwidget.metrics.METRICS) or head role."""
     status = t.Unicode("").tag(sync=True)
     """str: one line of status text under the views."""
+    progress = t.Unicode("").tag(sync=True)
+    """str: the background pass, e.g. "layers 12/30, 18 s left" ("" once every layer is done)."""
+    layers_done = t.Int(0).tag(sync=True)
+    """int: how many layers the background pass has finished (the explorer's panels follow it)."""
 
     # -- reduced data (bytes), written by observers --------------------------------------------
     grid_data = t.Dict().tag(sync=True)
     heatmap_data = t.Dict().tag(sync=True)
+    text_data = t.Dict().tag(sync=True)
     lines_data = t.Dict().tag(sync=True)
     graph_data = t.Dict().tag(sync=True)
     rollout_data = t.Dict().tag(sync=True)
 
     def __init__(self, capture, *, layer: int | None = None, head: int | None = None,
-                 view: str = "heatmap", threshold: float = 0.1, tokens=None, color_by=None, **kwargs):
-        source = r.PatternSource(capture)
+                 view: str = "heatmap", threshold: float = 0.1, tokens=None, color_by=None,
+                 background: bool = True, progress=None, **kwargs):
+        engine = r.engine(capture)
         if tokens is None:
-            tokens = getattr(capture, "tokens", None) or [str(i) for i in range(source.n)]
-        if len(tokens) != source.n:
-            raise ValueError(f"got {len(tokens)} tokens for {source.n} positions; they must match")
-        self._source, self._capture = source, capture
+            tokens = getattr(capture, "tokens", None) or [str(i) for i in range(engine.n)]
+        if len(tokens) != engine.n:
+            raise ValueError(f"got {len(tokens)} tokens for {engine.n} positions; they must match")
+        self._engine, self._capture = engine, capture
+        self._summary: Summary = summary_for(capture, default_options(capture), keep_means=True)
+        self._data = ViewData(engine, self._summary)
         self._lines_direction = "from"
-        self._rollout = None
-        self._rollout_rows: dict[int, np.ndarray] = {}
         self._flow_row: tuple[int, np.ndarray] | None = None
-        self._metrics = None
-        self._thumbs = None  # computed once; recolouring the grid reuses them
         self._png_requests: dict[int, str] = {}
         self._png_counter = 0
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._jobs = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="attnwidget")
+        self._pending_row: int | None = None
         if layer is None:
-            layer = source.num_layers // 2
-        super().__init__(tokens=list(tokens), num_layers=source.num_layers, num_heads=source.num_heads,
-                         is_causal=source.is_causal, layer=self._check_layer(layer),
-                         head=self._check_head(head), view=view, threshold=threshold, color_by=color_by,
-                         **kwargs)
+            layer = engine.num_layers // 2
+        layer = self._check_layer(layer)
+        self._summary.layer(layer)  # first paint needs only this layer
+        super().__init__(tokens=list(tokens), num_layers=engine.num_layers, num_heads=engine.num_heads,
+                         is_causal=engine.is_causal, layer=layer, head=self._check_head(head), view=view,
+                         threshold=threshold, color_by=color_by, layers_done=len(self._summary.done), **kwargs)
         self.grid_data = self._grid()
         self._push_selection()
         self.on_msg(self._on_message)
+        self._start_pass(background, progress)
 
     @property
     def capture(self):
@@ -108,15 +140,78 @@ class AttentionWidget(anywidget.AnyWidget):
         return (f"AttentionWidget({len(self.tokens)} tokens, {self.num_layers} layers x {self.num_heads} "
                 f"heads, layer={self.layer}, head={self.head}, view={self.view!r})")
 
+    # -- the background pass ------------------------------------------------------------------------
+    def _start_pass(self, background: bool, progress) -> None:
+        todo = self._engine.num_layers - len(self._summary.done)
+        if not todo:
+            self._pass_done()
+            return
+        bar = make_bar(todo, "attnwidget layers", progress, estimate_seconds(self._engine, todo))
+        order = sorted(range(self._engine.num_layers), key=lambda l: abs(l - self.layer))  # near ones first
+        if not background:
+            try:
+                self._summary.run(order, on_layer=self._layer_done, progress=bar)
+            finally:
+                bar.close()
+            self._pass_done()
+            return
+
+        def work():
+            try:
+                if self._summary.run(order, stop=self._stop, on_layer=self._layer_done, progress=bar):
+                    self._pass_done()
+            except Exception as error:  # noqa: BLE001 - shown in the page, not lost in a thread
+                self.progress = f"the background pass stopped: {type(error).__name__}: {error}"
+                raise
+            finally:
+                bar.close()
+
+        self._thread = threading.Thread(target=work, name="attnwidget-pass", daemon=True)
+        self._thread.start()
+
+    def _layer_done(self, layer: int, result) -> None:
+        done = len(self._summary.done)
+        eta = self._summary.eta()
+        with self._lock:
+            self.grid_data = self._grid()
+            self.progress = f"layers {done}/{self.num_layers}" + (f", {eta:.0f} s left" if eta is not None else "")
+            self.layers_done = done
+
+    def _pass_done(self) -> None:
+        with self._lock:
+            self.grid_data = self._grid()
+            self.layers_done = self._engine.num_layers
+            self.progress = ""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the background pass over every layer and for the answers still being computed
+        (rollout rows of long inputs); True when every layer is done."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        try:
+            self._jobs.submit(lambda: None).result(timeout)  # one worker: queued answers come first
+        except RuntimeError:  # the widget was closed
+            pass
+        return self._summary.complete()
+
+    def close(self) -> None:
+        """Stop the background pass and the worker, then close the widget."""
+        stop, jobs = getattr(self, "_stop", None), getattr(self, "_jobs", None)
+        if stop is not None:
+            stop.set()
+        if jobs is not None:
+            jobs.shutdown(wait=False, cancel_futures=True)
+        super().close()
+
     # -- validation ----------------------------------------------------------------------------
     def _check_layer(self, layer) -> int:
-        n = self._source.num_layers
+        n = self._engine.num_layers
         if not isinstance(layer, (int, np.integer)) or not -n <= layer < n:
             raise ValueError(f"layer must be an int in 0..{n - 1}; got {layer!r}")
         return int(layer) % n
 
     def _check_head(self, head):
-        n = self._source.num_heads
+        n = self._engine.num_heads
         if head is None:
             return None
         if not isinstance(head, (int, np.integer)) or not 0 <= head < n:
@@ -134,17 +229,27 @@ class AttentionWidget(anywidget.AnyWidget):
     @t.validate("hovered_token")
     def _valid_hover(self, proposal):
         value = proposal["value"]
-        if value is not None and not 0 <= value < self._source.n:
-            raise ValueError(f"hovered_token must be None or in 0..{self._source.n - 1}; got {value}")
+        if value is not None and not 0 <= value < self._engine.n:
+            raise ValueError(f"hovered_token must be None or in 0..{self._engine.n - 1}; got {value}")
         return value
 
     @t.validate("selected_tokens")
     def _valid_selection(self, proposal):
         tokens = sorted(set(int(v) for v in proposal["value"]))
-        bad = [v for v in tokens if not 0 <= v < self._source.n]
+        bad = [v for v in tokens if not 0 <= v < self._engine.n]
         if bad:
-            raise ValueError(f"selected_tokens must lie in 0..{self._source.n - 1}; got {bad}")
+            raise ValueError(f"selected_tokens must lie in 0..{self._engine.n - 1}; got {bad}")
         return tokens
+
+    @t.validate("heatmap_kind")
+    def _valid_heatmap_kind(self, proposal):
+        if proposal["value"] == "rollout" and self._engine.n > ROLLOUT_MATRIX_TOKENS:
+            raise ValueError(
+                f"the rollout heatmap needs the whole [query, key] rollout, offered up to "
+                f"{ROLLOUT_MATRIX_TOKENS} tokens; this capture has {self._engine.n}. Use the rollout "
+                "view or the text view (one row at a time) instead."
+            )
+        return proposal["value"]
 
     # -- observers -----------------------------------------------------------------------------
     @t.observe("layer", "head")
@@ -155,12 +260,16 @@ class AttentionWidget(anywidget.AnyWidget):
     def _on_hover(self, change):
         if self.hovered_token is not None:
             self._push_lines(self.hovered_token)
-        if self.view == "rollout":
+        if self.view == "text":
+            self._push_text()
+        elif self.view == "rollout":
             self._push_rollout()
 
     @t.observe("selected_tokens")
     def _on_select(self, change):
-        if self.view == "rollout":
+        if self.view == "text":
+            self._push_text()
+        elif self.view == "rollout":
             self._push_rollout()
 
     @t.observe("view")
@@ -169,8 +278,15 @@ class AttentionWidget(anywidget.AnyWidget):
             self._push_graph()
         elif self.view == "rollout":
             self._push_rollout()
+        elif self.view == "text":
+            self._push_text()
         elif self.view == "lines" and not self.lines_data:
             self._push_lines(self._focus())
+
+    @t.observe("text_source")
+    def _on_text_source(self, change):
+        if self.view == "text":
+            self._push_text()
 
     @t.observe("threshold")
     def _on_threshold(self, change):
@@ -184,6 +300,10 @@ class AttentionWidget(anywidget.AnyWidget):
         if self.grid_data:  # not during __init__, which builds the grid once
             self.grid_data = self._grid()
 
+    @t.observe("heatmap_kind")
+    def _on_heatmap_kind(self, change):
+        self._push_selection()
+
     # -- pushes --------------------------------------------------------------------------------
     def _focus(self) -> int:
         """The token a view centres on: hovered, else the last selected, else the natural row."""
@@ -191,27 +311,16 @@ class AttentionWidget(anywidget.AnyWidget):
             return self.hovered_token
         if self.selected_tokens:
             return self.selected_tokens[-1]
-        return self._source.n - 1 if self._source.is_causal else 0
+        return self._natural_row()
 
-    @t.validate("heatmap_kind")
-    def _valid_heatmap_kind(self, proposal):
-        if proposal["value"] == "rollout" and self._source.n > ROLLOUT_MATRIX_TOKENS:
-            raise ValueError(
-                f"the rollout heatmap needs the whole [query, key] rollout, offered up to "
-                f"{ROLLOUT_MATRIX_TOKENS} tokens; this capture has {self._source.n}. Use the rollout "
-                "view (one row at a time) instead."
-            )
-        return proposal["value"]
-
-    @t.observe("heatmap_kind")
-    def _on_heatmap_kind(self, change):
-        self._push_selection()
+    def _natural_row(self) -> int:
+        return self._engine.n - 1 if self._engine.is_causal else 0
 
     def _tile(self, row0=0, col0=0, rows=None, cols=None) -> dict:
         """The heatmap window for the current heatmap kind and selection."""
         if self.heatmap_kind == "rollout":
             return r.matrix_tile(self.rollout_matrix(), row0, col0, rows, cols)
-        return r.heatmap_tile(self._source, self.layer, self.head, row0, col0, rows, cols)
+        return r.heatmap_tile(self._engine, self.layer, self.head, row0, col0, rows, cols, summary=self._summary)
 
     def _push_selection(self) -> None:
         self.heatmap_data = self._tile()
@@ -221,88 +330,124 @@ class AttentionWidget(anywidget.AnyWidget):
             self._push_graph()
         else:
             self.graph_data = {}
+        if self.view == "text":
+            self._push_text()
         what = "mean of heads" if self.head is None else f"head {self.head}"
         self.status = f"layer {self.layer}, {what}" + (
             "; heatmap: rollout over all layers" if self.heatmap_kind == "rollout" else "")
 
     def _push_lines(self, token: int) -> None:
-        self.lines_data = r.token_lines(self._source, self.layer, self.head, token, self._lines_direction)
+        self.lines_data = r.token_lines(self._engine, self.layer, self.head, token, self._lines_direction)
 
     def _push_graph(self) -> None:
-        self.graph_data = r.graph_data(self._source, self.layer, self.head, self.threshold,
-                                       focus=self._focus())
+        self.graph_data = self._data.graph(self.layer, self.head, self.threshold, self._focus())
+
+    def _push_text(self) -> None:
+        token = self._focus()
+        values, note = self._text_values(token)
+        data = {"token": int(token), "source": self.text_source, "note": note}
+        if values is not None:
+            data["values"] = r.wire(np.asarray(values, dtype=np.float32))
+        self.text_data = data
+
+    def _text_values(self, token: int):
+        """``(values [n] or None, note)`` for the text view's current source."""
+        if self.text_source == "attention":
+            what = "mean of heads" if self.head is None else f"head {self.head}"
+            return self._engine.matrix(self.layer, self.head, [token])[0], f"attention of token {token}, layer {self.layer}, {what}"
+        if self.text_source == "flow":
+            if self._flow_row is not None and self._flow_row[0] == token:
+                return self._flow_row[1], f"attention flow into token {token}"
+            return None, f"no attention flow for token {token}: call widget.compute_flow({token})"
+        cached = self._data.cached_rollout(token)
+        if cached is None and (self._engine.n <= ROLLOUT_MATRIX_TOKENS or token != self.hovered_token):
+            cached = self._rollout_now_or_later(token)
+        if cached is None:
+            return None, f"rollout of token {token}: click it to compute ({self._engine.n} tokens)"
+        return cached, f"rollout of token {token} over all layers"
 
     def rollout_matrix(self) -> np.ndarray:
         """Attention rollout over all layers (computed once, cached): float ``[query, key]``."""
-        if self._rollout is None:
-            from .rollout import rollout
-
-            self._rollout = rollout(self._capture)
-        return self._rollout
+        return self._data.rollout_matrix(self._capture)
 
     def rollout_values(self, row: int) -> np.ndarray:
-        """The rollout row of one query token.
+        """The rollout row of one query token (computed now; see ``attnwidget.rollout_row``).
 
         Up to ``ROLLOUT_MATRIX_TOKENS`` tokens the whole matrix is computed once and rows are looked
-        up (hovering is instant); beyond, each row is one pass over the layers in row blocks
-        (``attnwidget.rollout_row``), cached, and only computed for clicked or natural rows.
-        """
-        if self._source.n <= ROLLOUT_MATRIX_TOKENS:
-            return self.rollout_matrix()[row]
-        if row not in self._rollout_rows:
-            from .rollout import rollout_row
+        up; beyond, rows are pushed through the head-mean patterns the background pass kept."""
+        return self._data.rollout_row(self._capture, row, ROLLOUT_MATRIX_TOKENS)
 
-            self._rollout_rows[row] = rollout_row(self._capture, row).values
-        return self._rollout_rows[row]
+    def _rollout_now_or_later(self, row: int):
+        """The rollout row if it is cheap now (short inputs), else start it on the worker and return None."""
+        if self._engine.n <= ROLLOUT_MATRIX_TOKENS:
+            return self.rollout_values(row)
+        if self._pending_row == row:
+            return None
+        self._pending_row = row
+        self.status = f"computing the rollout row of token {row} ({self._engine.n} tokens)..."
+
+        def work():
+            values = self.rollout_values(row)
+            with self._lock:
+                self._pending_row = None
+                self.status = f"rollout row of token {row} ready"
+                if self._focus() == row or row in self.selected_tokens:
+                    if self.view == "rollout":
+                        self._push_rollout()
+                    elif self.view == "text":
+                        self._push_text()
+            return values
+
+        self._jobs.submit(work)
+        return None
 
     def _push_rollout(self) -> None:
         row = self._focus()
-        if self._source.n > ROLLOUT_MATRIX_TOKENS and row == self.hovered_token and row not in self._rollout_rows:
-            # A long sequence: a hover must not start a pass over every layer; clicks do.
-            self.status = f"rollout: click a token to compute its row ({self._source.n} tokens)"
-            if not self.rollout_data:
-                row = self._source.n - 1 if self._source.is_causal else 0
-            else:
-                return
-        data = {"values": r.wire(np.asarray(self.rollout_values(row), dtype=np.float32)), "row": int(row)}
+        values = self._data.cached_rollout(row)
+        if values is None:
+            long_hover = self._engine.n > ROLLOUT_MATRIX_TOKENS and row == self.hovered_token
+            if long_hover:
+                # A long sequence: a hover must not start a pass over every layer; clicks do.
+                self.status = f"rollout: click a token to compute its row ({self._engine.n} tokens)"
+                if self.rollout_data:
+                    return
+                row = self._natural_row()
+                values = self._data.cached_rollout(row)
+            if values is None:
+                values = self._rollout_now_or_later(row)
+        if values is None:
+            return
+        data = {"values": r.wire(np.asarray(values, dtype=np.float32)), "row": int(row)}
         if self._flow_row is not None and self._flow_row[0] == row:
             data["flow"] = r.wire(self._flow_row[1].astype(np.float32))
         self.rollout_data = data
 
-    def compute_flow(self, row: int | None = None) -> np.ndarray:
-        """Exact attention flow into ``row`` (default: the focused token); shown in the rollout view."""
+    def compute_flow(self, row: int | None = None, progress=None) -> np.ndarray:
+        """Exact attention flow into ``row`` (default: the focused token); shown in the rollout and
+        text views. Long inputs take minutes (``progress`` shows a bar; see ``attention_flow``)."""
         from .rollout import attention_flow_row
 
         row = self._focus() if row is None else int(row)
-        result = attention_flow_row(self._capture, row)
+        result = attention_flow_row(self._capture, row, progress=progress)
         self._flow_row = (result.row, result.values)
         if self.view == "rollout":
             self._push_rollout()
+        elif self.view == "text":
+            self._push_text()
         return result.values
 
     def _grid(self) -> dict:
-        if self._thumbs is None:
-            self._thumbs = r.thumbnails(self._source)
-        thumbs, means = self._thumbs
-        data = {"thumbs": r.wire(thumbs), "layer_mean": r.wire(means), "size": int(thumbs.shape[-1])}
+        thumbs, means, ready = self._summary.thumbnails()
+        data = {"thumbs": r.wire(thumbs), "layer_mean": r.wire(means), "ready": r.wire(ready.astype(np.uint8)),
+                "size": int(thumbs.shape[-1])}
         if self.color_by:
             data["color_by"] = r.wire(self.metric_grid(self.color_by).astype(np.float32))
         return data
 
     def metric_grid(self, name: str) -> np.ndarray:
-        """A ``[layer, head]`` metric (see attnwidget.metrics.METRICS) or head-role score."""
-        if self._metrics is None:
-            from .metrics import compute_metrics
-
-            self._metrics = dict(compute_metrics(self._capture))
-        if name not in self._metrics:
-            from .heads import head_roles
-
-            roles = head_roles(self._capture)
-            if not hasattr(roles, name):
-                raise ValueError(f"unknown metric or role {name!r}; choose from {sorted(self._metrics)}")
-            self._metrics[name] = np.asarray(getattr(roles, name), dtype=np.float64)
-        return np.asarray(self._metrics[name])
+        """A ``[layer, head]`` metric (see attnwidget.metrics.METRICS) or head-role score; NaN for the
+        layers the background pass has not reached yet (``wait()`` first for all of them)."""
+        return self._data.metric_grid(name)
 
     # -- messages ------------------------------------------------------------------------------
     def _on_message(self, widget, content, buffers) -> None:

@@ -172,8 +172,8 @@ class _Ids:
 
 
 def test_patterns_refuses_more_than_memory_holds(cap, monkeypatch):
-    module = importlib.import_module("attnwidget.capture")
-    monkeypatch.setattr(module, "available_memory", lambda: 1000)
+    module = importlib.import_module("attnwidget._memory")
+    monkeypatch.setattr(module, "available_memory", lambda proc=None: 1000)
     with pytest.raises(MemoryError, match=r"patterns\(\) for 3 layers x 4 heads x 14\^2 tokens needs .* rows="):
         cap.patterns()
     cap.pattern(0, rows=[1])  # rows of one layer still work

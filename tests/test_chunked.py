@@ -1,11 +1,12 @@
 """The row-block paths equal the direct whole-array computation, and never ask a Capture for a layer.
 
-A tiny random model is captured; the block size (``attnwidget._blocks.BLOCK_ELEMENTS``) is lowered so
-every layer is read in many blocks of a few query rows, a row count that does not divide the number
-of tokens. Every metric, head role, prompt-part / template / language / report statistic, head
-distance and rollout row computed from the Capture must equal the same function on
-``capture.patterns()`` (the whole array) to 1e-6, and every ``head_patterns`` / ``pattern`` call must
-ask for at most a block of rows (no ``patterns`` call at all).
+A tiny random model is captured; the pattern engine's block sizes (``attnwidget._engine.BLOCK_ELEMENTS``
+for exact row blocks, ``TILE_ELEMENTS`` for the fused pass) are lowered so every layer is read in many
+blocks of a few query rows, a row count that does not divide the number of tokens. Every metric, head
+role, prompt-part / template / language / report statistic, head distance and rollout row computed
+from the Capture must equal the same function on ``capture.patterns()`` (the whole array) to 1e-6,
+and every ``head_patterns`` / ``pattern`` / ``_scores`` call must ask for at most a block of rows (no
+``patterns`` call at all). The Capture's shared summary is cleared first, so each test recomputes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 import attnwidget
-from attnwidget import _blocks
+from attnwidget import _engine as E
 from attnwidget import heads as hd
 from attnwidget import metrics as m
 from attnwidget.analysis import compare_languages, compare_templates, prompt_parts
@@ -42,7 +43,13 @@ class Recorder:
         self.calls: list[tuple[str, int]] = []
         self.enabled = True
         head_patterns, pattern, patterns = Capture.head_patterns, Capture.pattern, Capture.patterns
+        scores = Capture._scores
         rec = self
+
+        def wrapped_scores(cap, layer, heads, rows, visible, out=None):
+            if rec.enabled:
+                rec.calls.append(("_scores", len(rows)))
+            return scores(cap, layer, heads, rows, visible, out=out)
 
         def wrapped_head_patterns(cap, layer, rows=None):
             out = head_patterns(cap, layer, rows=rows)
@@ -69,6 +76,7 @@ class Recorder:
         monkeypatch.setattr(Capture, "head_patterns", wrapped_head_patterns)
         monkeypatch.setattr(Capture, "pattern", wrapped_pattern)
         monkeypatch.setattr(Capture, "patterns", wrapped_patterns)
+        monkeypatch.setattr(Capture, "_scores", wrapped_scores)
 
     def check(self, block: int) -> None:
         assert self.calls, "nothing was read from the capture"
@@ -86,14 +94,29 @@ def case(request, byte_tokenizer):
     return cap, dense, _block_rows_for(cap.num_tokens)
 
 
+def fresh(cap):
+    """Forget the capture's shared fused-pass results, so the next call computes them again."""
+    cap.__dict__.pop("_summaries", None)
+
+
 @pytest.fixture
 def small_blocks(case, monkeypatch):
-    """Lower the block size to a few rows and record every read of the capture."""
+    """Lower the block sizes to a few rows and record every read of the capture."""
     cap, dense, rows = case
-    monkeypatch.setattr(_blocks, "BLOCK_ELEMENTS", cap.num_heads * cap.num_tokens * rows + 1)
-    assert _blocks.block_rows(cap.num_heads, cap.num_tokens) == rows
+    fresh(cap)
+    monkeypatch.setattr(E, "BLOCK_ELEMENTS", cap.num_heads * cap.num_tokens * rows + 1)
+    monkeypatch.setattr(E, "TILE_ELEMENTS", rows * rows)  # fused-pass blocks of at most `rows` rows
+    assert E.block_rows(cap.num_heads, cap.num_tokens) == rows
     assert cap.num_tokens > 4 * rows  # many blocks per layer
-    return Recorder(monkeypatch)
+    yield Recorder(monkeypatch)
+    fresh(cap)
+
+
+def whole_layers(cap, monkeypatch):
+    """The unblocked computation: whole layers per block, recomputed."""
+    fresh(cap)
+    monkeypatch.setattr(E, "BLOCK_ELEMENTS", 1 << 30)
+    monkeypatch.setattr(E, "TILE_ELEMENTS", 1 << 30)
 
 
 def close(got, want, atol=ATOL):
@@ -209,7 +232,7 @@ def test_prompt_parts_equal_the_whole_array(case, small_blocks, monkeypatch):
     close(got.last_token_share_by_layer, last)
     heads = prompt_parts(cap, parts, heads=[0, 2], layers=[0, -1])
     small_blocks.check(rows)
-    monkeypatch.setattr(_blocks, "BLOCK_ELEMENTS", 1 << 30)  # whole layers: the unblocked computation
+    whole_layers(cap, monkeypatch)
     close_tree(got.to_dict(), prompt_parts(cap, parts).to_dict())
     close_tree(heads.to_dict(), prompt_parts(cap, parts, heads=[0, 2], layers=[0, -1]).to_dict())
 
@@ -234,7 +257,7 @@ def test_templates_and_languages_equal_the_whole_array(case, small_blocks, monke
     seen_by = (n - np.arange(n)) if cap.is_causal else np.full(n, n)
     per_token = dense.astype(np.float64).sum(2).mean(1) / seen_by
     close(lang.received, np.add.reduceat(per_token, lang.unit_start, axis=1))
-    monkeypatch.setattr(_blocks, "BLOCK_ELEMENTS", 1 << 30)
+    whole_layers(cap, monkeypatch)
     close_tree(templates.to_dict(), compare_templates(captures={"a": cap, "b": cap}, layers=[0, 2]).to_dict())
     close_tree(languages.to_dict(), compare_languages(captures={"en": cap}, top_k=4).to_dict())
 
@@ -250,7 +273,7 @@ def test_report_equals_the_whole_array(case, small_blocks, monkeypatch):
     close_tree(got.summary, want.summary)
     close_tree(got.quality.to_dict(), want.quality.to_dict())
     close_tree(score.to_dict(), quality_score(dense, expected="local", normalized=True).to_dict())
-    monkeypatch.setattr(_blocks, "BLOCK_ELEMENTS", 1 << 30)
+    whole_layers(cap, monkeypatch)
     close_tree(got.to_dict(), attention_report(cap, expected="previous").to_dict())
 
 
@@ -309,7 +332,7 @@ def test_rollout_handles_rows_that_see_the_future(monkeypatch):
     p = np.exp(logits - logits.max(-1, keepdims=True))
     weights = (p / p.sum(-1, keepdims=True)).astype(np.float32)
     cap = _weights_capture(weights, causal=True)
-    monkeypatch.setattr(_blocks, "BLOCK_ELEMENTS", H * n * 4 + 1)  # 4 rows per block
+    monkeypatch.setattr(E, "BLOCK_ELEMENTS", H * n * 4 + 1)  # 4 rows per block
     recorder = Recorder(monkeypatch)
     for kw in (dict(), dict(residual=0.2, head_fusion="max"), dict(start_layer=1)):
         want = np.tril(ro.rollout(weights, **kw))  # the array is not detected as causal; the capture is
@@ -348,6 +371,6 @@ def test_flow_refuses_a_network_too_large(case, monkeypatch):
 
 
 def test_block_rows_rule():
-    assert _blocks.block_rows(9, 8192) == (1 << 22) // (9 * 8192)
-    assert _blocks.block_rows(64, 1 << 20) == 1  # at least one row
-    assert 9 * _blocks.block_rows(9, 4096) * 4096 <= _blocks.BLOCK_ELEMENTS
+    assert E.block_rows(9, 8192) == (1 << 22) // (9 * 8192)
+    assert E.block_rows(64, 1 << 20) == 1  # at least one row
+    assert 9 * E.block_rows(9, 4096) * 4096 <= E.BLOCK_ELEMENTS

@@ -30,18 +30,24 @@ def test_max_pool_and_uint8():
 
 
 def test_thumbnails_equal_pooled_patterns(cap, monkeypatch):
+    from attnwidget import _engine as E
+
     full = cap.patterns()
-    monkeypatch.setattr(r, "ROW_BLOCK", 4 * cap.num_tokens)  # several row blocks per layer
-    thumbs, means = r.thumbnails(r.PatternSource(cap), size=8)
-    f = r.pool_factor(cap.num_tokens, 8)
+    monkeypatch.setattr(E, "TILE_SIDE", 16)  # tiles pooled 2 x 2 ...
+    monkeypatch.setattr(E, "THUMB_SIZE", 8)  # ... and thumbnails pooled again from them
+    monkeypatch.setattr(E, "TILE_ELEMENTS", 4 * cap.num_tokens)  # several row blocks per layer
+    cap.__dict__.pop("_summaries", None)
+    thumbs, means = r.thumbnails(cap)
+    f = r.pool_factor(cap.num_tokens, 16) * r.pool_factor(-(-cap.num_tokens // r.pool_factor(cap.num_tokens, 16)), 8)
     np.testing.assert_array_equal(thumbs, r.to_uint8(r.max_pool(full, f)))
     np.testing.assert_array_equal(means, r.to_uint8(r.max_pool(full.mean(axis=1), f)))
     # a Capture and the equivalent array reduce to the same bytes
-    np.testing.assert_array_equal(r.thumbnails(r.PatternSource(full), size=8)[0], thumbs)
+    np.testing.assert_array_equal(r.thumbnails(full)[0], thumbs)
+    cap.__dict__.pop("_summaries", None)
 
 
 def test_heatmap_tile_window_and_pooling(cap):
-    source = r.PatternSource(cap)
+    source = r.engine(cap)
     tile = r.heatmap_tile(source, 1, 2, row0=3, col0=1, rows=5, cols=4)
     np.testing.assert_allclose(decode(tile["matrix"]), cap.pattern(1, 2)[3:8, 1:5], atol=1e-3)
     assert (tile["row0"], tile["col0"], tile["n_rows"], tile["n_cols"]) == (3, 1, 5, 4)
@@ -49,10 +55,15 @@ def test_heatmap_tile_window_and_pooling(cap):
     f = r.pool_factor(cap.num_tokens, 4)
     assert decode(pooled["matrix"]).shape == (4, 4) and decode(pooled["matrix"]).dtype == np.float16
     np.testing.assert_allclose(decode(pooled["matrix"]), r.max_pool(cap.pattern(0), f), atol=1e-3)
+    # the whole sequence at the default side is the fused pass's stored tile
+    from attnwidget._summary import summary_for
+
+    stored = r.heatmap_tile(source, 2, 1, summary=summary_for(cap))
+    np.testing.assert_allclose(decode(stored["matrix"]), cap.pattern(2, 1), atol=1e-3)
 
 
 def test_token_lines_both_directions(cap):
-    source = r.PatternSource(cap)
+    source = r.engine(cap)
     full = cap.patterns()
     row = r.token_lines(source, 2, None, 5, "from")
     np.testing.assert_allclose(decode(row["weights"]), full[2, :, 5], atol=1e-6)
@@ -68,9 +79,20 @@ def test_graph_thresholds_edges_and_windows():
     graph, pos = r.attention_graph(m, 0.2)
     assert sorted(graph.edges()) == [(0, 0), (1, 0), (1, 1), (2, 1), (2, 2)]
     assert pos.shape == (3, 2) and np.abs(pos).max() == pytest.approx(1.0)
-    assert r.graph_window(50, None) == slice(0, 50)
-    assert r.graph_window(500, None) == slice(380, 500)
-    assert r.graph_window(500, 10) == slice(0, 120)
+    # the layout does not depend on the threshold: nodes stay where they are
+    np.testing.assert_array_equal(r.attention_graph(m, 0.6)[1], pos)
+    assert r.graph_window(40, None) == slice(0, 40)
+    assert r.graph_window(500, None) == slice(452, 500)
+    assert r.graph_window(500, 10) == slice(0, 48)
+
+
+def test_graph_data_says_its_window_and_keeps_its_layout(cap):
+    layouts = {}
+    a = r.graph_data(cap, 1, None, 0.05, focus=cap.num_tokens - 1, layouts=layouts)
+    b = r.graph_data(cap, 1, None, 0.4, focus=cap.num_tokens - 1, layouts=layouts)
+    np.testing.assert_array_equal(decode(a["pos"]), decode(b["pos"]))
+    assert len(decode(b["edges"])) < len(decode(a["edges"]))
+    assert (a["start"], a["stop"], a["total"]) == (0, cap.num_tokens, cap.num_tokens)
 
 
 def test_widget_initial_state_and_observers(cap):
@@ -187,6 +209,7 @@ def test_long_sequences_compute_rollout_rows_on_click_only(cap, monkeypatch):
 
     monkeypatch.setattr(module, "ROLLOUT_MATRIX_TOKENS", 4)  # pretend the capture is long
     widget = AttentionWidget(cap, view="rollout")
+    widget.wait()  # long inputs: rows are computed on the widget's worker thread
     natural = cap.num_tokens - 1
     assert widget.rollout_data["row"] == natural
     np.testing.assert_allclose(decode(widget.rollout_data["values"]), attnwidget.rollout(cap)[natural], atol=1e-6)
@@ -194,9 +217,10 @@ def test_long_sequences_compute_rollout_rows_on_click_only(cap, monkeypatch):
     assert widget.rollout_data["row"] == natural and "click a token" in widget.status
     widget.hovered_token = None
     widget.selected_tokens = [3]
+    widget.wait()
     assert widget.rollout_data["row"] == 3
     np.testing.assert_allclose(decode(widget.rollout_data["values"]), attnwidget.rollout(cap)[3], atol=1e-6)
-    assert widget._rollout is None  # the n x n matrix was never built
+    assert widget._data._matrix is None  # the n x n matrix was never built
 
 
 def test_heatmap_can_show_rollout(cap, monkeypatch):

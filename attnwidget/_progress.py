@@ -1,0 +1,55 @@
+"""Progress bars for long library calls: ``tqdm.auto`` (a widget in Jupyter, text in a terminal).
+
+A call shows a bar when its work is estimated, from the sizes alone, to take about
+:data:`SHOW_AFTER_SECONDS` or more on a 2-core laptop: a size rule rather than a timer, so that the same
+notebook cell shows the same output every time it runs (tutorials are checked output by output).
+``progress=True`` always shows one, ``progress=False`` never does; ``None`` (the default) applies the rule.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+SHOW_AFTER_SECONDS = 2.0
+
+
+class _Silent:
+    """The bar's interface, doing nothing."""
+
+    n = 0
+
+    def update(self, count: int = 1) -> None:
+        self.n += count
+
+    def set_postfix_str(self, text: str = "", refresh: bool = True) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def wanted(progress, seconds: float) -> bool:
+    if progress is None:
+        return seconds >= SHOW_AFTER_SECONDS
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress must be True, False or None (automatic); got {progress!r}")
+    return progress
+
+
+def make_bar(total: int, desc: str, progress=None, seconds: float = 0.0, unit: str = "layer"):
+    """A ``tqdm.auto`` bar of ``total`` steps, or a silent stand-in (see the module docstring)."""
+    if not wanted(progress, seconds):
+        return _Silent()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, leave=True, dynamic_ncols=True)
+
+
+@contextlib.contextmanager
+def bar(total: int, desc: str, progress=None, seconds: float = 0.0, unit: str = "layer"):
+    """:func:`make_bar` as a context manager that closes the bar."""
+    handle = make_bar(total, desc, progress, seconds, unit)
+    try:
+        yield handle
+    finally:
+        handle.close()
