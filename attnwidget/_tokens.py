@@ -11,6 +11,7 @@ three byte pieces reads ``猫``, ``猫``, ``猫``, all partial).
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -42,22 +43,56 @@ def _byte_decoder() -> dict[str, int]:
     return {chr(c): b for b, c in zip(printable, chars)}
 
 
-def is_byte_level(tokenizer) -> bool:
-    """True when the tokenizer's decoder is (or contains) the byte-level decoder."""
+_FACTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _facts(tokenizer) -> dict:
+    """Facts about a tokenizer that do not change between captures, computed once per tokenizer
+    (reading them costs 0.1-0.4 s, as much as a short forward pass). A tokenizer that cannot be
+    weakly referenced is asked each time."""
+    try:
+        facts = _FACTS.get(tokenizer)
+    except TypeError:
+        return {"byte_level": _is_byte_level(tokenizer), "special": _special_ids(tokenizer)}
+    if facts is None:
+        facts = {"byte_level": _is_byte_level(tokenizer), "special": _special_ids(tokenizer),
+                 "size": len(getattr(tokenizer, "added_tokens_decoder", {}) or {})}
+        _FACTS[tokenizer] = facts
+    elif facts["size"] != len(getattr(tokenizer, "added_tokens_decoder", {}) or {}):  # tokens were added
+        del _FACTS[tokenizer]
+        return _facts(tokenizer)
+    return facts
+
+
+def _is_byte_level(tokenizer) -> bool:
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:
+    decoder = getattr(backend, "decoder", None)
+    if decoder is None:
         return False
-    decoder = json.loads(backend.to_str()).get("decoder") or {}
-    kinds = [decoder.get("type")] + [d.get("type") for d in decoder.get("decoders", []) or []]
+    try:  # the decoder's own JSON: small, unlike the whole tokenizer's (its vocabulary)
+        spec = json.loads(decoder.__getstate__())
+    except (AttributeError, TypeError, ValueError):
+        spec = json.loads(backend.to_str()).get("decoder") or {}
+    kinds = [spec.get("type")] + [d.get("type") for d in spec.get("decoders", []) or []]
     return "ByteLevel" in kinds
 
 
-def special_ids(tokenizer) -> set[int]:
+def _special_ids(tokenizer) -> frozenset[int]:
     ids = set(getattr(tokenizer, "all_special_ids", []) or [])
     for token_id, added in (getattr(tokenizer, "added_tokens_decoder", {}) or {}).items():
         if getattr(added, "special", False):
             ids.add(int(token_id))
-    return ids
+    return frozenset(ids)
+
+
+def is_byte_level(tokenizer) -> bool:
+    """True when the tokenizer's decoder is (or contains) the byte-level decoder (cached per tokenizer)."""
+    return _facts(tokenizer)["byte_level"]
+
+
+def special_ids(tokenizer) -> frozenset[int]:
+    """Ids of the tokenizer's special tokens (cached per tokenizer)."""
+    return _facts(tokenizer)["special"]
 
 
 def token_text(tokenizer, ids) -> TokenText:
