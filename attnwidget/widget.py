@@ -322,8 +322,13 @@ class AttentionWidget(anywidget.AnyWidget):
             return r.matrix_tile(self.rollout_matrix(), row0, col0, rows, cols)
         return r.heatmap_tile(self._engine, self.layer, self.head, row0, col0, rows, cols, summary=self._summary)
 
+    def _title(self) -> str:
+        if self.heatmap_kind == "rollout":
+            return "rollout over all layers"
+        return f"layer {self.layer}, " + ("mean of heads" if self.head is None else f"head {self.head}")
+
     def _push_selection(self) -> None:
-        self.heatmap_data = self._tile()
+        self.heatmap_data = {**self._tile(), "title": self._title()}
         if self.hovered_token is not None or self.view == "lines":
             self._push_lines(self._focus())
         if self.view == "graph":

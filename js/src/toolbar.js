@@ -1,9 +1,12 @@
-// The widget's toolbar: view tabs, graph threshold slider, PNG export button.
+// The widget's toolbar: view tabs, graph threshold slider, selectors, PNG export button.
 // Built with DOM APIs; every text goes through textContent.
 
+import { SCALE_LABELS, SCALES } from "./scale.js";
 import { createListeners, element } from "./views/canvas.js";
 
-export const VIEW_NAMES = ["heatmap", "lines", "graph", "rollout"];
+export const VIEW_NAMES = ["heatmap", "text", "lines", "graph", "rollout"];
+export const HEATMAP_KINDS = ["attention", "rollout"];
+export const TEXT_SOURCES = ["attention", "rollout", "flow"];
 
 function buttonStyle(theme, active) {
   return {
@@ -14,13 +17,45 @@ function buttonStyle(theme, active) {
   };
 }
 
-export const HEATMAP_KINDS = ["attention", "rollout"];
+/**
+ * A labelled <select> shown only on some views, and only once its value is known (a model without
+ * the trait, like an older static export, never shows it). Returns {box, set(value|null), show(view)}.
+ */
+function selector(listeners, theme, { name, label, aria, options, views, onChange }) {
+  const box = element("label", `attnwidget-${name}`, {
+    display: "none", alignItems: "center", gap: "4px", font: `12px ${theme.fontFamily}`, color: theme.muted,
+  });
+  const text = element("span");
+  text.textContent = label;
+  const select = element("select");
+  select.setAttribute("aria-label", aria);
+  for (const [value, caption] of options) {
+    const option = element("option");
+    option.value = value;
+    option.textContent = caption;
+    select.append(option);
+  }
+  box.append(text, select);
+  listeners.on(select, "change", () => onChange?.(select.value));
+  let known = false;
+  let view = null;
+  const refresh = () => { box.style.display = known && views.includes(view) ? "inline-flex" : "none"; };
+  return {
+    box,
+    set(value) {
+      known = options.some(([v]) => v === value);
+      if (known) select.value = value;
+      refresh();
+    },
+    show(active) { view = active; refresh(); },
+  };
+}
 
 /**
- * toolbar = createToolbar(parent, theme, {onView(name), onThreshold(value), onExport(), onHeatmapKind?(kind)})
- * toolbar.setView(name), toolbar.setThreshold(value), toolbar.setHeatmapKind(kind|null), toolbar.destroy()
- * The heatmap-kind selector shows only on the heatmap tab, and only after setHeatmapKind(kind) with a
- * known kind (a model without that trait, like the static export, never shows it).
+ * toolbar = createToolbar(parent, theme, {onView(name), onThreshold(value), onExport(),
+ *   onHeatmapKind?(kind), onScale?(kind), onTextSource?(source)})
+ * toolbar.setView(name), setThreshold(value), setHeatmapKind(kind|null), setScale(kind|null),
+ * setTextSource(source|null), destroy()
  */
 export function createToolbar(parent, theme, handlers) {
   const listeners = createListeners();
@@ -55,24 +90,18 @@ export function createToolbar(parent, theme, handlers) {
     handlers.onThreshold(Number(slider.value));
   });
 
-  const kindBox = element("label", "attnwidget-heatmap-kind", {
-    display: "none", alignItems: "center", gap: "4px", font: `12px ${theme.fontFamily}`, color: theme.muted,
+  const kind = selector(listeners, theme, {
+    name: "heatmap-kind", label: "of", aria: "heatmap of", views: ["heatmap"], onChange: handlers.onHeatmapKind,
+    options: HEATMAP_KINDS.map((k) => [k, k === "rollout" ? "rollout (all layers)" : "attention (layer, head)"]),
   });
-  const kindText = element("span");
-  kindText.textContent = "of";
-  const kind = element("select");
-  kind.setAttribute("aria-label", "heatmap of");
-  for (const name of HEATMAP_KINDS) {
-    const option = element("option");
-    option.value = name;
-    option.textContent = name === "rollout" ? "rollout (all layers)" : "attention (layer, head)";
-    kind.append(option);
-  }
-  kindBox.append(kindText, kind);
-  listeners.on(kind, "change", () => handlers.onHeatmapKind?.(kind.value));
-  let kindKnown = false;
-  let activeView = null;
-  const showKind = () => { kindBox.style.display = kindKnown && activeView === "heatmap" ? "inline-flex" : "none"; };
+  const source = selector(listeners, theme, {
+    name: "text-source", label: "colour by", aria: "text colour source", views: ["text"],
+    onChange: handlers.onTextSource, options: TEXT_SOURCES.map((k) => [k, k]),
+  });
+  const scale = selector(listeners, theme, {
+    name: "color-scale", label: "scale", aria: "colour scale", views: ["heatmap", "text", "rollout"],
+    onChange: handlers.onScale, options: SCALES.map((k) => [k, SCALE_LABELS[k]]),
+  });
 
   const exportButton = element("button", "attnwidget-export");
   exportButton.type = "button";
@@ -81,7 +110,7 @@ export function createToolbar(parent, theme, handlers) {
   Object.assign(exportButton.style, buttonStyle(theme, false), { marginLeft: "auto" });
   listeners.on(exportButton, "click", () => handlers.onExport());
 
-  bar.append(sliderBox, kindBox, exportButton);
+  bar.append(sliderBox, kind.box, source.box, scale.box, exportButton);
   parent.append(bar);
 
   return {
@@ -92,14 +121,11 @@ export function createToolbar(parent, theme, handlers) {
         button.setAttribute("aria-pressed", String(name === active));
       }
       sliderBox.style.display = active === "graph" ? "inline-flex" : "none";
-      activeView = active;
-      showKind();
+      for (const s of [kind, source, scale]) s.show(active);
     },
-    setHeatmapKind(value) {
-      kindKnown = HEATMAP_KINDS.includes(value);
-      if (kindKnown) kind.value = value;
-      showKind();
-    },
+    setHeatmapKind: (value) => kind.set(value),
+    setTextSource: (value) => source.set(value),
+    setScale: (value) => scale.set(value),
     setThreshold(value) {
       const v = Number(value ?? 0);
       slider.value = String(v);

@@ -3,7 +3,8 @@
 
 import { decode, decodeOptional, isWireArray } from "./codec.js";
 
-/** grid_data {thumbs, layer_mean, color_by?, size} -> {thumbs, layer_mean, color_by, size} */
+/** grid_data {thumbs, layer_mean, color_by?, ready?, size} -> {thumbs, layer_mean, color_by, ready, size}
+ * (ready: uint8 [L], 0 for a layer the kernel's background pass has not reached yet; absent = all ready) */
 export function gridData(value) {
   if (!value || !isWireArray(value.thumbs)) return null;
   const thumbs = decode(value.thumbs);
@@ -11,7 +12,7 @@ export function gridData(value) {
     throw new TypeError(`grid_data.thumbs: expected uint8 [L, H, s, s], got ${thumbs.dtype} [${thumbs.shape}]`);
   }
   return { thumbs, layer_mean: decodeOptional(value.layer_mean), color_by: decodeOptional(value.color_by),
-    size: value.size ?? thumbs.shape[2] };
+    ready: decodeOptional(value.ready), size: value.size ?? thumbs.shape[2] };
 }
 
 /** heatmap_data {matrix, row0, col0, n_rows, n_cols} (tile messages have the same fields). */
@@ -20,7 +21,7 @@ export function heatmapData(value) {
   const matrix = decode(value.matrix);
   if (matrix.shape.length !== 2) throw new TypeError(`heatmap_data.matrix: expected 2-D, got [${matrix.shape}]`);
   return { matrix, row0: value.row0 ?? 0, col0: value.col0 ?? 0,
-    n_rows: value.n_rows ?? matrix.shape[0], n_cols: value.n_cols ?? matrix.shape[1] };
+    n_rows: value.n_rows ?? matrix.shape[0], n_cols: value.n_cols ?? matrix.shape[1], title: value.title };
 }
 
 /** lines_data {weights [heads, n], token, direction, heads} */
@@ -32,10 +33,12 @@ export function linesData(value) {
     heads: Array.isArray(value.heads) ? value.heads : [] };
 }
 
-/** graph_data {pos [n, 2], edges [m, 2], weights [m]} */
+/** graph_data {pos [n, 2], edges [m, 2], weights [m], start?, stop?, total?} (the token window shown) */
 export function graphData(value) {
   if (!value || !isWireArray(value.pos) || !isWireArray(value.edges) || !isWireArray(value.weights)) return null;
-  return { pos: decode(value.pos), edges: decode(value.edges), weights: decode(value.weights) };
+  const pos = decode(value.pos);
+  return { pos, edges: decode(value.edges), weights: decode(value.weights), start: value.start ?? 0,
+    stop: value.stop ?? pos.shape[0], total: value.total ?? pos.shape[0] };
 }
 
 /** rollout_data {values [n], flow? [n], row} */
@@ -55,4 +58,12 @@ export function tileData(message, buffers) {
 export function toggleToken(list, token) {
   const current = Array.isArray(list) ? list : [];
   return current.includes(token) ? current.filter((t) => t !== token) : [...current, token].sort((a, b) => a - b);
+}
+
+/** text_data {values? [n], token, source, note} -> {values (decoded or null), token, source, note} */
+export function textData(value) {
+  if (!value || value.token == null) return null;
+  const values = decodeOptional(value.values);
+  if (values && values.shape.length !== 1) throw new TypeError(`text_data.values: expected 1-D, got [${values.shape}]`);
+  return { values, token: value.token, source: value.source ?? "attention", note: value.note ?? "" };
 }

@@ -3,16 +3,18 @@
 
 import { readTheme, themeLUT } from "./colors.js";
 import { createToolbar, VIEW_NAMES } from "./toolbar.js";
-import { gridData, graphData, heatmapData, linesData, rolloutData, tileData, toggleToken } from "./traits.js";
+import { gridData, graphData, heatmapData, linesData, rolloutData, textData, tileData, toggleToken } from "./traits.js";
 import { canvasToPNGBytes, downloadPNG, element } from "./views/canvas.js";
 import { mountGraph } from "./views/graph.js";
 import { mountGrid } from "./views/grid.js";
 import { mountHeatmap } from "./views/heatmap.js";
 import { mountLines } from "./views/lines.js";
 import { mountStrip } from "./views/strip.js";
+import { mountText } from "./views/text.js";
 
 const VIEWS = {
   heatmap: { trait: "heatmap_data", mount: mountHeatmap, data: heatmapData },
+  text: { trait: "text_data", mount: mountText, data: textData },
   lines: { trait: "lines_data", mount: mountLines, data: linesData },
   graph: { trait: "graph_data", mount: mountGraph, data: graphData },
   rollout: { trait: "rollout_data", mount: mountStrip, data: rolloutData },
@@ -39,13 +41,21 @@ function render({ model, el }) {
     onThreshold: (value) => save({ threshold: value }),
     onExport: () => exportPNG(),
     onHeatmapKind: (kind) => save({ heatmap_kind: kind }),
+    onScale: (kind) => save({ color_scale: kind }),
+    onTextSource: (source) => save({ text_source: source }),
   });
   const body = element("div", "attnwidget-body", { display: "flex", gap: "16px", flexWrap: "wrap", alignItems: "flex-start" });
   const gridBox = element("div", "attnwidget-grid-box");
   const viewBox = element("div", "attnwidget-view-box");
-  const status = element("div", "attnwidget-status", { color: theme.muted, minHeight: "1.2em", marginTop: "4px" });
+  const statusLine = element("div", "attnwidget-status-line", {
+    display: "flex", gap: "12px", minHeight: "1.2em", marginTop: "4px", color: theme.muted,
+  });
+  const status = element("div", "attnwidget-status", { flex: "1 1 auto" });
+  const progress = element("div", "attnwidget-progress", { flex: "0 0 auto", fontVariantNumeric: "tabular-nums" });
+  progress.setAttribute("role", "status");
+  statusLine.append(status, progress);
   body.append(gridBox, viewBox);
-  root.append(body, status);
+  root.append(body, statusLine);
   el.append(root);
 
   let grid = null;
@@ -57,6 +67,7 @@ function render({ model, el }) {
     status.textContent = error ? `attnwidget: ${error.message}` : (model.get("status") ?? "");
     status.style.color = error ? "#d32f2f" : theme.muted;
   };
+  const showProgress = () => { progress.textContent = model.get("progress") ?? ""; };
   const dataOf = (convert, value) => {
     try {
       return convert(value);
@@ -84,6 +95,7 @@ function render({ model, el }) {
       },
       click: toggle,
     },
+    text: { hover, click: toggle },
     graph: { hover, click: toggle },
     rollout: { hover, click: toggle },
   };
@@ -102,6 +114,7 @@ function render({ model, el }) {
     const spec = VIEWS[viewName];
     view = spec.mount(viewBox, dataOf(spec.data, model.get(spec.trait)), {
       theme, lut, tokens: tokens(), causal: !!model.get("is_causal"), threshold: model.get("threshold") ?? 0,
+      scale: model.get("color_scale") ?? "linear",
     }, callbacks[viewName]);
     view.setHovered(model.get("hovered_token") ?? null);
     view.setSelected(model.get("selected_tokens") ?? []);
@@ -143,7 +156,13 @@ function render({ model, el }) {
     });
   }
   on("change:status", () => showStatus(null));
+  on("change:progress", showProgress);
   on("change:heatmap_kind", () => toolbar.setHeatmapKind(model.get("heatmap_kind") ?? null));
+  on("change:color_scale", () => {
+    toolbar.setScale(model.get("color_scale") ?? null);
+    view.setScale?.(model.get("color_scale") ?? "linear");
+  });
+  on("change:text_source", () => toolbar.setTextSource(model.get("text_source") ?? null));
   // Kernel messages: a tile answering a "tile_request" ({type: "tile", row0, col0, n_rows, n_cols,
   // dtype, shape} + buffers[0]); a "png_request" ({request_id, view: "current"|"grid"}), answered with
   // {type: "png", request_id} + the PNG bytes as buffers[0] (or {type: "png", request_id, error}).
@@ -154,7 +173,10 @@ function render({ model, el }) {
 
   toolbar.setThreshold(model.get("threshold"));
   toolbar.setHeatmapKind(model.get("heatmap_kind") ?? null);
+  toolbar.setScale(model.get("color_scale") ?? null);
+  toolbar.setTextSource(model.get("text_source") ?? null);
   showStatus(null);
+  showProgress();
   mountGridView();
   mountView();
 

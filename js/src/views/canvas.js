@@ -179,14 +179,19 @@ export function hatchPattern(ctx, color) {
   return ctx.createPattern(tile, "repeat");
 }
 
-/** Paint a [rows, cols] weight array into an offscreen canvas through a LUT. */
-export function weightsImage(array, lut) {
+/**
+ * Paint a [rows, cols] weight array into an offscreen canvas through a LUT. uint8 arrays hold
+ * weight * 255; float arrays hold weights. `scale` (scale.js) maps a weight to 0..1; without one,
+ * weights map linearly from 0 to 1.
+ */
+export function weightsImage(array, lut, scale = null) {
   const [rows, cols] = array.shape.slice(-2);
   const image = new ImageData(cols, rows);
-  const scale = array.dtype === "uint8" ? 1 : 255;
+  const unit = array.dtype === "uint8" ? 1 / 255 : 1;
   const { data } = array;
   for (let i = 0; i < rows * cols; i++) {
-    const value = data[i] * scale;
+    const weight = data[i] * unit;
+    const value = scale ? scale.t(weight) * 255 : weight * 255;
     const k = (value > 0 ? (value >= 255 ? 255 : Math.round(value)) : 0) * 4;
     image.data[i * 4] = lut[k];
     image.data[i * 4 + 1] = lut[k + 1];

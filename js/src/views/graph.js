@@ -1,7 +1,8 @@
 // Directed attention graph: nodes are tokens, edges query -> key weighted by attention.
 //
 // data: {pos: decoded float32 [n, 2] in [-1, 1], edges: decoded uint32 [m, 2] (query, key),
-//        weights: decoded float32 [m]}
+//        weights: decoded float32 [m], start, stop, total}: the graph shows tokens start..stop-1 of
+//        total (a window around the focused token for long inputs, which the caption says).
 // options: {theme, tokens, size, threshold}
 // callbacks: {hover(token|null), click(token)}
 
@@ -11,6 +12,7 @@ import { createListeners, createStack, createTooltip, setFont, trackTokenPointer
 
 const RADIUS = 5;
 const PAD = 30;
+const CAPTION = 30; // px at the top for the caption
 const MAX_LABELS = 80;
 
 function arrow(ctx, x0, y0, x1, y1, head) {
@@ -85,8 +87,22 @@ export function mountGraph(parent, data, options, callbacks = {}) {
       ctx.stroke();
       if (only || placed.length <= MAX_LABELS || selected.has(i)) {
         ctx.fillStyle = theme.foreground;
-        ctx.fillText(truncateLabel(tokens[i] ?? i, 10), points[2 * i] + RADIUS + 2, points[2 * i + 1]);
+        ctx.fillText(`${i} ${truncateLabel(tokens[i] ?? "", 10)}`, points[2 * i] + RADIUS + 2, points[2 * i + 1]);
       }
+    }
+  }
+
+  function drawCaption(ctx) {
+    const { start, stop, total } = current;
+    setFont(ctx, 11, theme.fontFamily);
+    ctx.fillStyle = theme.muted;
+    ctx.textAlign = "left";
+    ctx.textBaseline = "top";
+    if (stop - start < total) {
+      ctx.fillText(`tokens ${start}-${stop - 1} of ${total}: a ${stop - start}-token window ending at the focused token.`, 4, 2);
+      ctx.fillText("The text view shows the whole prompt.", 4, 15);
+    } else {
+      ctx.fillText(`all ${total} tokens; edges above the threshold`, 4, 2);
     }
   }
 
@@ -94,6 +110,7 @@ export function mountGraph(parent, data, options, callbacks = {}) {
     const ctx = stack.baseCtx;
     stack.clear(ctx);
     if (current) {
+      drawCaption(ctx);
       drawEdges(ctx, null, theme.muted);
       drawNodes(ctx, null);
     }
@@ -137,9 +154,11 @@ export function mountGraph(parent, data, options, callbacks = {}) {
       const n = next.pos.shape[0];
       const weights = next.weights.data;
       const order = Array.from(weights.keys()).sort((a, b) => weights[a] - weights[b]);
-      const points = fitPositions(next.pos.data, size, size, PAD);
+      const points = fitPositions(next.pos.data, size, size - CAPTION, PAD);
+      for (let i = 1; i < points.length; i += 2) points[i] += CAPTION;
       const placed = placedIndices(points);
-      current = { n, points, placed, edges: next.edges.data, weights, order, maxWeight: maxOf(weights) || 1 };
+      current = { n, points, placed, edges: next.edges.data, weights, order, maxWeight: maxOf(weights) || 1,
+        start: next.start ?? 0, stop: next.stop ?? n, total: next.total ?? n };
       if (n <= 500) stack.box.dataset.geometry = JSON.stringify({ points: Array.from(points) });
     }
     drawBase();

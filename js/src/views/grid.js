@@ -1,13 +1,14 @@
 // Layer x head grid of pooled attention thumbnails, plus a layer-mean column.
 //
-// data: {thumbs: uint8 [L, H, s, s], layer_mean: uint8 [L, s, s], color_by: float32 [L, H] | null}
-//       (decoded arrays {data, shape, dtype})
+// data: {thumbs: uint8 [L, H, s, s], layer_mean: uint8 [L, s, s], color_by: float32 [L, H] | null,
+//        ready: uint8 [L] | null} (decoded arrays {data, shape, dtype}); a layer whose ready flag is 0
+//        is still being computed in the kernel: its cells are drawn as placeholders.
 // options: {theme, lut, layer, head, numTokens, maxWidth, maxHeight}
 // callbacks: {select(layer, head | null)}
 
 import { makeLUT, withAlpha } from "../colors.js";
 import { gridCellSize, gridLayout, hitGrid, thinStep } from "../layout.js";
-import { createListeners, createStack, createTooltip, localPoint, setFont, viewHandle } from "./canvas.js";
+import { createListeners, createStack, createTooltip, hatchPattern, localPoint, setFont, viewHandle } from "./canvas.js";
 
 const LEFT = 30;
 const TOP = 18;
@@ -65,6 +66,8 @@ export function mountGrid(parent, data, options, callbacks = {}) {
     return gridLayout({ layers, heads, cell, gap: GAP, left: LEFT, top: TOP });
   }
 
+  const isReady = (layer) => !current.ready || current.ready.data[layer] !== 0;
+
   function drawBase() {
     const { grid, atlas, scores, size } = current;
     stack.resize(grid.width + 12, grid.height + 2); // room for the centred "mean" header
@@ -72,11 +75,20 @@ export function mountGrid(parent, data, options, callbacks = {}) {
       rows: Array.from({ length: grid.layers }, (_, l) => grid.rowY(l)),
       columns: Array.from({ length: grid.heads + 1 }, (_, c) => grid.columnX(c)) });
     const ctx = stack.baseCtx;
+    stack.clear(ctx);
     ctx.imageSmoothingEnabled = size > grid.cell;
+    const pending = hatchPattern(ctx, withAlpha(theme.muted, 0.6));
     for (let layer = 0; layer < grid.layers; layer++) {
       for (let col = 0; col <= grid.heads; col++) {
         const x = grid.columnX(col);
         const y = grid.rowY(layer);
+        if (!isReady(layer)) {
+          ctx.fillStyle = withAlpha(theme.border, 0.25);
+          ctx.fillRect(x, y, grid.cell, grid.cell);
+          ctx.fillStyle = pending;
+          ctx.fillRect(x, y, grid.cell, grid.cell);
+          continue;
+        }
         ctx.drawImage(atlas, col * size, layer * size, size, size, x, y, grid.cell, grid.cell);
         if (scores && col < grid.heads) {
           const k = Math.round(scores[layer * grid.heads + col] * 255) * 4;
@@ -150,13 +162,14 @@ export function mountGrid(parent, data, options, callbacks = {}) {
     const [layers, heads, size] = next.thumbs.shape;
     const scores = next.color_by ? normalise(next.color_by.data) : null;
     current = { grid: layout(layers, heads), atlas: paintAtlas(next.thumbs, next.layer_mean, options.lut),
-      scores, raw: next.color_by, size };
+      scores, raw: next.color_by, ready: next.ready ?? null, size };
     drawBase();
   }
 
   function describe(hit) {
     const head = hit.head == null ? "mean of heads" : `head ${hit.head}`;
     let text = `layer ${hit.layer} · ${head}`;
+    if (!isReady(hit.layer)) return `${text} · being computed`;
     if (hit.head != null && current.raw) {
       text += ` · ${current.raw.data[hit.layer * current.grid.heads + hit.head].toFixed(3)}`;
     }

@@ -1,9 +1,11 @@
 // One [query, key] attention matrix with token labels, hover, causal mask, zoom and pan.
 //
-// data: {matrix: decoded [r, c] (uint8 0..255 or float 0..1), row0, col0, n_rows, n_cols}
+// data: {matrix: decoded [r, c] (uint8 0..255 or float 0..1), row0, col0, n_rows, n_cols, title?}
 //   The matrix covers query tokens row0..row0+n_rows and key tokens col0..col0+n_cols;
 //   r < n_rows (or c < n_cols) means the tile is pooled, each cell covering several tokens.
-// options: {theme, lut, tokens, causal, size}
+//   title names what is shown ("layer 15, mean of heads"); drawn above the matrix.
+// options: {theme, lut, tokens, causal, size, scale: "linear" | "log" | "no_sink"}
+// Labels read "index token"; a colour bar on the right shows the scale.
 // callbacks: {hover(query|null, key|null), window({row0, col0, rows, cols}), click(query, key)}
 
 import { withAlpha } from "../colors.js";
@@ -11,9 +13,18 @@ import {
   cellOrigin, clampWindow, hitMatrix, labelIndices, matrixLayout, panWindow, sameWindow,
   thinStep, tileIndex, truncateLabel, visibleText, zoomWindow,
 } from "../layout.js";
+import { scaleFor } from "../scale.js";
 import { createListeners, createStack, createTooltip, hatchPattern, localPoint, setFont, viewHandle, weightsImage } from "./canvas.js";
+import { drawColorBar } from "./colorbar.js";
 
 const LABEL_CHARS = 14;
+const TITLE = 18; // px above the matrix for its title
+const BAR = 64; // px right of the matrix for the colour bar and its ticks
+
+/** A label: "12 cat" (index, then the token as visible text, shortened). */
+export function tokenLabel(tokens, i, chars = LABEL_CHARS) {
+  return `${i} ${truncateLabel(tokens[i] ?? "", Math.max(1, chars - String(i).length - 1))}`;
+}
 
 export function mountHeatmap(parent, data, options, callbacks = {}) {
   const { theme } = options;
@@ -33,6 +44,8 @@ export function mountHeatmap(parent, data, options, callbacks = {}) {
   let selected = new Set();
   let drag = null;
   let plot = null;
+  let scaleKind = options.scale ?? "linear";
+  let scale = null;
 
   const total = () => {
     const n = tokens.length || (tile ? Math.max(tile.row0 + tile.n_rows, tile.col0 + tile.n_cols) : 1);
@@ -44,12 +57,12 @@ export function mountHeatmap(parent, data, options, callbacks = {}) {
     setFont(ctx, 11, theme.monoFamily);
     let widest = 0;
     for (let i = 0; i < Math.min(tokens.length, 2000); i++) {
-      widest = Math.max(widest, ctx.measureText(truncateLabel(tokens[i], LABEL_CHARS)).width);
+      widest = Math.max(widest, ctx.measureText(tokenLabel(tokens, i)).width);
     }
-    return Math.ceil(Math.min(110, Math.max(24, widest + 10)));
+    return Math.ceil(Math.min(120, Math.max(24, widest + 10)));
   }
   const margin = margins();
-  stack.resize(margin + size + 6, margin + size + 6);
+  stack.resize(margin + size + BAR, TITLE + margin + size + 6);
 
   function drawLabels(ctx) {
     const { view: win, cellW, cellH, left, top } = plot;
@@ -62,7 +75,7 @@ export function mountHeatmap(parent, data, options, callbacks = {}) {
       ctx.save();
       ctx.translate(x, y);
       if (rotate) ctx.rotate(-Math.PI / 2);
-      ctx.fillText(truncateLabel(tokens[i] ?? i, LABEL_CHARS), 0, 0);
+      ctx.fillText(tokenLabel(tokens, i), 0, 0);
       ctx.restore();
     };
     ctx.textAlign = "right";
@@ -97,7 +110,7 @@ export function mountHeatmap(parent, data, options, callbacks = {}) {
     const ctx = stack.baseCtx;
     stack.clear(ctx);
     if (!view) return drawOverlay();
-    plot = matrixLayout({ left: margin, top: margin, width: size, height: size, view });
+    plot = matrixLayout({ left: margin, top: TITLE + margin, width: size, height: size, view });
     stack.box.dataset.geometry = JSON.stringify({ left: plot.left, top: plot.top, cellW: plot.cellW,
       cellH: plot.cellH, ...view });
     ctx.save();
@@ -117,7 +130,32 @@ export function mountHeatmap(parent, data, options, callbacks = {}) {
     ctx.lineWidth = 1;
     ctx.strokeRect(plot.left - 0.5, plot.top - 0.5, plot.width + 1, plot.height + 1);
     drawLabels(ctx);
+    drawTitle(ctx);
+    if (scale) {
+      drawColorBar(ctx, options.lut, scale, { x: plot.left + plot.width + 10, y: plot.top + 14, width: 12,
+        height: plot.height - 14 }, theme, "weight");
+      setFont(ctx, 10, theme.fontFamily);
+      ctx.fillStyle = theme.muted;
+      ctx.textAlign = "left";
+      ctx.textBaseline = "top";
+      ctx.fillText(scale.kind === "linear" ? "" : scale.kind === "log" ? "log" : "no sink", plot.left + plot.width + 10,
+        plot.top + plot.height + 4);
+    }
     drawOverlay();
+  }
+
+  function drawTitle(ctx) {
+    const text = tile?.title ?? "";
+    if (!text) return;
+    setFont(ctx, 12, theme.fontFamily, "bold");
+    ctx.fillStyle = theme.foreground;
+    ctx.textAlign = "left";
+    ctx.textBaseline = "top";
+    ctx.fillText(text, 2, 2);
+    setFont(ctx, 10, theme.fontFamily);
+    ctx.fillStyle = theme.muted;
+    ctx.textAlign = "right";
+    ctx.fillText("query ↓  key →", plot.left + plot.width, 4);
   }
 
   function band(ctx, row, col, color) {
@@ -239,12 +277,23 @@ export function mountHeatmap(parent, data, options, callbacks = {}) {
     setView(clampWindow({ row0: 0, col0: 0, ...total() }, total()));
   });
 
+  /** The colour scale of the current tile: its maximum (without the first key column for "no_sink"). */
+  function tileScale() {
+    const m = tile.matrix;
+    const unit = m.dtype === "uint8" ? 1 / 255 : 1;
+    const raw = scaleFor(scaleKind, m.data, m.shape[1]);
+    if (unit === 1) return raw;
+    return scaleFor(scaleKind, Float32Array.from(m.data, (v) => v * unit), m.shape[1]);
+  }
+
   function update(next) {
-    tile = next && next.matrix ? next : null;
+    const title = tile?.title;
+    tile = next && next.matrix ? { ...next, title: next.title ?? title } : null;  // zoom tiles keep the title
     if (tile) {
       tile = { ...tile, n_rows: tile.n_rows ?? tile.matrix.shape[0], n_cols: tile.n_cols ?? tile.matrix.shape[1],
         row0: tile.row0 ?? 0, col0: tile.col0 ?? 0 };
-      image = weightsImage(tile.matrix, options.lut);
+      scale = tileScale();
+      image = weightsImage(tile.matrix, options.lut, scale);
       if (!userWindow || !view) {
         view = clampWindow({ row0: tile.row0, col0: tile.col0, rows: tile.n_rows, cols: tile.n_cols }, total());
       }
@@ -261,6 +310,14 @@ export function mountHeatmap(parent, data, options, callbacks = {}) {
     setHovered(token) { hoveredToken = token; drawOverlay(); },
     setSelected(list) { selected = new Set(list ?? []); drawBase(); },
     setWindow(next) { setView(clampWindow(next, total()), false); },
+    setScale(kind) {
+      scaleKind = kind ?? "linear";
+      if (tile) {
+        scale = tileScale();
+        image = weightsImage(tile.matrix, options.lut, scale);
+      }
+      drawBase();
+    },
     get window() { return view ? { ...view } : null; },
   });
 }

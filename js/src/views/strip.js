@@ -3,11 +3,14 @@
 //
 // data: {values: decoded float32 [n], flow: decoded float32 [n] | null, row: int}
 //   row is the query token whose rollout/flow row is shown (marked with a triangle).
-// options: {theme, tokens, width, height}
+// options: {theme, tokens, width, height, scale: "linear" | "log" | "no_sink"}
+//   The scale (scale.js) sets the bar heights: linear, log, or linear without the first token
+//   (the sink usually holds nearly all the weight; its bar then runs off the top, marked).
 // callbacks: {hover(token|null), click(token)}
 
 import { withAlpha } from "../colors.js";
-import { binMax, labelIndices, maxOf, thinStep, truncateLabel, visibleText } from "../layout.js";
+import { binMax, labelIndices, thinStep, truncateLabel, visibleText } from "../layout.js";
+import { scaleFor } from "../scale.js";
 import { createListeners, createStack, createTooltip, setFont, trackTokenPointer, viewHandle } from "./canvas.js";
 
 const LEFT = 8;
@@ -27,6 +30,7 @@ export function mountStrip(parent, data, options, callbacks = {}) {
   let current = null;
   let hoveredToken = null;
   let selected = new Set();
+  let scaleKind = options.scale ?? "linear";
 
   const tokenX = (i) => plot.left + (i / current.n) * plot.width;
   const tokenAt = (x) => Math.floor(((x - plot.left) / plot.width) * current.n);
@@ -35,8 +39,8 @@ export function mountStrip(parent, data, options, callbacks = {}) {
     setFont(ctx, 10, theme.fontFamily);
     ctx.textBaseline = "middle";
     ctx.textAlign = "left";
-    const entries = [["rollout", theme.accent, current.valueMax]];
-    if (current.flow) entries.push(["flow", theme.highlight, current.flowMax]);
+    const entries = [["rollout", theme.accent, current.valueScale.max]];
+    if (current.flow) entries.push(["flow", theme.highlight, current.flowScale.max]);
     let x = plot.left;
     for (const [name, color, max] of entries) {
       ctx.fillStyle = color;
@@ -46,20 +50,30 @@ export function mountStrip(parent, data, options, callbacks = {}) {
       ctx.fillText(text, x + 13, 11);
       x += 24 + ctx.measureText(text).width;
     }
-    ctx.fillText(`row ${current.row}: ${truncateLabel(tokens[current.row] ?? "", 16)}`, x, 11);
+    const text = `row ${current.row}: ${truncateLabel(tokens[current.row] ?? "", 16)} · ${current.valueScale.label}`;
+    ctx.fillText(text, x, 11);
   }
 
   function drawBars(ctx) {
-    const { values, valueMax, n } = current;
+    const { values, valueScale, n } = current;
     const bins = Math.min(n, Math.floor(plot.width));
     const pooled = binMax(values, bins);
     const barWidth = plot.width / bins;
     const bottom = plot.top + plot.height;
     ctx.fillStyle = theme.accent;
     for (let b = 0; b < bins; b++) {
-      const h = (pooled[b] / valueMax) * plot.height;
+      const h = valueScale.t(pooled[b]) * plot.height;
       ctx.fillRect(plot.left + b * barWidth + (barWidth > 3 ? 0.5 : 0), bottom - h,
         Math.max(barWidth - (barWidth > 3 ? 1 : 0), 0.5), h);
+    }
+    if (valueScale.kind === "no_sink" && values[0] > valueScale.max) {  // the first token runs off the scale
+      ctx.fillStyle = theme.foreground;
+      ctx.beginPath();
+      ctx.moveTo(plot.left + barWidth / 2, plot.top - 4);
+      ctx.lineTo(plot.left + barWidth / 2 - 4, plot.top + 3);
+      ctx.lineTo(plot.left + barWidth / 2 + 4, plot.top + 3);
+      ctx.closePath();
+      ctx.fill();
     }
     ctx.strokeStyle = theme.border;
     ctx.lineWidth = 1;
@@ -70,7 +84,7 @@ export function mountStrip(parent, data, options, callbacks = {}) {
   }
 
   function drawFlow(ctx) {
-    const { flow, flowMax, n } = current;
+    const { flow, flowScale, n } = current;
     if (!flow) return;
     const bins = Math.min(n, Math.floor(plot.width));
     const pooled = binMax(flow, bins);
@@ -81,7 +95,7 @@ export function mountStrip(parent, data, options, callbacks = {}) {
     ctx.beginPath();
     for (let b = 0; b < bins; b++) {
       const x = plot.left + (b + 0.5) * barWidth;
-      const y = plot.top + plot.height - (pooled[b] / flowMax) * plot.height;
+      const y = plot.top + plot.height - flowScale.t(pooled[b]) * plot.height;
       if (b === 0) ctx.moveTo(x, y);
       else ctx.lineTo(x, y);
     }
@@ -101,7 +115,7 @@ export function mountStrip(parent, data, options, callbacks = {}) {
       ctx.save();
       ctx.translate(tokenX(i + 0.5), bottom + 12);
       ctx.rotate(-Math.PI / 2);
-      ctx.fillText(truncateLabel(tokens[i] ?? i, 12), 0, 0);
+      ctx.fillText(`${i} ${truncateLabel(tokens[i] ?? "", 10)}`, 0, 0);
       ctx.restore();
     }
     if (row != null && row < n) {
@@ -164,17 +178,27 @@ export function mountStrip(parent, data, options, callbacks = {}) {
     } else {
       const values = next.values.data;
       const flow = next.flow ? next.flow.data : null;
-      current = { values, flow, n: values.length, row: next.row ?? null,
-        valueMax: maxOf(values) || 1, flowMax: flow ? maxOf(flow) || 1 : 1 };
+      current = { values, flow, n: values.length, row: next.row ?? null };
+      rescale();
       stack.box.dataset.geometry = JSON.stringify({ ...plot, count: current.n });
     }
     drawBase();
+  }
+
+  function rescale() {
+    current.valueScale = scaleFor(scaleKind, current.values);
+    current.flowScale = current.flow ? scaleFor(scaleKind, current.flow) : null;
   }
 
   update(data);
 
   return viewHandle(stack, listeners, theme, {
     update,
+    setScale(kind) {
+      scaleKind = kind ?? "linear";
+      if (current) rescale();
+      drawBase();
+    },
     setHovered(token) { hoveredToken = token; drawOverlay(); },
     setSelected(list) { selected = new Set(list ?? []); drawBase(); },
   });
