@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
@@ -20,16 +18,13 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # harness_data sits beside this file; importable under any --import-mode
+sys.path.insert(0, str(HERE.parents[1] / "tools"))  # the Jupyter / Chromium runner shared with benchmarks
+import jupyter_run  # noqa: E402
 from harness_data import make_state  # noqa: E402
 
 ROOT = HERE.parents[1]
 JS = ROOT / "js"
 BUNDLE = ROOT / "attnwidget" / "static" / "widget.js"
-CHROMIUM = os.environ.get("ATTNWIDGET_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 ALLOWED_SCHEMES = ("data:", "blob:")
 
 def pytest_configure(config):
@@ -100,27 +95,16 @@ def server(bundle):
 
 @contextlib.contextmanager
 def offline_chromium(allowed, **options):
-    """A persistent Chromium context in a throwaway profile and home that refuses (and records in
-    ``context.blocked_requests``) every request whose URL ``allowed(url)`` rejects."""
-    from playwright import sync_api
-
-    if not Path(CHROMIUM).exists():  # a missing browser fails loudly: a skipped check proves nothing
-        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium (make setup does it as root)")
-    with tempfile.TemporaryDirectory(prefix="attnwidget-chromium-") as home:
-        env = {**os.environ, "HOME": home, "XDG_CACHE_HOME": f"{home}/cache", "XDG_CONFIG_HOME": f"{home}/config"}
-        with sync_api.sync_playwright() as playwright:
-            context = playwright.chromium.launch_persistent_context(
-                f"{home}/profile", executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
-                env=env, **{"viewport": {"width": 1200, "height": 900}, **options},
-            )
-            context.blocked_requests = []
-            # Record every request that would leave the machine, and refuse it.
-            context.on("request", lambda request: allowed(request.url) or context.blocked_requests.append(request.url))
-            context.route("**/*", lambda route: route.continue_() if allowed(route.request.url) else route.abort())
-            try:
-                yield context
-            finally:
-                context.close()
+    """tools/jupyter_run.offline_chromium; a missing browser fails the test (a skipped check proves nothing)."""
+    try:
+        context_manager = jupyter_run.offline_chromium(allowed, **options)
+        context = context_manager.__enter__()
+    except RuntimeError as error:
+        pytest.fail(str(error))
+    try:
+        yield context
+    finally:
+        context_manager.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="session")

@@ -13,16 +13,9 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
+import jupyter_run  # tools/jupyter_run.py (conftest puts tools/ on the path)
 import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -31,17 +24,6 @@ ROOT = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TEXT = "The cat sat on the mat because it was tired."
 SCREENSHOT = ROOT / "docs" / "images" / "explorer.png"
-APPS = {
-    "lab": {
-        "module": "jupyterlab", "path": "lab/tree",
-        "flags": ["--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
-                  "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate"],
-    },
-    "notebook": {
-        "module": "notebook", "path": "notebooks",
-        "flags": ["--JupyterNotebookApp.expose_app_in_browser=True"],
-    },
-}
 CELLS = [
     # (a) the explorer
     "import attnwidget\n"
@@ -57,89 +39,29 @@ CELLS = [
     "_echo()\n"
     "print(len(ex.widget.tokens), ex.widget.num_layers, ex.widget.num_heads)",
 ]
-KERNEL = "window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel"
+KERNEL = jupyter_run.KERNEL
 ECHO = ".attnwidget-status"
 
 
 # ---- Jupyter server --------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _notebook(cells: list[str]) -> dict:
-    return {
-        "cells": [{"cell_type": "code", "execution_count": None, "id": f"cell-{i}", "metadata": {},
-                   "outputs": [], "source": source} for i, source in enumerate(cells)],
-        "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
-                                    "name": "python3"},
-                     "language_info": {"name": "python"}},
-        "nbformat": 4, "nbformat_minor": 5,
-    }
-
-
-def _request(url: str, token: str, method: str = "GET", timeout: float = 2.0):
-    request = urllib.request.Request(url, method=method, headers={"Authorization": f"token {token}"},
-                                     data=b"" if method == "POST" else None)
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return response.status, response.read()
-
-
-@pytest.fixture(params=list(APPS))
+@pytest.fixture(params=list(jupyter_run.APPS))
 def jupyter(request, tmp_path):
     """A JupyterLab or Notebook 7 server on 127.0.0.1 with isolated state; yields its details."""
     app = request.param
-    spec = APPS[app]
-    root, state = tmp_path / "root", tmp_path / "state"
+    root = tmp_path / "root"
     root.mkdir()
-    settings = state / "settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    (root / "explorer.ipynb").write_text(json.dumps(_notebook(CELLS)))
-    env = {**os.environ,
-           "JUPYTER_CONFIG_DIR": str(state / "config"), "JUPYTER_DATA_DIR": str(state / "data"),
-           "JUPYTER_RUNTIME_DIR": str(state / "runtime"), "IPYTHONDIR": str(state / "ipython"),
-           "JUPYTERLAB_SETTINGS_DIR": str(state / "settings"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces"),
-           "JUPYTER_PLATFORM_DIRS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
-    token, port = secrets.token_hex(16), _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = (tmp_path / f"{app}.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", spec["module"], "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         "--port-retries=0", "--allow-root", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={root}", "--LanguageServerManager.autodetect=False", *spec["flags"]],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    (root / "explorer.ipynb").write_text(json.dumps(jupyter_run.notebook_json(CELLS)))
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"{app} exited with {process.returncode}:\n{(tmp_path / f'{app}.log').read_text()[-3000:]}")
-            try:
-                if _request(f"{base}/api/status", token)[0] == 200:
-                    break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"{app} did not answer /api/status within 60 s:\n"
-                            f"{(tmp_path / f'{app}.log').read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield {"app": app, "base": base, "token": token, "root": root, "tmp": tmp_path,
-               "url": f"{base}/{spec['path']}/explorer.ipynb?token={token}"}
+        server = jupyter_run.jupyter_server(app, root, tmp_path / "state", tmp_path / f"{app}.log",
+                                            notebook="explorer.ipynb")
+        info = server.__enter__()
+    except RuntimeError as error:
+        pytest.fail(str(error))
+    try:
+        yield {**info, "tmp": tmp_path}
     finally:
-        try:
-            _request(f"{base}/api/shutdown", token, method="POST")
-            process.wait(timeout=10)
-        except Exception:  # noqa: BLE001 (any failure: fall through to the kill)
-            pass
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        log.close()
+        server.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="module")
