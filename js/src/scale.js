@@ -61,5 +61,5 @@ export function scaleIndex(scale, v) {
 export function formatTick(value) {
   if (value === 0) return "0";
   if (value >= 0.01) return String(Number(value.toPrecision(2)));
-  return value.toExponential(0).replace("e-", "e-");
+  return value.toExponential(0);
 }

@@ -179,8 +179,14 @@ function render({ model, el }) {
   showProgress();
   mountGridView();
   mountView();
+  // When the first frame with the grid and the view has been painted: a task queued from that frame
+  // runs after its style, layout and paint. Benchmarks and tests read it (epoch milliseconds).
+  const frame = requestAnimationFrame(() => setTimeout(() => {
+    root.dataset.paintedAt = String(performance.timeOrigin + performance.now());
+  }, 0));
 
   return () => {
+    cancelAnimationFrame(frame);
     for (const [event, handler] of subscriptions) model.off(event, handler);
     subscriptions.length = 0;
     grid?.destroy();

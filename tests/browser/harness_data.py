@@ -51,6 +51,8 @@ def make_state(**overrides) -> dict:
                        "weights": wire(mean[edges[:, 0], edges[:, 1]].astype(np.float32))},
         "rollout_data": {"values": wire(mean[-1].astype(np.float32)),
                          "flow": wire(np.sqrt(mean[-1]).astype(np.float32)), "row": n - 1},
+        "text_data": {"values": wire(patterns[0, 0, n - 1].astype(np.float32)), "token": n - 1,
+                      "source": "attention", "note": f"attention of token {n - 1}, layer 0, head 0"},
     }
     state.update(overrides)
     return state

@@ -27,7 +27,8 @@ export function element(tag, className, style = {}) {
   return node;
 }
 
-function sizeCanvas(canvas, width, height) {
+/** Size a canvas in CSS px with a device-pixel backing store; returns its scaled 2-D context. */
+export function sizeCanvas(canvas, width, height) {
   const dpr = globalThis.devicePixelRatio || 1;
   canvas.width = Math.max(1, Math.round(width * dpr));
   canvas.height = Math.max(1, Math.round(height * dpr));

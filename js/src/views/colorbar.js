@@ -37,7 +37,7 @@ export function drawColorBar(ctx, lut, scale, box, theme, title = null) {
     }
   }
   if (title) {
-    ctx.textAlign = vertical ? "left" : "left";
+    ctx.textAlign = "left";
     ctx.textBaseline = "bottom";
     ctx.fillText(title, x, y - 3);
   }
