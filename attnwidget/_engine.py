@@ -39,6 +39,9 @@ BLOCK_ELEMENTS = 1 << 22
 #: of float32 scores; each row (``visible keys``, 32 KiB at 8192 tokens) is finished while it sits
 #: in the first-level cache. Read at call time, so a test can lower it.
 TILE_ELEMENTS = 1 << 20
+#: At most this many rows per block of the fused pass: a causal block computes the scores of its
+#: whole [rows, last row + 1] rectangle, of which the part above the diagonal is wasted (rows / 2 per row).
+MAX_BLOCK_ROWS = 64
 TILE_SIDE = 512  # heatmap tiles: at most this many cells a side (max-pooled)
 THUMB_SIZE = 64  # grid thumbnails: at most this many cells a side, pooled from the tiles
 
@@ -325,7 +328,7 @@ class _LayerRun:
                 m = int((-r0 + math.sqrt(r0 * r0 + 4 * budget / h)) / 2)
             else:
                 m = budget // (h * n)
-            m = max(f, m // f * f)
+            m = max(f, min(m, MAX_BLOCK_ROWS) // f * f)
             yield r0, min(n, r0 + m)
             r0 += m
 

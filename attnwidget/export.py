@@ -18,7 +18,6 @@ import base64
 import hashlib
 import html
 import json
-import math
 import pathlib
 import zlib
 from dataclasses import dataclass, field

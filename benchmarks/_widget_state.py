@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 
 TRAITS = ("tokens", "num_layers", "num_heads", "is_causal", "layer", "head", "view", "hovered_token",
-          "selected_tokens", "threshold", "status", "grid_data", "heatmap_data", "lines_data", "graph_data",
-          "rollout_data")
+          "selected_tokens", "threshold", "status", "progress", "heatmap_kind", "color_scale", "text_source",
+          "grid_data", "heatmap_data", "text_data", "lines_data", "graph_data", "rollout_data")
 
 
 def _encode(value):
