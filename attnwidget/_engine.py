@@ -40,9 +40,14 @@ BLOCK_ELEMENTS = 1 << 22
 #: in the first-level cache. Read at call time, so a test can lower it.
 TILE_ELEMENTS = 1 << 20
 #: At most this many rows per block of the fused pass: a causal block computes the scores of its
-#: whole [rows, last row + 1] rectangle, of which the part above the diagonal is wasted (rows / 2 per row).
-MAX_BLOCK_ROWS = 64
-TILE_SIDE = 512  # heatmap tiles: at most this many cells a side (max-pooled)
+#: whole [rows, last row + 1] rectangle, of which the part above the diagonal is wasted (rows / 2 per
+#: row, 6% of a 2048-token pass); fewer rows would mean more calls, each with its own overhead.
+MAX_BLOCK_ROWS = 128
+#: Cells a side of the stored whole-sequence heatmap tiles (each head and the head mean, max-pooled):
+#: the overview is drawn in about 420 CSS px, so 256 cells keep every pixel's detail; a zoomed
+#: window is recomputed exactly (reduce.TILE_SIDE). Pooling into cells is the one step of the pass
+#: that does not vectorise, and it costs 1 / (tokens per cell) of it.
+TILE_SIDE = 256
 THUMB_SIZE = 64  # grid thumbnails: at most this many cells a side, pooled from the tiles
 
 _KERNEL_LOCK = threading.Lock()  # numba's workqueue layer is not thread-safe; omp is, but do not oversubscribe
@@ -94,14 +99,14 @@ class LayerSummary:
     mean_thumb: np.ndarray | None  # uint8 [s, s]
     colsum_mean: np.ndarray  # float64 [key]: weight received, summed over query rows, mean over heads
     last_mean: np.ndarray  # float64 [key]: the last query row, mean over heads
-    means: list = field(default_factory=list)  # [(r0, r1, [r1-r0, keys] array, row sums float64)]
+    means: list = field(default_factory=list)  # [(r0, r1, [r1-r0, keys] float32 or float16 head mean)]
     seconds: float = 0.0
 
     @property
     def nbytes(self) -> int:
         arrays = [self.tiles, self.mean_tile, self.thumbs, self.mean_thumb, self.colsum_mean, self.last_mean]
         total = sum(a.nbytes for a in arrays if a is not None)
-        return total + sum(b.nbytes + s.nbytes for _, _, b, s in self.means)
+        return total + sum(b.nbytes for _, _, b in self.means)
 
 
 class Engine:
@@ -269,8 +274,9 @@ class _ScoreTiles:
             self._buffer = torch.empty(need)
         out = self._buffer[:need].view(self.group, r1 - r0, visible)
         for h0 in range(0, self.heads, self.group):
-            with torch.no_grad():
-                self.capture._scores(self.layer, torch.arange(h0, h0 + self.group), rows, visible, out=out)
+            with torch.no_grad():  # future keys: the kernel stops each row at its position (layer_causal)
+                self.capture._scores(self.layer, range(h0, h0 + self.group), rows, visible, out=out,
+                                     mask_future=not self.layer_causal)
             yield h0, out.numpy()
 
 
@@ -299,9 +305,9 @@ class _LayerRun:
         self.heads, self.n, self.causal, self.options = heads, n, causal, options
         self.source, self.keep = source, keep_means
         threads = K.num_threads()
-        self.stats = np.zeros((K.NSTATS, heads, n))
-        # one row block's column sums, per thread (float32 for scores: at most a block of rows each)
-        self.colsum = np.zeros((threads, heads, n), source.dtype)
+        self.stats = np.zeros((heads, n, K.NSTATS))
+        # column sums: per thread, float32 for one block of scores (gathered into float64 after it)
+        self.colsum = np.zeros((threads, heads, n), np.float32 if source.from_scores else source.dtype)
         self.colsum64 = np.zeros((heads, n))
         self.f = pool_factor(n, options.tile_side or TILE_SIDE)
         self.side = math.ceil(n / self.f)
@@ -312,6 +318,7 @@ class _LayerRun:
         if source.from_scores:
             self.ebuf = np.empty((threads, n), np.float32)
             self.acc = np.empty((threads, n), np.int32)
+            self.positions = _positions(n)
         self.pair_ptr, self.pair_key, self.pair_rows = _pairs(options.token_ids, n)
         self.means = []
         self.last_mean = np.zeros(n)
@@ -334,14 +341,17 @@ class _LayerRun:
 
     def block(self, r0, r1):
         o, src = self.options, self.source
-        m, c = r1 - r0, None
+        m, c, mean = r1 - r0, None, None
         for h0, tile in src.tiles(r0, r1):
-            if c is None:
+            if mean is None:
                 c = tile.shape[2]
-                if self._mean.size < m * c:
-                    self._mean = np.empty(m * c, np.float32)
-                mean = self._mean[: m * c].reshape(m, c)
-                mean[:] = 0
+                if self.keep == "float32":  # the kept pattern is written in place: no copy
+                    mean = np.zeros((m, c), np.float32)
+                else:
+                    if self._mean.size < m * c:
+                        self._mean = np.empty(m * c, np.float32)
+                    mean = self._mean[: m * c].reshape(m, c)
+                    mean[:] = 0
             lo, hi = tile.dtype.type(o.sparsity_threshold), tile.dtype.type(o.coverage_threshold)
             inv_heads = tile.dtype.type(1.0 / self.heads)
             last = h0 + tile.shape[0] == self.heads
@@ -349,24 +359,25 @@ class _LayerRun:
                 if src.from_scores:
                     K.head_rows(tile, r0, h0, src.layer_causal, self.causal, src.sinks, lo, hi, int(o.window),
                                 self.pair_ptr, self.pair_key, self.f, self.pool, last, self.stats, self.colsum,
-                                mean, inv_heads, self.tiles, self.mean_tile, self.ebuf, self.acc)
+                                mean, inv_heads, self.tiles, self.mean_tile, self.ebuf, self.acc, self.positions)
                 else:
                     K.prob_rows(tile, r0, self.causal, lo, hi, int(o.window), self.pair_ptr, self.pair_key,
                                 self.f, self.pool, self.stats, self.colsum, mean, inv_heads, self.tiles,
                                 self.mean_tile)
-        # float32 column sums of at most one block of rows, gathered into float64 after each block
-        np.add(self.colsum64[:, :c], self.colsum[:, :, :c].sum(0, dtype=np.float64), out=self.colsum64[:, :c])
-        self.colsum[:, :, :c] = 0
+        if src.from_scores:
+            with _KERNEL_LOCK:
+                K.flush_columns(self.colsum, self.colsum64, c)
         if r1 == self.n:
             self.last_mean[:c] = mean[-1]
-        if self.keep is not None:
-            kept = np.array(mean, dtype=self.keep)
-            self.means.append((r0, r1, kept, kept.sum(-1, dtype=np.float64)))
+        if self.keep == "float32":
+            self.means.append((r0, r1, mean))
+        elif self.keep is not None:
+            self.means.append((r0, r1, _half(mean)))
 
     def result(self) -> LayerSummary:
-        from .reduce import max_pool, to_uint8
+        from .reduce import to_uint8
 
-        colsum = self.colsum64
+        colsum = self.colsum64 if self.source.from_scores else self.colsum.sum(0)
         metrics, roles = _reduce(self.stats, colsum, self.n, self.causal, self.options, self.pair_rows)
         tiles = mean_tile = thumbs = mean_thumb = None
         if self.pool:
@@ -375,11 +386,19 @@ class _LayerRun:
             else:
                 tiles, mean_tile = self.tiles, self.mean_tile
             f2 = pool_factor(self.side, THUMB_SIZE)
-            thumbs = to_uint8(max_pool(self.tiles, f2))
-            mean_thumb = to_uint8(max_pool(self.mean_tile, f2))
+            thumbs = to_uint8(K.pool2d(self.tiles, f2))
+            mean_thumb = to_uint8(K.pool2d(self.mean_tile[None], f2))[0]
         return LayerSummary(metrics=metrics, roles=roles, tiles=tiles, mean_tile=mean_tile, thumbs=thumbs,
                             mean_thumb=mean_thumb, colsum_mean=colsum.mean(0), last_mean=self.last_mean,
                             means=self.means)
+
+
+@functools.lru_cache(maxsize=2)
+def _positions(n: int) -> np.ndarray:
+    """float32 ``0 .. n - 1`` (read-only, shared by every pass over ``n`` tokens)."""
+    out = np.arange(n, dtype=np.float32)
+    out.flags.writeable = False
+    return out
 
 
 def _half(a: np.ndarray) -> np.ndarray:
@@ -424,7 +443,9 @@ def row_weights(n: int, causal: bool) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _reduce(stats, colsum, n, causal, options: PassOptions, pair_rows):
-    """Per-row statistics -> ``({metric: [head]}, {role: [head]})`` (formulas: docs/metrics.md)."""
+    """Per-row statistics ``[head, row, NSTATS]`` -> ``({metric: [head]}, {role: [head]})`` (formulas:
+    docs/metrics.md)."""
+    stats = np.moveaxis(stats, -1, 0)
     visible, w = row_weights(n, causal)
     ent, dist = stats[K.ENTROPY], stats[K.DISTANCE]
     logv = np.log(visible)

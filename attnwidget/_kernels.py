@@ -42,7 +42,8 @@ from numba import get_num_threads, get_thread_id, njit, prange
 from numba.core import types
 from numba.extending import intrinsic
 
-# Row statistics: index into the first axis of the float64 ``[NSTATS, head, row]`` array.
+# Row statistics: index into the last axis of the float64 ``[head, row, NSTATS]`` array (a row's
+# statistics are contiguous: one cache line written per row).
 ENTROPY, PEAK, BELOW, ABOVE, DISTANCE, SINK, PREVIOUS, LOCAL, DUPLICATE, INDUCTION, TOTAL = range(11)
 NSTATS = 11
 
@@ -119,8 +120,8 @@ def _exp(x):
 @njit(fastmath=True, nogil=True, cache=True, inline="always")
 def _row_extras(row, h, gi, ci, causal, window, pair_ptr, pair_key, stats):
     """The statistics read from a few weights of the finished row: sink, previous, local, repeats."""
-    stats[SINK, h, gi] = row[0]
-    stats[PREVIOUS, h, gi] = row[gi - 1] if 1 <= gi <= ci else 0.0
+    stats[h, gi, SINK] = row[0]
+    stats[h, gi, PREVIOUS] = row[gi - 1] if 1 <= gi <= ci else 0.0
     local = 0.0
     for d in range(window):
         back = gi - d
@@ -128,15 +129,15 @@ def _row_extras(row, h, gi, ci, causal, window, pair_ptr, pair_key, stats):
             local += row[back]
         if d > 0 and not causal and gi + d < ci:
             local += row[gi + d]
-    stats[LOCAL, h, gi] = local
+    stats[h, gi, LOCAL] = local
     dup = 0.0
     ind = 0.0
     for k in range(pair_ptr[gi], pair_ptr[gi + 1]):
         key = pair_key[k]
         dup += row[key]
         ind += row[key + 1]
-    stats[DUPLICATE, h, gi] = dup
-    stats[INDUCTION, h, gi] = ind
+    stats[h, gi, DUPLICATE] = dup
+    stats[h, gi, INDUCTION] = ind
 
 
 @njit(fastmath=True, nogil=True, cache=True, inline="always")
@@ -152,7 +153,7 @@ def _pool_cells(acc, ci, f, out_row):
 
 @njit(fastmath=True, nogil=True, cache=True, parallel=True)
 def head_rows(tile, r0, h0, layer_causal, causal, sinks, lo, hi, window, pair_ptr, pair_key, f, pool,
-              last, stats, colsum, mean, inv_heads, tiles, mean_tile, ebuf, acc):
+              last, stats, colsum, mean, inv_heads, tiles, mean_tile, ebuf, acc, positions):
     """Softmax and statistics of every row of ``tile`` (float32 scores ``[g, m, c]``: heads
     ``h0..h0+g-1``, rows ``r0..``).
 
@@ -162,11 +163,13 @@ def head_rows(tile, r0, h0, layer_causal, causal, sinks, lo, hi, window, pair_pt
     ``pair_ptr [n+1]``/``pair_key``: per query row, the earlier positions holding the same token.
     A work item is one group of ``f`` rows (``r0`` is a multiple of ``f``) with all ``g`` heads: it
     owns its rows of ``mean`` and one row of each ``f``-pooled heatmap tile. Writes
-    ``stats[:, h, r0 + i]``; adds rows to ``colsum[thread, h]`` and ``inv_heads`` times each row to
+    ``stats[h, r0 + i]``; adds rows to ``colsum[thread, h]`` (float32: at most one block of rows,
+    see :func:`flush_columns`) and ``inv_heads`` times each row to
     ``mean [m, c]`` (zeroed by the caller before the first group of heads); when ``pool``, max-pools
     each head into ``tiles [head, T, T]``, and when ``last`` (the mean is complete) the mean into
     ``mean_tile [T, T]``. ``tile`` ends up holding the probabilities (zeros after a causal row's last
-    key). Scratch: ``ebuf [threads, >= c]`` float32, ``acc [threads, >= c]`` int32.
+    key). Scratch: ``ebuf [threads, >= c]`` float32, ``acc [threads, >= c]`` int32. ``positions``:
+    float32 ``0, 1, 2, ...`` (at least ``c``), read instead of converting each key index.
     """
     g, m, c = tile.shape
     for item in prange((m + f - 1) // f):
@@ -179,8 +182,9 @@ def head_rows(tile, r0, h0, layer_causal, causal, sinks, lo, hi, window, pair_pt
             h = h0 + hh
             hsum = colsum[tid, h]
             widest = 0
-            if pool:
-                for j in range(c):
+            if pool:  # the group's rows see at most the block's c keys
+                last = min(c, r0 + g1) if layer_causal else c
+                for j in range(last):
                     vmax[j] = 0
             for i in range(g0, g1):
                 gi = r0 + i
@@ -218,7 +222,7 @@ def head_rows(tile, r0, h0, layer_causal, causal, sinks, lo, hi, window, pair_pt
                     row[j] = pv
                     below += np.float32(pv < lo)
                     above += np.float32(pv > hi)
-                    dist += pv * abs(gf - np.float32(j))
+                    dist += pv * abs(gf - positions[j])
                     hsum[j] += pv
                     mrow[j] += pv * inv_heads
                     vmax[j] = max(vmax[j], _bits(pv))
@@ -237,12 +241,12 @@ def head_rows(tile, r0, h0, layer_causal, causal, sinks, lo, hi, window, pair_pt
                     for j in range(ci):
                         total += row[j]
                     peak = _max32(row, ci)
-                stats[ENTROPY, h, gi] = math.log(z) * total - np.float64(sxe32) / z
-                stats[PEAK, h, gi] = peak
-                stats[BELOW, h, gi] = below
-                stats[ABOVE, h, gi] = above
-                stats[DISTANCE, h, gi] = dist
-                stats[TOTAL, h, gi] = total
+                stats[h, gi, ENTROPY] = math.log(z) * total - np.float64(sxe32) / z
+                stats[h, gi, PEAK] = peak
+                stats[h, gi, BELOW] = below
+                stats[h, gi, ABOVE] = above
+                stats[h, gi, DISTANCE] = dist
+                stats[h, gi, TOTAL] = total
                 _row_extras(row, h, gi, ci, causal, window, pair_ptr, pair_key, stats)
                 widest = max(widest, cs)
             if pool:
@@ -291,12 +295,12 @@ def prob_rows(tile, r0, causal, lo, hi, window, pair_ptr, pair_key, f, pool, sta
                     dist += pv * abs(gi - j)
                     ent -= pv * math.log(pv) if pv > 0 else 0.0
                     hsum[j] += pv
-                stats[ENTROPY, h, gi] = ent
-                stats[PEAK, h, gi] = peak
-                stats[BELOW, h, gi] = below
-                stats[ABOVE, h, gi] = above
-                stats[DISTANCE, h, gi] = dist
-                stats[TOTAL, h, gi] = total
+                stats[h, gi, ENTROPY] = ent
+                stats[h, gi, PEAK] = peak
+                stats[h, gi, BELOW] = below
+                stats[h, gi, ABOVE] = above
+                stats[h, gi, DISTANCE] = dist
+                stats[h, gi, TOTAL] = total
                 _row_extras(row, h, gi, ci, causal, window, pair_ptr, pair_key, stats)
                 if pool:
                     cells = tiles[h, gi // f]
@@ -314,3 +318,38 @@ def prob_rows(tile, r0, causal, lo, hi, window, pair_ptr, pair_key, f, pool, sta
                     for j in range(cc * f, min(c, cc * f + f)):
                         best = max(best, mrow[j])
                     cells[cc] = best
+
+
+@njit(fastmath=True, nogil=True, cache=True, parallel=True)
+def flush_columns(partial, total, c):
+    """``total[h, :c] += sum over threads of partial[t, h, :c]``, then zero ``partial``: the float32
+    column sums of one block of rows, gathered into float64."""
+    threads, heads, _ = partial.shape
+    for h in prange(heads):
+        out = total[h]
+        for t in range(threads):
+            part = partial[t, h]
+            for j in range(c):
+                out[j] += part[j]
+                part[j] = 0.0
+
+
+@njit(fastmath=True, nogil=True, cache=True, parallel=True)
+def pool2d(src, f):
+    """Max over ``f x f`` cells of each ``[r, c]`` matrix of ``src [k, r, c]`` (ragged edges: the cells
+    that exist): float32 ``[k, ceil(r / f), ceil(c / f)]``."""
+    k, r, c = src.shape
+    rows, cols = (r + f - 1) // f, (c + f - 1) // f
+    out = np.zeros((k, rows, cols), np.float32)
+    for item in prange(k * rows):
+        m = item // rows
+        a = item % rows
+        dst = out[m, a]
+        for i in range(a * f, min(r, a * f + f)):
+            row = src[m, i]
+            for b in range(cols):
+                best = dst[b]
+                for j in range(b * f, min(c, b * f + f)):
+                    best = max(best, row[j])
+                dst[b] = best
+    return out

@@ -201,15 +201,15 @@ def _push(vectors: np.ndarray, blocks, residual: float, reach: int) -> np.ndarra
     import torch
 
     out = np.zeros_like(vectors)
-    for r0, r1, block, sums in blocks:
+    for r0, r1, block in blocks:
         if r0 >= reach:
             break
         part = vectors[:, r0:r1]
         if not part.any():
             continue
-        denom = (1.0 - residual) * sums + residual
-        weighted = np.divide(part, denom, out=np.zeros_like(part), where=denom > 0)
         a = torch.from_numpy(block).double().numpy()
+        denom = (1.0 - residual) * a.sum(-1) + residual
+        weighted = np.divide(part, denom, out=np.zeros_like(part), where=denom > 0)
         out[:, :a.shape[1]] += (1.0 - residual) * (weighted @ a)
         out[:, r0:r1] += residual * weighted
     return out

@@ -124,40 +124,43 @@ class Capture:
         return n_keys
 
     def _scores(self, layer: int, heads: torch.Tensor | None, rows: torch.Tensor, visible: int,
-                out: torch.Tensor | None = None) -> torch.Tensor:
+                out: torch.Tensor | None = None, mask_future: bool = True) -> torch.Tensor:
         """Scores before the softmax, as eager attention computes them: float32 ``[heads, rows, visible]``.
 
         Same order of operations as transformers' eager attention: ``(q @ k^T) * scaling``, then
         soft-capping, then the mask (future keys of plain causal attention: the dtype's minimum).
         Query heads that share a key head (grouped-query attention) are stacked as the rows of one
         matmul, so keys are never copied per head. ``out``: a contiguous float32 buffer to write into.
+        ``mask_future=False`` leaves the future keys of plain causal attention unmasked (for a caller
+        that stops each row at its own position anyway, like the pattern engine).
         """
         record = self._records[layer]
         h_all, groups = record.query.shape[0], record.query.shape[0] // record.key.shape[0]
-        head_list = torch.arange(h_all) if heads is None else heads
+        head_list = list(range(h_all)) if heads is None else [int(h) for h in heads]
         q = _take_rows(record.query, rows)  # [H, r, d] view when the rows are consecutive
         r = q.shape[1]
         scores = out if out is not None else torch.empty(len(head_list), r, visible)
-        kv_of = head_list // groups
         # A power-of-two scaling (head_dim 64, 256, ...) is exact on the queries: same scores, one pass less.
         exact_fold = math.frexp(record.scaling)[0] == 0.5
         start = 0
         while start < len(head_list):  # runs of consecutive query heads sharing one key head: one matmul
             stop = start + 1
-            while (stop < len(head_list) and kv_of[stop] == kv_of[start]
+            while (stop < len(head_list) and head_list[stop] // groups == head_list[start] // groups
                    and head_list[stop] == head_list[stop - 1] + 1):
                 stop += 1
-            h0 = int(head_list[start])
+            h0 = head_list[start]
             qh = q[h0:h0 + stop - start].reshape((stop - start) * r, -1).float()
             if exact_fold:
                 qh = qh * record.scaling
-            key = record.key[int(kv_of[start]), :visible].float()
+            key = record.key[h0 // groups, :visible].float()
             torch.mm(qh, key.T, out=scores[start:stop].view((stop - start) * r, visible))
             start = stop
         if not exact_fold:
             scores.mul_(record.scaling)
         if record.softcap is not None:
             scores.div_(record.softcap).tanh_().mul_(record.softcap)
+        if record.mask < 0 and not mask_future:
+            return scores
         return self._apply_mask(scores, record, rows)
 
     def _weights(self, layer: int, heads: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor:
@@ -307,8 +310,10 @@ class Capture:
 
 def _take_rows(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """``t[:, rows]``, as a view when the rows are consecutive (the usual row block)."""
-    if len(rows) and int(rows[-1]) - int(rows[0]) + 1 == len(rows) and bool((rows.diff() == 1).all()):
-        return t.narrow(1, int(rows[0]), len(rows))
+    if len(rows):
+        first, last = int(rows[0]), int(rows[-1])
+        if last - first + 1 == len(rows) and (len(rows) < 3 or bool((rows.diff() == 1).all())):
+            return t.narrow(1, first, len(rows))
     return t[:, rows]
 
 

@@ -13,7 +13,10 @@ import math
 
 import numpy as np
 
-from ._engine import THUMB_SIZE, TILE_SIDE, Engine, pool_factor  # noqa: F401 (re-exported)
+from ._engine import THUMB_SIZE, Engine, pool_factor  # noqa: F401 (re-exported)
+from ._engine import TILE_SIDE as STORED_SIDE
+
+TILE_SIDE = 512  # a zoomed heatmap window: at most this many cells a side (max-pooled)
 
 GRAPH_NODES = 48  # the attention graph shows at most this many tokens: every node keeps a readable label
 LAYOUT_FLOOR = 0.02  # the graph's layout uses the edges above this, whatever the threshold (it stays put)
@@ -95,12 +98,12 @@ def heatmap_tile(source, layer: int, head: int | None, row0: int = 0, col0: int 
     """The window ``[row0:row0+rows, col0:col0+cols]`` of one head (or the mean), max-pooled to at
     most ``side x side`` cells, as float16 weights (0..1).
 
-    The whole sequence at the default side is the fused pass's stored tile (``summary``: a
-    :class:`~attnwidget._summary.Summary`, a lookup once its layer is done); a zoomed window is read
-    exactly from the rows it covers."""
+    With a ``summary`` (a :class:`~attnwidget._summary.Summary`), the whole sequence is the fused
+    pass's stored tile (at most ``attnwidget._engine.TILE_SIDE`` cells: a lookup once its layer is
+    done); a zoomed window is read exactly from the rows it covers."""
     src = engine(source)
     row0, col0, rows, cols = _window(src.n, row0, col0, rows, cols)
-    if summary is not None and (row0, col0, rows, cols) == (0, 0, src.n, src.n) and side == TILE_SIDE:
+    if summary is not None and (row0, col0, rows, cols) == (0, 0, src.n, src.n) and side >= STORED_SIDE:
         tile = summary.tile(layer, head)
         return {"matrix": wire(tile), "row0": 0, "col0": 0, "n_rows": rows, "n_cols": cols}
     block = src.matrix(layer, head, slice(row0, row0 + rows))[:, col0:col0 + cols]

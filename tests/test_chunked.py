@@ -46,10 +46,10 @@ class Recorder:
         scores = Capture._scores
         rec = self
 
-        def wrapped_scores(cap, layer, heads, rows, visible, out=None):
+        def wrapped_scores(cap, layer, heads, rows, visible, out=None, **kwargs):
             if rec.enabled:
                 rec.calls.append(("_scores", len(rows)))
-            return scores(cap, layer, heads, rows, visible, out=out)
+            return scores(cap, layer, heads, rows, visible, out=out, **kwargs)
 
         def wrapped_head_patterns(cap, layer, rows=None):
             out = head_patterns(cap, layer, rows=rows)
