@@ -445,7 +445,7 @@ def row_weights(n: int, causal: bool) -> tuple[np.ndarray, np.ndarray]:
 def _reduce(stats, colsum, n, causal, options: PassOptions, pair_rows):
     """Per-row statistics ``[head, row, NSTATS]`` -> ``({metric: [head]}, {role: [head]})`` (formulas:
     docs/metrics.md)."""
-    stats = np.moveaxis(stats, -1, 0)
+    stats = np.ascontiguousarray(np.moveaxis(stats, -1, 0))  # [NSTATS, head, row]: the same sums as before
     visible, w = row_weights(n, causal)
     ent, dist = stats[K.ENTROPY], stats[K.DISTANCE]
     logv = np.log(visible)
