@@ -57,9 +57,10 @@ const afterFrame = () => new Promise((resolve) => {
 let state = null;
 let model = null;
 
-/** Decode the state (not timed: in a notebook the comm delivers the buffers already decoded). */
-window.loadState = (json) => {
-  state = revive(json);
+/** Decode the state (not timed: in a notebook the comm delivers the buffers already decoded);
+ * `overrides` replaces traits (e.g. {view: "text"}). */
+window.loadState = (json, overrides = {}) => {
+  state = { ...revive(json), ...overrides };
   return true;
 };
 
@@ -137,6 +138,55 @@ window.hoverBench = async (count, seed = 1) => {
   }
   const hovers = model.sets.filter((n) => n === "hovered_token").length - before;
   return { moves, idle, hovers, cellW: geometry.cellW, cellH: geometry.cellH };
+};
+
+/**
+ * The text view: `count` pointer moves over random visible tokens, each dispatched at the start of a
+ * frame (time to the end of that frame: hit test, tooltip, overlay, hovered_token -> grid highlight);
+ * then `count` new text_data values (what the kernel sends after a hover: another focus token's row),
+ * each set at the start of a frame (time to the end of that frame: recolouring the visible lines and
+ * the minimap).
+ */
+window.textHoverBench = async (count, seed = 2) => {
+  const box = document.querySelector(".attnwidget-text");
+  const target = box.querySelector(".attnwidget-text-scroll");
+  const base = box.querySelector(".attnwidget-text-base");
+  const random = rng(seed);
+  const geometry = JSON.parse(box.dataset.geometry);
+  const indices = Object.keys(geometry.boxes).map(Number);
+  const rect = base.getBoundingClientRect();
+  const moves = [];
+  for (let i = 0; i < count; i++) {
+    const [x, y, w, h] = geometry.boxes[indices[Math.floor(random() * indices.length)]];
+    await frameStart();
+    const t0 = performance.now();
+    target.dispatchEvent(new PointerEvent("pointermove", {
+      clientX: rect.left + x + w / 2, clientY: rect.top + y + h / 2, bubbles: true, cancelable: true,
+      pointerId: 1, pointerType: "mouse", isPrimary: true,
+    }));
+    const t1 = performance.now();
+    await afterFrame();
+    moves.push([t1 - t0, performance.now() - t0]);
+  }
+  const original = state.text_data;
+  const values = new Float32Array(original.values.buffer.byteLength / 4);
+  new Uint8Array(values.buffer).set(new Uint8Array(original.values.buffer.buffer, original.values.buffer.byteOffset,
+    original.values.buffer.byteLength));
+  const updates = [];
+  for (let i = 0; i < count; i++) {
+    const shifted = new Float32Array(values.length);
+    const by = 1 + Math.floor(random() * 64);
+    shifted.set(values.subarray(by));
+    const next = { ...original, token: Math.max(0, original.token - by),
+      values: { ...original.values, buffer: new DataView(shifted.buffer) } };
+    await frameStart();
+    const t0 = performance.now();
+    model.set("text_data", next);
+    const t1 = performance.now();
+    await afterFrame();
+    updates.push([t1 - t0, performance.now() - t0]);
+  }
+  return { moves, updates, tokens: indices.length };
 };
 
 window.benchReady = true;
