@@ -5,7 +5,7 @@ Run: ``python benchmarks/bench_browser.py [--quick] [--tokens 512 2048 8192] [--
 For each length, the widget's real initial state (``AttentionWidget(cap).get_state()``'s synced
 traits for a SmolLM2 capture of that many tokens of prose: grid thumbnails, first heatmap tile,
 tokens) is built in a separate process (not timed; ``--state N=FILE`` reuses one written by
-``bench_scale.py --save-state``). A local server on 127.0.0.1 serves the built bundle
+``bench_long.py --save-state``). A local server on 127.0.0.1 serves the built bundle
 (``attnwidget/static/widget.js``) and ``benchmarks/browser/``; the page renders the widget with a
 stand-in for anywidget's model (``get/set/on/off/save_changes/send``) in an offline Chromium.
 

@@ -47,8 +47,8 @@ def steps(quick: bool, state_dir: Path) -> list[dict]:
          "title": "Exact attention flow vs the networkx reference"},
         {"name": "metrics", "cmd": [PY, "bench_metrics.py", *(["--tokens", "256", "--repeat", "1"] if quick else [])],
          "files": ["metrics.md"], "title": "Metrics (synthetic attention)"},
-        {"name": "scale", "cmd": [PY, "bench_scale.py", *q, "--save-state", str(state)],
-         "files": ["scale.md", "scale.json"], "title": f"End to end at {state_n} tokens"},
+        {"name": "long", "cmd": [PY, "bench_long.py", *q, "--save-state", str(state)],
+         "files": ["long.md", "long.json"], "title": "Long inputs (2048 and 8192 tokens), side by side"},
         {"name": "browser", "cmd": [PY, "bench_browser.py", *q, "--state", f"{state_n}={state}"],
          "files": ["browser.md", "browser.json"], "title": "Headless Chromium: first paint and hover"},
     ]
@@ -169,18 +169,18 @@ def summary_rows(ran: dict) -> list[list[str]]:
         rows.append(["first paint / hover repaint in headless Chromium", "<= 500 ms / <= 16 ms",
                      failed("browser") or "no result", _miss("browser")])
 
-    # 5: scale
-    sc = _read("scale.json") if not failed("scale") else None
-    if sc:
-        parts = ", ".join(f"{name.split(' (')[0]} {secs:.0f} s" for name, secs in sc["steps"])
-        rows.append([f"end to end at {sc['tokens']} tokens: capture, grid, metrics, first tile (one process)",
-                     "completes within 24 GB (peak RSS); report the time",
-                     f"{sc['peak'] / 2**30:.2f} GiB ({sc['peak'] / 1e9:.1f} GB) peak RSS, "
-                     f"{sc['total_steps_s'] / 60:.1f} min ({parts})",
-                     _yes(sc["met"])])
+    # 5: long inputs (bench_long.py's table: one row per measure and length)
+    text = _read("long.md") if not failed("long") else None
+    if text:
+        for line in text.splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) == 3 and cells[0] not in ("measure", "---"):
+                measure, goal, measured = cells
+                rows.append([measure, goal, measured, "**NO**" if "(over)" in measured or "not raised" in measured
+                             else ("—" if measured.startswith("not run") else "yes")])
     else:
-        rows.append(["end to end: capture, grid, metrics, first tile", "completes within 24 GB",
-                     failed("scale") or "no result", _miss("scale")])
+        rows.append(["long inputs (2048 and 8192 tokens)", "see bench_long.py", failed("long") or "no result",
+                     _miss("long")])
 
     # 6: flow (bench_flow.md)
     text = _read("flow.md") if not failed("flow") else None
@@ -241,7 +241,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes; results in benchmarks/results/quick/")
     parser.add_argument("--only", nargs="+", metavar="NAME",
-                        help="run only these: capture bytes flow metrics scale browser")
+                        help="run only these: capture bytes flow metrics long browser")
     args = parser.parse_args()
 
     started = time.time()
