@@ -13,9 +13,14 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 CHROMIUM := $(firstword $(wildcard /usr/bin/chromium /usr/bin/chromium-browser))
 JS_SOURCES := $(wildcard js/package.json js/package-lock.json js/src/*.js js/src/*/*.js)
 
-.PHONY: setup lab test test-fast bench browser js models clean
+.PHONY: setup lab test test-fast bench browser js models kernels clean
 
-setup: $(STAMP) js browser models
+setup: $(STAMP) js browser models kernels
+
+# Compile the pattern engine's numba kernels once (about 20 s; numba caches them beside the sources),
+# so the first show() in a notebook does not wait for the compiler. A no-op (< 1 s) when they are cached.
+kernels: $(STAMP)
+	@$(PY) -c "from attnwidget._engine import warm_up; warm_up()"
 
 # Convert SmolLM2's GGUF once (~20 s) so notebooks and tests start from a warm cache.
 models: $(STAMP)

@@ -480,3 +480,29 @@ def _reduce(stats, colsum, n, causal, options: PassOptions, pair_rows):
         "broad": metrics["normalized_entropy"],
     }
     return metrics, roles
+
+
+def warm_up() -> float:
+    """Compile the fused pass's kernels now (numba caches them on disk, so this costs once per
+    installation: about a minute on 2 cores) by running it on a small synthetic capture and on
+    arrays; returns the seconds it took. ``make setup`` calls it, so the first ``show()`` is fast."""
+    import time
+
+    from .capture import Capture
+    from ._recorder import QKRecord
+    from ._summary import Summary, default_options
+
+    t0 = time.perf_counter()
+    gen = torch.Generator().manual_seed(0)
+    n, heads = 40, 4
+    records = [QKRecord(f"layers.{i}", torch.randn(heads, n, 8, generator=gen), torch.randn(2, n, 8, generator=gen),
+                        -1, True, 0.125) for i in range(2)]
+    ends = np.arange(1, n + 1)
+    cap = Capture(records=records, masks=[], token_ids=np.arange(n) % 7, tokens=["x"] * n,
+                  offsets=np.stack([ends - 1, ends], 1), special=np.zeros(n, bool), generated=np.zeros(n, bool),
+                  partial=np.zeros(n, bool), text="x" * n, model_name="warm-up", is_causal=True, num_heads=heads)
+    Summary(cap, default_options(cap), keep_means=True).run()
+    patterns = cap.patterns()
+    for array in (patterns, patterns.astype(np.float64)):
+        Summary(array, PassOptions(token_ids=tuple(range(n)))).run()
+    return time.perf_counter() - t0

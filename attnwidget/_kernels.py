@@ -118,8 +118,15 @@ def _exp(x):
 
 
 @njit(fastmath=True, nogil=True, cache=True, inline="always")
-def _row_extras(row, h, gi, ci, causal, window, pair_ptr, pair_key, stats):
-    """The statistics read from a few weights of the finished row: sink, previous, local, repeats."""
+def _row_stats(stats, h, gi, ent, peak, below, above, dist, total, row, ci, causal, window, pair_ptr, pair_key):
+    """Store one finished row's statistics: the ones its loops summed, then the ones read from a few
+    of its weights (sink, previous, local, repeats)."""
+    stats[h, gi, ENTROPY] = ent
+    stats[h, gi, PEAK] = peak
+    stats[h, gi, BELOW] = below
+    stats[h, gi, ABOVE] = above
+    stats[h, gi, DISTANCE] = dist
+    stats[h, gi, TOTAL] = total
     stats[h, gi, SINK] = row[0]
     stats[h, gi, PREVIOUS] = row[gi - 1] if 1 <= gi <= ci else 0.0
     local = 0.0
@@ -241,13 +248,8 @@ def head_rows(tile, r0, h0, layer_causal, causal, sinks, lo, hi, window, pair_pt
                     for j in range(ci):
                         total += row[j]
                     peak = _max32(row, ci)
-                stats[h, gi, ENTROPY] = math.log(z) * total - np.float64(sxe32) / z
-                stats[h, gi, PEAK] = peak
-                stats[h, gi, BELOW] = below
-                stats[h, gi, ABOVE] = above
-                stats[h, gi, DISTANCE] = dist
-                stats[h, gi, TOTAL] = total
-                _row_extras(row, h, gi, ci, causal, window, pair_ptr, pair_key, stats)
+                _row_stats(stats, h, gi, math.log(z) * total - np.float64(sxe32) / z, peak, below, above, dist,
+                           total, row, ci, causal, window, pair_ptr, pair_key)
                 widest = max(widest, cs)
             if pool:
                 _pool_cells(vmax, widest, f, tiles[h, (r0 + g0) // f])
@@ -295,13 +297,8 @@ def prob_rows(tile, r0, causal, lo, hi, window, pair_ptr, pair_key, f, pool, sta
                     dist += pv * abs(gi - j)
                     ent -= pv * math.log(pv) if pv > 0 else 0.0
                     hsum[j] += pv
-                stats[h, gi, ENTROPY] = ent
-                stats[h, gi, PEAK] = peak
-                stats[h, gi, BELOW] = below
-                stats[h, gi, ABOVE] = above
-                stats[h, gi, DISTANCE] = dist
-                stats[h, gi, TOTAL] = total
-                _row_extras(row, h, gi, ci, causal, window, pair_ptr, pair_key, stats)
+                _row_stats(stats, h, gi, ent, peak, below, above, dist, total, row, ci, causal, window,
+                           pair_ptr, pair_key)
                 if pool:
                     cells = tiles[h, gi // f]
                     for cc in range((c + f - 1) // f):
