@@ -38,7 +38,7 @@ BLOCK_ELEMENTS = 1 << 22
 #: Floats in one tile of the fused pass (``heads sharing a key head x rows x visible keys``): 4 MiB
 #: of float32 scores; each row (``visible keys``, 32 KiB at 8192 tokens) is finished while it sits
 #: in the first-level cache. Read at call time, so a test can lower it.
-TILE_ELEMENTS = 1 << 20
+TILE_ELEMENTS = 1 << 22
 #: At most this many rows per block of the fused pass: a causal block computes the scores of its
 #: whole [rows, last row + 1] rectangle, of which the part above the diagonal is wasted (rows / 2 per
 #: row, 6% of a 2048-token pass); fewer rows would mean more calls, each with its own overhead.
@@ -47,7 +47,7 @@ MAX_BLOCK_ROWS = 128
 #: the overview is drawn in about 420 CSS px, so 256 cells keep every pixel's detail; a zoomed
 #: window is recomputed exactly (reduce.TILE_SIDE). Pooling into cells is the one step of the pass
 #: that does not vectorise, and it costs 1 / (tokens per cell) of it.
-TILE_SIDE = 256
+TILE_SIDE = 256  # at most; the tokens per cell are a power of two (tile_factor), so 128 to 256 cells
 THUMB_SIZE = 64  # grid thumbnails: at most this many cells a side, pooled from the tiles
 
 _KERNEL_LOCK = threading.Lock()  # numba's workqueue layer is not thread-safe; omp is, but do not oversubscribe
@@ -61,6 +61,12 @@ def block_rows(heads: int, n: int) -> int:
 def pool_factor(n: int, side: int) -> int:
     """Tokens per cell so that ``n`` tokens fit in ``side`` cells."""
     return max(1, math.ceil(n / side))
+
+
+def tile_factor(n: int, side: int) -> int:
+    """The stored tiles' tokens per cell: :func:`pool_factor` rounded up to a power of two (the pass
+    pools cells by halving), so ``n`` tokens fit in between ``side / 2`` and ``side`` cells."""
+    return 1 << (pool_factor(n, side) - 1).bit_length()
 
 
 def is_capture(obj) -> bool:
@@ -309,7 +315,7 @@ class _LayerRun:
         # column sums: per thread, float32 for one block of scores (gathered into float64 after it)
         self.colsum = np.zeros((threads, heads, n), np.float32 if source.from_scores else source.dtype)
         self.colsum64 = np.zeros((heads, n))
-        self.f = pool_factor(n, options.tile_side or TILE_SIDE)
+        self.f = tile_factor(n, options.tile_side or TILE_SIDE)
         self.side = math.ceil(n / self.f)
         self.pool = bool(options.tiles)
         side = self.side if self.pool else 1
@@ -317,7 +323,8 @@ class _LayerRun:
         self.mean_tile = np.zeros((side, side), np.float32)
         if source.from_scores:
             self.ebuf = np.empty((threads, n), np.float32)
-            self.acc = np.empty((threads, n), np.int32)
+            self.acc = np.empty((threads, n + self.f), np.int32)
+            self.acc2 = np.empty((threads, n + self.f), np.int32)
             self.positions = _positions(n)
         self.pair_ptr, self.pair_key, self.pair_rows = _pairs(options.token_ids, n)
         self.means = []
@@ -359,7 +366,8 @@ class _LayerRun:
                 if src.from_scores:
                     K.head_rows(tile, r0, h0, src.layer_causal, self.causal, src.sinks, lo, hi, int(o.window),
                                 self.pair_ptr, self.pair_key, self.f, self.pool, last, self.stats, self.colsum,
-                                mean, inv_heads, self.tiles, self.mean_tile, self.ebuf, self.acc, self.positions)
+                                mean, inv_heads, self.tiles, self.mean_tile, self.ebuf, self.acc, self.acc2,
+                                self.positions)
                 else:
                     K.prob_rows(tile, r0, self.causal, lo, hi, int(o.window), self.pair_ptr, self.pair_key,
                                 self.f, self.pool, self.stats, self.colsum, mean, inv_heads, self.tiles,
@@ -480,6 +488,18 @@ def _reduce(stats, colsum, n, causal, options: PassOptions, pair_rows):
         "broad": metrics["normalized_entropy"],
     }
     return metrics, roles
+
+
+_PRELOAD: threading.Thread | None = None
+
+
+def preload() -> None:
+    """Load (or compile) the kernels on a daemon thread, once per process: ``capture`` calls it, so that
+    while the model runs, numba reads its cache (about 0.5 s), and the first view does not wait for it."""
+    global _PRELOAD
+    if _PRELOAD is None:
+        _PRELOAD = threading.Thread(target=warm_up, name="attnwidget-preload", daemon=True)
+        _PRELOAD.start()
 
 
 def warm_up() -> float:

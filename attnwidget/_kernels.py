@@ -118,17 +118,18 @@ def _exp(x):
 
 
 @njit(fastmath=True, nogil=True, cache=True, inline="always")
-def _row_stats(stats, h, gi, ent, peak, below, above, dist, total, row, ci, causal, window, pair_ptr, pair_key):
+def _row_stats(stats, h, gi, ent, peak, below, above, dist, total, row, scale, ci, causal, window, pair_ptr,
+               pair_key):
     """Store one finished row's statistics: the ones its loops summed, then the ones read from a few
-    of its weights (sink, previous, local, repeats)."""
+    of its weights (sink, previous, local, repeats): weight ``j`` is ``row[j] * scale``."""
     stats[h, gi, ENTROPY] = ent
     stats[h, gi, PEAK] = peak
     stats[h, gi, BELOW] = below
     stats[h, gi, ABOVE] = above
     stats[h, gi, DISTANCE] = dist
     stats[h, gi, TOTAL] = total
-    stats[h, gi, SINK] = row[0]
-    stats[h, gi, PREVIOUS] = row[gi - 1] if 1 <= gi <= ci else 0.0
+    stats[h, gi, SINK] = row[0] * scale
+    stats[h, gi, PREVIOUS] = row[gi - 1] * scale if 1 <= gi <= ci else 0.0
     local = 0.0
     for d in range(window):
         back = gi - d
@@ -136,31 +137,50 @@ def _row_stats(stats, h, gi, ent, peak, below, above, dist, total, row, ci, caus
             local += row[back]
         if d > 0 and not causal and gi + d < ci:
             local += row[gi + d]
-    stats[h, gi, LOCAL] = local
+    stats[h, gi, LOCAL] = local * scale
     dup = 0.0
     ind = 0.0
     for k in range(pair_ptr[gi], pair_ptr[gi + 1]):
         key = pair_key[k]
         dup += row[key]
         ind += row[key + 1]
-    stats[h, gi, DUPLICATE] = dup
-    stats[h, gi, INDUCTION] = ind
+    stats[h, gi, DUPLICATE] = dup * scale
+    stats[h, gi, INDUCTION] = ind * scale
 
 
 @njit(fastmath=True, nogil=True, cache=True, inline="always")
-def _pool_cells(acc, ci, f, out_row):
-    """``out_row[cc] = max(out_row[cc], max(acc[cc*f : cc*f+f]))`` for the cells under ``ci`` keys;
-    ``acc`` holds the int32 bit patterns of non-negative floats (same order as the floats)."""
-    for cc in range((ci + f - 1) // f):
-        best = np.int32(0)
-        for j in range(cc * f, min(ci, cc * f + f)):
-            best = max(best, acc[j])
-        out_row[cc] = max(out_row[cc], _float(best))
+def _halve(src, dst, half):
+    for k in range(half):
+        a = src[2 * k]
+        b = src[2 * k + 1]
+        dst[k] = a if a > b else b
+
+
+@njit(fastmath=True, nogil=True, cache=True, inline="always")
+def _pool_cells(acc, tmp, ci, f, out_row):
+    """``out_row[cc] = max(out_row[cc], max(acc[cc*f : cc*f+f]))`` for the cells under ``ci`` keys.
+
+    ``acc`` holds the int32 bit patterns of non-negative floats (same order as the floats), zero from
+    ``ci`` up to the next multiple of ``f``; ``f`` is a power of two. Pairs are reduced in halving
+    passes between ``acc`` and ``tmp`` (contiguous, so they vectorise; a loop per cell does not);
+    ``acc`` is overwritten."""
+    length = (ci + f - 1) // f * f
+    src, dst = acc, tmp
+    width = 1
+    while width < f:
+        _halve(src, dst, length // 2)
+        length //= 2
+        src, dst = dst, src
+        width *= 2
+    for cc in range(length):
+        v = _float(src[cc])
+        if v > out_row[cc]:
+            out_row[cc] = v
 
 
 @njit(fastmath=True, nogil=True, cache=True, parallel=True)
 def head_rows(tile, r0, h0, layer_causal, causal, sinks, lo, hi, window, pair_ptr, pair_key, f, pool,
-              last, stats, colsum, mean, inv_heads, tiles, mean_tile, ebuf, acc, positions):
+              last, stats, colsum, mean, inv_heads, tiles, mean_tile, ebuf, acc, acc2, positions):
     """Softmax and statistics of every row of ``tile`` (float32 scores ``[g, m, c]``: heads
     ``h0..h0+g-1``, rows ``r0..``).
 
@@ -174,8 +194,9 @@ def head_rows(tile, r0, h0, layer_causal, causal, sinks, lo, hi, window, pair_pt
     see :func:`flush_columns`) and ``inv_heads`` times each row to
     ``mean [m, c]`` (zeroed by the caller before the first group of heads); when ``pool``, max-pools
     each head into ``tiles [head, T, T]``, and when ``last`` (the mean is complete) the mean into
-    ``mean_tile [T, T]``. ``tile`` ends up holding the probabilities (zeros after a causal row's last
-    key). Scratch: ``ebuf [threads, >= c]`` float32, ``acc [threads, >= c]`` int32. ``positions``:
+    ``mean_tile [T, T]``. ``tile`` is left as it was (the weights live in the scratch ``ebuf``).
+    Scratch: ``ebuf [threads, >= c]`` float32, ``acc``/``acc2 [threads, >= c + f]`` int32 (``f`` a power of
+    two). ``positions``:
     float32 ``0, 1, 2, ...`` (at least ``c``), read instead of converting each key index.
     """
     g, m, c = tile.shape
@@ -185,13 +206,14 @@ def head_rows(tile, r0, h0, layer_causal, causal, sinks, lo, hi, window, pair_pt
         tid = get_thread_id()
         e = ebuf[tid]
         vmax = acc[tid]
+        spare = acc2[tid]
         for hh in range(g):
             h = h0 + hh
             hsum = colsum[tid, h]
             widest = 0
-            if pool:  # the group's rows see at most the block's c keys
-                last = min(c, r0 + g1) if layer_causal else c
-                for j in range(last):
+            if pool:  # the group's rows see at most the block's c keys; zeros up to a whole cell
+                seen = min(c, r0 + g1) if layer_causal else c
+                for j in range((seen + f - 1) // f * f):
                     vmax[j] = 0
             for i in range(g0, g1):
                 gi = r0 + i
@@ -224,9 +246,8 @@ def head_rows(tile, r0, h0, layer_causal, causal, sinks, lo, hi, window, pair_pt
                 above = np.float32(0.0)
                 dist = np.float32(0.0)
                 gf = np.float32(gi)
-                for j in range(ci):
+                for j in range(ci):  # the weights are e[j] * inv; nothing is written back
                     pv = e[j] * inv
-                    row[j] = pv
                     below += np.float32(pv < lo)
                     above += np.float32(pv > hi)
                     dist += pv * abs(gf - positions[j])
@@ -235,32 +256,30 @@ def head_rows(tile, r0, h0, layer_causal, causal, sinks, lo, hi, window, pair_pt
                     vmax[j] = max(vmax[j], _bits(pv))
                 for j in range(ci, cs):
                     pv = e[j] * inv
-                    row[j] = pv
                     mrow[j] += pv * inv_heads
                     vmax[j] = max(vmax[j], _bits(pv))
-                for j in range(cs, c):
-                    row[j] = 0.0
                 if ci == cs:
                     total = zkeys / z
                     peak = math.exp(rowmax - mx) / z
                 else:
                     total = 0.0
                     for j in range(ci):
-                        total += row[j]
-                    peak = _max32(row, ci)
+                        total += e[j]
+                    total *= inv
+                    peak = _max32(e, ci) * inv
                 _row_stats(stats, h, gi, math.log(z) * total - np.float64(sxe32) / z, peak, below, above, dist,
-                           total, row, ci, causal, window, pair_ptr, pair_key)
+                           total, e, inv, ci, causal, window, pair_ptr, pair_key)
                 widest = max(widest, cs)
             if pool:
-                _pool_cells(vmax, widest, f, tiles[h, (r0 + g0) // f])
+                _pool_cells(vmax, spare, widest, f, tiles[h, (r0 + g0) // f])
         if pool and last:
-            for j in range(c):
+            for j in range((c + f - 1) // f * f):
                 vmax[j] = 0
             for i in range(g0, g1):
                 mrow = mean[i]
                 for j in range(c):
                     vmax[j] = max(vmax[j], _bits(mrow[j]))
-            _pool_cells(vmax, c, f, mean_tile[(r0 + g0) // f])
+            _pool_cells(vmax, spare, c, f, mean_tile[(r0 + g0) // f])
 
 
 @njit(fastmath=True, nogil=True, cache=True, parallel=True)
@@ -297,7 +316,7 @@ def prob_rows(tile, r0, causal, lo, hi, window, pair_ptr, pair_key, f, pool, sta
                     dist += pv * abs(gi - j)
                     ent -= pv * math.log(pv) if pv > 0 else 0.0
                     hsum[j] += pv
-                _row_stats(stats, h, gi, ent, peak, below, above, dist, total, row, ci, causal, window,
+                _row_stats(stats, h, gi, ent, peak, below, above, dist, total, row, 1.0, ci, causal, window,
                            pair_ptr, pair_key)
                 if pool:
                     cells = tiles[h, gi // f]

@@ -117,6 +117,14 @@ class Summary:
                 on_layer(layer, result)
         return True
 
+    def release_means(self) -> None:
+        """Drop the kept head-mean patterns (the statistics stay); rollout rows then recompute them."""
+        with self._lock:
+            for layer, summary in list(self._layers.items()):
+                if summary.means:
+                    self._layers[layer] = LayerSummary(**{**summary.__dict__, "means": []})
+            self.keep_dtype, self.keep_layers = None, 0
+
     def eta(self) -> float | None:
         """Seconds left for the missing layers, from the time the computed ones took (None: unknown)."""
         with self._lock:

@@ -368,6 +368,9 @@ def capture(model, tokenizer, inputs, *, generate: int = 0, attention_mask=None,
     supports it. The model is left exactly as it was, also when something raises.
     """
     _check_model(model, tokenizer)
+    from ._engine import preload
+
+    preload()  # the pattern engine's kernels load while the model runs
     if method not in ("auto", "qk", "weights"):
         raise ValueError(f"method must be 'auto', 'qk' or 'weights'; got {method!r}")
     if isinstance(generate, bool) or not isinstance(generate, (int, np.integer)) or generate < 0:

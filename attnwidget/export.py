@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import reduce as r
+from ._engine import tile_factor
 
 STATIC = pathlib.Path(__file__).parent / "static"
 BUNDLES = {"widget": STATIC / "widget.js", "static_model": STATIC / "static_model.js"}
@@ -120,6 +121,7 @@ def _subject(obj, layer, head, view, threshold) -> _Subject:
     widget = getattr(obj, "widget", None) if not isinstance(obj, AttentionWidget) else obj
     if isinstance(widget, AttentionWidget):
         w = widget
+        w.wait()  # every layer's metrics, for color_by
         color = None
         if w.color_by:
             color = np.asarray(w.metric_grid(w.color_by), dtype=np.float32)
@@ -184,7 +186,7 @@ def _heatmaps(source, side: int, full_layer: int | None):
     n, L, H = source.n, source.num_layers, source.num_heads
     summary = summary_for(source.obj, default_options(source.obj, tile_side=side, tile_dtype="float32"))
     summary.run()
-    f = r.pool_factor(n, side)
+    f = tile_factor(n, side)
     first = summary.layer(0)
     s = first.mean_tile.shape[-1]
     heat = np.zeros((L, H + 1, s, s), dtype=np.float32)
@@ -235,7 +237,7 @@ def build_payload(obj, *, layer=None, head=None, view=None, threshold=None, heat
     n, L, H = source.n, source.num_layers, source.num_heads
     if not isinstance(heatmap_side, (int, np.integer)) or heatmap_side < 1:
         raise ValueError(f"heatmap_side must be a positive int; got {heatmap_side!r}")
-    pooled = r.pool_factor(n, heatmap_side) > 1
+    pooled = tile_factor(n, heatmap_side) > 1
     full_layer = subject.layer if (full_resolution and pooled and n <= FULL_MAX_TOKENS) else None
     heat, full, factor = _heatmaps(source, int(heatmap_side), full_layer)
     arrays: dict[str, np.ndarray] = {}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._tables import check_inputs, fmt, plain, require_capture, select_layers, show, table, visible_rows
+from ._progress import make_bar
 from ._summary import summary_for
 
 __all__ = ["LanguageComparison", "LanguageStats", "compare_languages", "merge_pieces"]
@@ -178,7 +179,8 @@ def _language(name: str, capture, top_k: int, exclude_first: bool, exclude_speci
 
 
 def compare_languages(model=None, tokenizer=None, texts=None, *, captures=None, top_k: int = 5,
-                      exclude_first: bool = True, exclude_special: bool = True, layers=None) -> LanguageComparison:
+                      exclude_first: bool = True, exclude_special: bool = True, layers=None,
+                      progress=None) -> LanguageComparison:
     """Capture a text per language and compare their attention; returns a :class:`LanguageComparison`.
 
     ``texts``: ``{language: text}`` captured with ``attnwidget.capture(model, tokenizer, text)``, or
@@ -188,7 +190,8 @@ def compare_languages(model=None, tokenizer=None, texts=None, *, captures=None, 
     to more rows, but the last tokens rest on few rows). ``exclude_first`` (default True) leaves the
     first token out of the rankings (most heads park attention there: a sink, not content);
     ``exclude_special`` (default True) leaves out special tokens. The byte pieces of one character are
-    merged into one entry (see :func:`merge_pieces`).
+    merged into one entry (see :func:`merge_pieces`). ``progress``: a ``tqdm.auto`` bar over the
+    languages (None: when estimated over about 2 s).
     """
     check_inputs("compare_languages", "texts", texts, captures, model, tokenizer)
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
@@ -197,10 +200,25 @@ def compare_languages(model=None, tokenizer=None, texts=None, *, captures=None, 
         bad = [k for k, v in texts.items() if not isinstance(v, str)]
         if bad:
             raise TypeError(f"texts must map a language to a string; {bad[0]!r} maps to {type(texts[bad[0]]).__name__}.")
-        from .capture import capture as capture_fn
+    from .templates import _seconds
 
-        made = {k: capture_fn(model, tokenizer, v) for k, v in texts.items()}
-    else:
-        made = {k: require_capture(v, f"compare_languages(captures=...)[{k!r}]") for k, v in captures.items()}
-    stats = {str(k): _language(str(k), c, int(top_k), exclude_first, exclude_special, layers) for k, c in made.items()}
+    items = texts if texts is not None else captures
+    bar = make_bar(2 * len(items), "attnwidget languages", progress, _seconds(model, texts, captures), "step")
+    try:
+        if texts is not None:
+            from .capture import capture as capture_fn
+
+            made = {}
+            for k, v in texts.items():
+                made[k] = capture_fn(model, tokenizer, v)
+                bar.update(1)
+        else:
+            made = {k: require_capture(v, f"compare_languages(captures=...)[{k!r}]") for k, v in captures.items()}
+            bar.update(len(made))
+        stats = {}
+        for k, c in made.items():
+            stats[str(k)] = _language(str(k), c, int(top_k), exclude_first, exclude_special, layers)
+            bar.update(1)
+    finally:
+        bar.close()
     return LanguageComparison(stats, int(top_k), bool(exclude_first), bool(exclude_special))

@@ -137,7 +137,7 @@ def _score(metrics, *, normalized, expected, pattern_weight) -> QualityScore:
 
 
 def quality_score(attn, expected=None, *, normalized: bool = False, pattern_weight: float = 0.5,
-                  sparsity_threshold: float = 0.01, window: int = 3) -> QualityScore:
+                  sparsity_threshold: float = 0.01, window: int = 3, progress=None) -> QualityScore:
     """The seed article's attention "quality" score, per head, in [0, 1]; returns a :class:`QualityScore`.
 
     Per head: ``0.3 if 1.0 < entropy < 3.0`` (nats) ``+ 0.3 if 0.3 < sparsity < 0.7 + 0.4 x locality``
@@ -149,12 +149,14 @@ def quality_score(attn, expected=None, *, normalized: bool = False, pattern_weig
     the band ``0.25 < H / ln v < 0.75``, equal to the nats band at ``n = e^4 ~ 55`` tokens.
     ``expected`` (a pattern name, an array or a Capture, see :func:`attnwidget.metrics.pattern_match`):
     the score becomes ``(1 - pattern_weight) x seed score + pattern_weight x pattern match``.
+    ``progress``: a ``tqdm.auto`` bar for long inputs (see :func:`attnwidget.compute_metrics`).
     """
     pattern_weight = _check_weight(pattern_weight)
     names = ["entropy", "normalized_entropy", "sparsity", "locality"]
     if expected is not None:
         names.append("pattern_match")
-    metrics = compute_metrics(attn, names, sparsity_threshold=sparsity_threshold, expected=expected, window=window)
+    metrics = compute_metrics(attn, names, sparsity_threshold=sparsity_threshold, expected=expected, window=window,
+                              progress=progress)
     return _score(metrics, normalized=normalized, expected=expected, pattern_weight=pattern_weight)
 
 
@@ -302,7 +304,7 @@ def _recommendations(summary, metrics, n, expected) -> list[Recommendation]:
 
 
 def attention_report(attn, *, expected=None, normalized: bool = False, sparsity_threshold: float = 0.01,
-                     pattern_weight: float = 0.5, window: int = 3) -> AttentionReport:
+                     pattern_weight: float = 0.5, window: int = 3, progress=None) -> AttentionReport:
     """Summarise the attention of a Capture (or a ``[layer, head, query, key]`` array); returns an
     :class:`AttentionReport` that prints as a text report (``print(report)``) and gives plain data
     (``report.to_dict()``).
@@ -311,11 +313,14 @@ def attention_report(attn, *, expected=None, normalized: bool = False, sparsity_
     the most focused / most diffuse / strongest sink / previous-token / induction heads, the
     recommendations whose thresholds (:data:`THRESHOLDS`, docs/analysis.md) are crossed, and the
     :func:`quality_score` (``expected``, ``normalized``, ``pattern_weight`` are passed on to it).
+    ``progress``: a ``tqdm.auto`` bar for long inputs (None: when estimated over about 2 s). The roles
+    read the same pass as the metrics.
     """
     pattern_weight = _check_weight(pattern_weight)
     names = list(SUMMARY) + ["mean_distance"] + (["pattern_match"] if expected is not None else [])
-    metrics = compute_metrics(attn, names, sparsity_threshold=sparsity_threshold, expected=expected, window=window)
-    roles = head_roles(attn)
+    metrics = compute_metrics(attn, names, sparsity_threshold=sparsity_threshold, expected=expected, window=window,
+                              progress=progress)
+    roles = head_roles(attn, progress=progress)
     dominant = roles.dominant()
     keys = list(SUMMARY) + (["pattern_match"] if expected is not None else [])
     summary = {k: float(np.mean(metrics[k])) for k in keys}

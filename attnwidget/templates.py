@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._tables import check_inputs, fmt, plain, require_capture, select_layers, table
+from ._progress import make_bar, text_seconds
 from ._summary import summary_for
 from .parts import _assign, chat_parts
 
@@ -103,7 +104,7 @@ def _template_stats(capture, layer_list, messages) -> dict[str, np.ndarray]:
     return {s: np.array(v) for s, v in per.items()}
 
 
-def compare_templates(model=None, tokenizer=None, templates=None, *, captures=None, layers=None,
+def compare_templates(model=None, tokenizer=None, templates=None, *, captures=None, layers=None, progress=None,
                       **capture_kwargs) -> TemplateComparison:
     """Capture each prompt template and set its statistics side by side; returns a :class:`TemplateComparison`.
 
@@ -112,14 +113,37 @@ def compare_templates(model=None, tokenizer=None, templates=None, *, captures=No
     ``layers``: which layers to average (default all). Statistics: see ``TEMPLATE_STATS`` and
     docs/analysis.md. "Content" is the text of the messages (for a plain string: every non-special
     token), "special" the special tokens, "markup" the rest (role names, newlines of the template).
+    ``progress``: a ``tqdm.auto`` bar over the templates (None: when estimated over about 2 s).
     """
     check_inputs("compare_templates", "templates", templates, captures, model, tokenizer)
-    if templates is not None:
-        from .capture import capture as capture_fn
+    items = templates if templates is not None else captures
+    bar = make_bar(2 * len(items), "attnwidget templates", progress, _seconds(model, templates, captures), "step")
+    try:
+        if templates is not None:
+            from .capture import capture as capture_fn
 
-        made = {name: capture_fn(model, tokenizer, t, **capture_kwargs) for name, t in templates.items()}
-    else:
-        made = {name: require_capture(c, f"compare_templates(captures=...)[{name!r}]") for name, c in captures.items()}
+            made = {}
+            for name, t in templates.items():
+                made[name] = capture_fn(model, tokenizer, t, **capture_kwargs)
+                bar.update(1)
+        else:
+            made = {name: require_capture(c, f"compare_templates(captures=...)[{name!r}]")
+                    for name, c in captures.items()}
+            bar.update(len(made))
+        return _compare(made, templates, layers, bar)
+    finally:
+        bar.close()
+
+
+def _seconds(model, texts, captures) -> float:
+    from ._summary import estimate_seconds
+
+    if texts is not None:
+        return text_seconds(model, texts.values())
+    return sum(estimate_seconds(summary_for(c).engine) for c in captures.values() if hasattr(c, "_records"))
+
+
+def _compare(made, templates, layers, bar) -> TemplateComparison:
     names = [str(k) for k in made]
     stats: dict[str, list] = {s: [] for s in TEMPLATE_STATS}
     by_layer: dict[str, list] = {s: [] for s in TEMPLATE_STATS if s != "num_tokens"}
@@ -129,6 +153,7 @@ def compare_templates(model=None, tokenizer=None, templates=None, *, captures=No
         source = templates.get(name) if templates is not None else None
         messages = source if isinstance(source, (list, tuple)) else None
         per = _template_stats(cap, layer_list, messages)
+        bar.update(1)
         stats["num_tokens"].append(cap.num_tokens)
         for s, v in per.items():
             stats[s].append(float(v.mean()))

@@ -9,9 +9,11 @@ worker thread, so hovers and clicks keep being answered.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import pathlib
 import threading
+import weakref
 
 import anywidget
 import numpy as np
@@ -27,6 +29,24 @@ VIEWS = ("heatmap", "text", "lines", "graph", "rollout")
 COLOR_SCALES = ("linear", "log", "no_sink")
 TEXT_SOURCES = ("attention", "rollout", "flow")
 ROLLOUT_MATRIX_TOKENS = 1024  # up to this length the widget keeps the whole rollout matrix
+#: The background pass starts when the page says it has painted the widget (so the browser, on the
+#: same cores, is not slowed by it), when ``wait()`` is called, or after this many seconds with no page.
+START_AFTER_SECONDS = 3.0
+_RUNNING: "weakref.WeakSet[AttentionWidget]" = weakref.WeakSet()  # widgets whose background pass runs
+
+
+@atexit.register
+def _stop_passes() -> None:
+    """At interpreter exit, stop every background pass and wait for it (at most one layer): a thread
+    left inside compiled code while the interpreter tears down aborts the process."""
+    widgets = list(_RUNNING)
+    for widget in widgets:
+        widget._stop.set()
+        widget._go.set()
+        widget._jobs.shutdown(wait=False, cancel_futures=True)
+    for widget in widgets:
+        if widget._thread is not None:
+            widget._thread.join(timeout=60)
 
 
 def _bundle() -> pathlib.Path:
@@ -116,6 +136,7 @@ class AttentionWidget(anywidget.AnyWidget):
         self._png_counter = 0
         self._lock = threading.RLock()
         self._stop = threading.Event()
+        self._go = threading.Event()
         self._thread: threading.Thread | None = None
         self._jobs = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="attnwidget")
         self._pending_row: int | None = None
@@ -157,6 +178,7 @@ class AttentionWidget(anywidget.AnyWidget):
             return
 
         def work():
+            self._go.wait(START_AFTER_SECONDS)
             try:
                 if self._summary.run(order, stop=self._stop, on_layer=self._layer_done, progress=bar):
                     self._pass_done()
@@ -167,6 +189,7 @@ class AttentionWidget(anywidget.AnyWidget):
                 bar.close()
 
         self._thread = threading.Thread(target=work, name="attnwidget-pass", daemon=True)
+        _RUNNING.add(self)
         self._thread.start()
 
     def _layer_done(self, layer: int, result) -> None:
@@ -186,6 +209,7 @@ class AttentionWidget(anywidget.AnyWidget):
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the background pass over every layer and for the answers still being computed
         (rollout rows of long inputs); True when every layer is done."""
+        self._go.set()
         if self._thread is not None:
             self._thread.join(timeout)
         try:
@@ -195,12 +219,20 @@ class AttentionWidget(anywidget.AnyWidget):
         return self._summary.complete()
 
     def close(self) -> None:
-        """Stop the background pass and the worker, then close the widget."""
+        """Stop the background pass and the worker, release the head-mean patterns kept for rollout
+        rows (up to 1.5 GiB on long inputs; the metrics stay cached on the capture), close the widget."""
         stop, jobs = getattr(self, "_stop", None), getattr(self, "_jobs", None)
         if stop is not None:
             stop.set()
+            self._go.set()
         if jobs is not None:
             jobs.shutdown(wait=False, cancel_futures=True)
+        summary = getattr(self, "_summary", None)
+        if summary is not None:
+            thread = getattr(self, "_thread", None)
+            if thread is not None and thread.is_alive():
+                thread.join(timeout=60)  # it stops after its current layer
+            summary.release_means()
         super().close()
 
     # -- validation ----------------------------------------------------------------------------
@@ -457,7 +489,9 @@ class AttentionWidget(anywidget.AnyWidget):
     # -- messages ------------------------------------------------------------------------------
     def _on_message(self, widget, content, buffers) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
-        if kind == "tile_request":
+        if kind == "painted":  # the page shows the widget: the background pass may use the cores now
+            self._go.set()
+        elif kind == "tile_request":
             tile = self._tile(content.get("row0", 0), content.get("col0", 0), content.get("rows"),
                               content.get("cols"))
             matrix = tile.pop("matrix")

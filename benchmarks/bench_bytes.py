@@ -36,6 +36,7 @@ def ours(n: int) -> dict:
     ids = token_ids(tok, n)
     with PeakRSS() as peak:
         explorer = attnwidget.show(model, tok, ids)
+        explorer.wait()  # every layer's thumbnails and panels (the same bytes as at first paint)
     instances = list(ipywidgets.Widget.widgets.values()) if hasattr(ipywidgets.Widget, "widgets") else []
     if not instances:
         from ipywidgets.widgets.widget import _instances

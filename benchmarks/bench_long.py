@@ -225,12 +225,14 @@ def case_lab(n: int) -> dict:
                 page.wait_for_function("() => document.querySelector('.attnwidget')?.dataset.paintedAt",
                                        timeout=120000, polling=20)
                 painted = float(page.evaluate("document.querySelector('.attnwidget').dataset.paintedAt"))
+                started = float(page.evaluate("document.querySelector('.attnwidget').dataset.renderStartedAt"))
                 page.wait_for_function("() => document.body.innerText.includes('SHOW ')", timeout=60000, polling=50)
                 line = next(x for x in page.evaluate("document.body.innerText").splitlines() if x.startswith("SHOW "))
                 t0, t1 = (float(v) for v in line.split()[1:3])
                 blocked = list(context.blocked_requests)
                 page.close()
-    return {"tokens": n, "first_paint_s": painted / 1000 - t0, "show_s": t1 - t0, "blocked": blocked}
+    return {"tokens": n, "first_paint_s": painted / 1000 - t0, "show_s": t1 - t0,
+            "render_start_s": started / 1000 - t0, "blocked": blocked}
 
 
 def case_cgroup() -> dict:

@@ -121,8 +121,10 @@ def max_pool(m: np.ndarray, f: int) -> np.ndarray:
     return out
 
 
-def tile_factor(n: int, side: int = 512) -> int:
-    return max(1, math.ceil(n / side))
+def tile_factor(n: int, side: int = 256) -> int:
+    """Tokens per stored tile cell: ceil(n / side) rounded up to a power of two."""
+    f = max(1, math.ceil(n / side))
+    return 1 << (f - 1).bit_length()
 
 
 def uint8_thumb(m: np.ndarray) -> np.ndarray:

@@ -137,7 +137,9 @@ def test_embedded_data_decodes_to_the_same_arrays(cap):
 def test_pooled_heatmaps_full_layer_and_rollout_row(cap):
     n = cap.num_tokens
     payload, arrays = ex.build_payload(cap, heatmap_side=8, rollout_rows=4, layer=0, head=1)
-    f = r.pool_factor(n, 8)
+    from attnwidget._engine import tile_factor
+
+    f = tile_factor(n, 8)  # the stored tiles pool a power of two of tokens per cell
     assert arrays["heat"].shape[-1] == -(-n // f) and payload["meta"]["heat_factor"] == f
     pooled = r.max_pool(cap.head_patterns(2), f)
     np.testing.assert_allclose(arrays["heat"][2, :4] / 255 * arrays["heat_scale"][2, :4, None, None], pooled,

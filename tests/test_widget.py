@@ -38,7 +38,10 @@ def test_thumbnails_equal_pooled_patterns(cap, monkeypatch):
     monkeypatch.setattr(E, "TILE_ELEMENTS", 4 * cap.num_tokens)  # several row blocks per layer
     cap.__dict__.pop("_summaries", None)
     thumbs, means = r.thumbnails(cap)
-    f = r.pool_factor(cap.num_tokens, 16) * r.pool_factor(-(-cap.num_tokens // r.pool_factor(cap.num_tokens, 16)), 8)
+    from attnwidget._engine import tile_factor
+
+    f1 = tile_factor(cap.num_tokens, 16)
+    f = f1 * r.pool_factor(-(-cap.num_tokens // f1), 8)
     np.testing.assert_array_equal(thumbs, r.to_uint8(r.max_pool(full, f)))
     np.testing.assert_array_equal(means, r.to_uint8(r.max_pool(full.mean(axis=1), f)))
     # a Capture and the equivalent array reduce to the same bytes
@@ -174,6 +177,7 @@ def test_explorer_links_bqplot_and_widget(cap):
     widget.layer, widget.head = 0, 1
     assert np.asarray(explorer.metric_map.selected).tolist() == [[0, 1]]
     assert explorer.layer_marker.x.tolist() == [0]
+    explorer.wait()  # the panels fill in as the background pass finishes layers
     np.testing.assert_allclose(explorer.metric_map.color, attnwidget.metrics.entropy(cap), atol=1e-6)
     explorer.metric.value = "sink_score"
     np.testing.assert_allclose(explorer.layer_line.y, attnwidget.metrics.sink_score(cap).mean(axis=1))

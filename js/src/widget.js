@@ -21,6 +21,7 @@ const VIEWS = {
 };
 
 function render({ model, el }) {
+  const started = performance.timeOrigin + performance.now();
   const subscriptions = [];
   const on = (event, handler) => {
     model.on(event, handler);
@@ -181,8 +182,10 @@ function render({ model, el }) {
   mountView();
   // When the first frame with the grid and the view has been painted: a task queued from that frame
   // runs after its style, layout and paint. Benchmarks and tests read it (epoch milliseconds).
+  root.dataset.renderStartedAt = String(started);
   const frame = requestAnimationFrame(() => setTimeout(() => {
     root.dataset.paintedAt = String(performance.timeOrigin + performance.now());
+    model.send({ type: "painted" }); // the kernel starts its background pass now, off the first paint's CPUs
   }, 0));
 
   return () => {

@@ -84,7 +84,7 @@ export function mountLines(parent, data, options, callbacks = {}) {
     const step = thinStep(lineHeight, fontSize + 1);
     for (const i of labelIndices(0, count, step)) {
       ctx.fillStyle = selected.has(i) ? theme.accent : theme.foreground;
-      const text = truncateLabel(tokens[i], 18);
+      const text = `${i} ${truncateLabel(tokens[i], Math.max(1, 17 - String(i).length))}`;
       ctx.textAlign = "right";
       ctx.fillText(text, leftEdge - 4, rowY(i));
       ctx.textAlign = "left";
