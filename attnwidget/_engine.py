@@ -221,17 +221,21 @@ class Engine:
         return np.asarray(block[:, rows].mean(axis=0), dtype=np.float32)
 
     # -- the fused pass ---------------------------------------------------------------------------
-    def summarize(self, layer: int, options: PassOptions = PassOptions(), keep_means=None) -> LayerSummary:
+    def summarize(self, layer: int, options: PassOptions = PassOptions(), keep_means=None,
+                  on_block=None) -> LayerSummary:
         """One fused pass over ``layer``: metrics, roles, tiles, thumbnails, column sums (see module doc).
 
         ``keep_means``: ``None``, ``"float32"`` or ``"float16"``: also keep the head-mean pattern, block
-        by block (``LayerSummary.means``), for rollout rows.
+        by block (``LayerSummary.means``), for rollout rows. ``on_block(r0, r1, mean)``: called with each
+        block's head-mean rows (float32 ``[r1 - r0, keys]``, valid during the call only), so a caller
+        can use the pattern without keeping it.
         """
         import time
 
         t0 = time.perf_counter()
         _, heads, n = self._sizes()
         run = _LayerRun(heads, n, self.is_causal, options, keep_means, self._tile_source(int(layer)))
+        run.on_block = on_block
         for r0, r1 in run.row_blocks():
             run.block(r0, r1)
         out = run.result()
@@ -328,6 +332,7 @@ class _LayerRun:
             self.positions = _positions(n)
         self.pair_ptr, self.pair_key, self.pair_rows = _pairs(options.token_ids, n)
         self.means = []
+        self.on_block = None
         self.last_mean = np.zeros(n)
         self._mean = np.empty(0, np.float32)
 
@@ -377,6 +382,8 @@ class _LayerRun:
                 K.flush_columns(self.colsum, self.colsum64, c)
         if r1 == self.n:
             self.last_mean[:c] = mean[-1]
+        if self.on_block is not None:
+            self.on_block(r0, r1, mean)
         if self.keep == "float32":
             self.means.append((r0, r1, mean))
         elif self.keep is not None:
@@ -522,7 +529,10 @@ def warm_up() -> float:
                   offsets=np.stack([ends - 1, ends], 1), special=np.zeros(n, bool), generated=np.zeros(n, bool),
                   partial=np.zeros(n, bool), text="x" * n, model_name="warm-up", is_causal=True, num_heads=heads)
     Summary(cap, default_options(cap), keep_means=True).run()
-    patterns = cap.patterns()
-    for array in (patterns, patterns.astype(np.float64)):
+    logits = np.random.default_rng(0).standard_normal((2, heads, n, n))
+    logits[..., np.triu(np.ones((n, n), dtype=bool), 1)] = -np.inf
+    patterns = np.exp(logits - logits.max(-1, keepdims=True))
+    patterns /= patterns.sum(-1, keepdims=True)
+    for array in (patterns.astype(np.float32), patterns):
         Summary(array, PassOptions(token_ids=tuple(range(n)))).run()
     return time.perf_counter() - t0

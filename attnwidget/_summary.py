@@ -188,14 +188,18 @@ class Summary:
         for layer in reversed(chosen):
             with self._lock:
                 summary = self._layers.get(layer)
-            if summary is None or not summary.means:
-                summary = self.engine.summarize(layer, self.options, keep_means="float32")
-                with self._lock:  # keep the statistics, not the transient pattern
+            if summary is not None and summary.means:
+                vectors = _push(vectors, summary.means, residual, reach)
+            else:  # not kept: push each block of the head mean as the pass makes it, keep none of it
+                out = np.zeros_like(vectors)
+                fresh = self.engine.summarize(
+                    layer, self.options, on_block=lambda r0, r1, mean: _push_block(vectors, out, r0, r1, mean,
+                                                                                   residual, reach))
+                vectors = out
+                with self._lock:  # the statistics are worth keeping
                     if layer not in self._layers:
-                        kept = LayerSummary(**{**summary.__dict__, "means": []})
-                        self._layers[layer] = kept
-                        self.seconds += summary.seconds
-            vectors = _push(vectors, summary.means, residual, reach)
+                        self._layers[layer] = fresh
+                        self.seconds += fresh.seconds
             if progress is not None:
                 progress.update(1)
         if self.engine.is_causal:
@@ -206,21 +210,26 @@ class Summary:
 
 def _push(vectors: np.ndarray, blocks, residual: float, reach: int) -> np.ndarray:
     """``V @ M`` for ``M = rownorm(residual * I + (1 - residual) * A)``, ``A`` given as row blocks."""
-    import torch
-
     out = np.zeros_like(vectors)
     for r0, r1, block in blocks:
-        if r0 >= reach:
-            break
-        part = vectors[:, r0:r1]
-        if not part.any():
-            continue
-        a = torch.from_numpy(block).double().numpy()
-        denom = (1.0 - residual) * a.sum(-1) + residual
-        weighted = np.divide(part, denom, out=np.zeros_like(part), where=denom > 0)
-        out[:, :a.shape[1]] += (1.0 - residual) * (weighted @ a)
-        out[:, r0:r1] += residual * weighted
+        _push_block(vectors, out, r0, r1, block, residual, reach)
     return out
+
+
+def _push_block(vectors, out, r0, r1, block, residual: float, reach: int) -> None:
+    """Add rows ``r0..r1-1`` of ``M`` (their head means ``block``) to ``out += V @ M``."""
+    import torch
+
+    if r0 >= reach:
+        return
+    part = vectors[:, r0:r1]
+    if not part.any():
+        return
+    a = torch.from_numpy(np.ascontiguousarray(block)).double().numpy()
+    denom = (1.0 - residual) * a.sum(-1) + residual
+    weighted = np.divide(part, denom, out=np.zeros_like(part), where=denom > 0)
+    out[:, :a.shape[1]] += (1.0 - residual) * (weighted @ a)
+    out[:, r0:r1] += residual * weighted
 
 
 _CACHE_LOCK = threading.Lock()

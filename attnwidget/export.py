@@ -35,7 +35,7 @@ VERSION = 1
 HEATMAP_SIDE = 128  # heatmaps of every layer x head (+ layer mean) are max-pooled to at most this side
 FULL_MAX_TOKENS = 1024  # the initial layer is embedded at full resolution up to this many tokens
 ROLLOUT_ALL_ROWS = 512  # every rollout row is embedded up to this many tokens (else the default row only)
-VIEWS = ("heatmap", "lines", "graph", "rollout")
+VIEWS = ("heatmap", "text", "lines", "graph", "rollout")
 
 # Runs in the page (fixed text, no data in it): load both modules from blob: URLs, inflate the data,
 # render. Its SHA-256 goes into the Content-Security-Policy, so no other inline script can run.
@@ -113,6 +113,8 @@ class _Subject:
     color_by_name: str | None = None
     flow: tuple[int, np.ndarray] | None = None
     model_name: str | None = None
+    color_scale: str = "linear"
+    text_source: str = "attention"
 
 
 def _subject(obj, layer, head, view, threshold) -> _Subject:
@@ -128,7 +130,7 @@ def _subject(obj, layer, head, view, threshold) -> _Subject:
         subject = _Subject(source=w._engine, capture=w._capture, tokens=list(w.tokens), layer=w.layer,
                            head=w.head, view=w.view, threshold=float(w.threshold),
                            selected=list(w.selected_tokens), color_by=color, color_by_name=w.color_by,
-                           flow=w._flow_row)
+                           flow=w._flow_row, color_scale=w.color_scale, text_source=w.text_source)
         capture = w._capture
     else:
         if isinstance(obj, (str, bytes, pathlib.PurePath)) or obj is None:
@@ -295,7 +297,8 @@ def build_payload(obj, *, layer=None, head=None, view=None, threshold=None, heat
             "color_by": subject.color_by_name}
     state = {"tokens": subject.tokens, "num_layers": L, "num_heads": H, "is_causal": bool(source.is_causal),
              "layer": subject.layer, "head": subject.head, "view": subject.view, "threshold": subject.threshold,
-             "hovered_token": None, "selected_tokens": subject.selected, "status": ""}
+             "hovered_token": None, "selected_tokens": subject.selected, "status": "",
+             "color_scale": subject.color_scale, "text_source": subject.text_source}
     payload = {"format": FORMAT, "version": VERSION, "state": state, "meta": meta, "note": note,
                "arrays": {name: _wire(value, compress) for name, value in arrays.items()}}
     return payload, arrays

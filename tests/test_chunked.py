@@ -104,6 +104,8 @@ def small_blocks(case, monkeypatch):
     """Lower the block sizes to a few rows and record every read of the capture."""
     cap, dense, rows = case
     fresh(cap)
+    if E._PRELOAD is not None:  # capture() compiles the kernels on a thread; let it finish before spying
+        E._PRELOAD.join()
     monkeypatch.setattr(E, "BLOCK_ELEMENTS", cap.num_heads * cap.num_tokens * rows + 1)
     monkeypatch.setattr(E, "TILE_ELEMENTS", rows * rows)  # fused-pass blocks of at most `rows` rows
     assert E.block_rows(cap.num_heads, cap.num_tokens) == rows

@@ -211,7 +211,7 @@ export function createData(arrays, meta) {
     return data;
   }
 
-  return { layers, heads, n, isFull, heatmap, lines, rollout, hasRolloutRow, graph, hasGraph, grid };
+  return { layers, heads, n, factor: f, isFull, heatmap, lines, rollout, hasRolloutRow, graph, hasGraph, grid };
 }
 
 const same = (a, b) => a === b || (Array.isArray(a) && Array.isArray(b) && a.length === b.length &&
@@ -231,6 +231,7 @@ export class StaticModel {
     this.put("grid_data", data.grid(), false);
     this.pushSelection(false);
     if (this.state.view === "rollout") this.pushRollout(false);
+    if (this.state.view === "text") this.pushText(false);
   }
 
   get(name) { return this.state[name]; }
@@ -257,9 +258,12 @@ export class StaticModel {
       if (this.state.view === "rollout") this.pushRollout();
     }
     if (changed.has("selected_tokens") && this.state.view === "rollout") this.pushRollout();
+    const textInputs = ["hovered_token", "selected_tokens", "text_source", "layer", "head"];
+    if (this.state.view === "text" && textInputs.some((name) => changed.has(name))) this.pushText();
     if (changed.has("view")) {
       if (this.state.view === "graph") this.pushGraph();
       else if (this.state.view === "rollout") this.pushRollout();
+      else if (this.state.view === "text") this.pushText();
       else if (this.state.view === "lines" && !this.state.lines_data?.weights) this.pushLines(this.focus());
       this.pushStatus();
     }
@@ -355,6 +359,38 @@ export class StaticModel {
 
   pushRollout(notify = true) {
     this.put("rollout_data", this.data.rollout(this.focus()) ?? {}, notify);
+    this.pushStatus(notify);
+  }
+
+  /** text_data for the focus token from the embedded data: its attention row in the selected layer
+   * (each head, or the mean; at block resolution where the heatmaps are pooled), its rollout row or
+   * its flow, where embedded. */
+  pushText(notify = true) {
+    const token = this.focus();
+    const source = this.state.text_source ?? "attention";
+    const { layer } = this.state;
+    const head = this.state.head ?? null;
+    let values = null;
+    let note;
+    if (source === "rollout") {
+      const row = this.data.rollout(token);
+      values = row ? row.values : null;
+      note = row ? `rollout of token ${token} over all layers`
+        : `rollout embedded for row ${this.meta.rollout_rows.join(", ")} only`;
+    } else if (source === "flow") {
+      const row = this.meta.flow_row === token ? this.data.rollout(token) : null;
+      values = row?.flow ?? null;
+      note = values ? `attention flow into token ${token}` : `flow embedded for row ${this.meta.flow_row ?? "none"} only`;
+    } else {
+      // one row: the selected head, or the layer-mean slot (index = heads) for the mean of heads
+      const row = this.data.lines(layer, head ?? this.data.heads, token, "from").weights;
+      values = { ...row, shape: [row.shape[1]] };
+      note = `attention of token ${token}, layer ${layer}, ${head == null ? "mean of heads" : `head ${head}`}` +
+        (this.data.isFull(layer) || this.data.factor === 1 ? "" : " (embedded at block resolution)");
+    }
+    const data = { token, source, note };
+    if (values) data.values = values;
+    this.put("text_data", data, notify);
     this.pushStatus(notify);
   }
 }

@@ -162,6 +162,26 @@ describe("StaticModel", () => {
     expect(model.get("rollout_data").row).toBe(1);
   });
 
+  it("text view: the focus token's attention row (head or layer mean) and its rollout row", () => {
+    const model = new StaticModel({ ...state(), view: "text", text_source: "attention" }, fullData());
+    // the last token (causal, nothing hovered or selected), layer 0, the layer-mean slot (index 2)
+    expect(model.get("text_data")).toMatchObject({ token: 3, source: "attention" });
+    expect(values(model.get("text_data").values)).toEqual([159, 160, 161, 162]); // 4*2 + j + 1 + 50*3
+    expect(model.get("text_data").note).toBe("attention of token 3, layer 0, mean of heads");
+    model.set("hovered_token", 1);
+    model.set("head", 1);
+    model.save_changes();
+    expect(values(model.get("text_data").values)).toEqual([55, 56, 57, 58]); // 4*1 + j + 1 + 50
+    model.set("text_source", "rollout");
+    model.save_changes();
+    expect(model.get("text_data")).toMatchObject({ token: 1, source: "rollout" });
+    expect(values(model.get("text_data").values)).toEqual([4, 5, 6, 7]);
+    model.set("text_source", "flow");
+    model.save_changes();
+    expect(model.get("text_data").values).toBeUndefined();
+    expect(model.get("text_data").note).toMatch(/flow embedded for row none only/);
+  });
+
   it("graph view: embedded graph or an empty one with a status note", () => {
     const graph = { graph_pos: arr(new Float32Array(8), [4, 2]), graph_edges: { data: new Uint32Array(0), shape: [0, 2], dtype: "uint32" },
       graph_weights: arr(new Float32Array(0), [0]) };

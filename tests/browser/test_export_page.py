@@ -142,10 +142,15 @@ def test_views_paint_offline(open_page, pages):
     assert heat["painted"] > 2000 and heat["colors"] > 5, heat
     assert "Embedded:" in page.text_content("#attnwidget-note")
     assert page.text_content(".attnwidget-status").startswith("layer 1, mean of heads")
-    for tab, view in (("lines", "lines"), ("rollout", "strip"), ("graph", "graph")):
+    for tab, view in (("lines", "lines"), ("rollout", "strip"), ("graph", "graph"), ("text", "text")):
         page.click(f".attnwidget-tab[data-view={tab}]")
         result = pixels(page, view)
         assert result["painted"] > 500, (tab, result)
+    # the text view is coloured from the embedded data: the last token's row in the layer mean
+    text = model(page, "text_data")
+    assert text["source"] == "attention" and text["note"].startswith("attention of token ")
+    page.select_option(".attnwidget-text-source select", "rollout")
+    assert model(page, "text_data")["source"] == "rollout"
 
 
 def test_hover_and_grid_click(open_page, pages):
