@@ -31,6 +31,7 @@ import torch
 
 from . import _kernels as K
 from ._arrays import as_attention_array
+from ._memory import release_free_memory
 
 #: Floats (``heads x rows x keys``) in one generic block read from a Capture (16 MiB of float32).
 #: Read at call time, so a test can lower it.
@@ -239,6 +240,10 @@ class Engine:
         for r0, r1 in run.row_blocks():
             run.block(r0, r1)
         out = run.result()
+        del run
+        # The blocks' scratch (score tiles of growing widths) leaves freed pages that glibc keeps
+        # mapped: 0.45 GiB after 30 layers at 8192 tokens, none of it in use. Give them back per layer.
+        release_free_memory()
         out.seconds = time.perf_counter() - t0
         return out
 
@@ -274,11 +279,15 @@ class _ScoreTiles:
                       else record.sinks.float().numpy().astype(np.float32))
         self._buffer = None
 
+    def visible(self, r0, r1) -> int:
+        """Keys the rows ``r0..r1-1`` can see (the width of their tiles)."""
+        return self.capture._visible(self.record, torch.arange(r0, r1))
+
     def tiles(self, r0, r1):
         """Yield ``(h0, scores [group, r1 - r0, visible])``: views of one reused buffer, each consumed
         before the next is computed."""
         rows = torch.arange(r0, r1)
-        visible = self.capture._visible(self.record, rows)
+        visible = self.visible(r0, r1)
         need = self.group * (r1 - r0) * visible
         if self._buffer is None or self._buffer.numel() < need:
             self._buffer = torch.empty(need)
@@ -303,9 +312,11 @@ class _ProbTiles:
         self.dtype = np.float64 if layer_array.dtype == np.float64 else np.float32
         self.heads = self.group = layer_array.shape[0]
 
+    def visible(self, r0, r1) -> int:
+        return r1 if self.causal else self.array.shape[-1]
+
     def tiles(self, r0, r1):
-        visible = r1 if self.causal else self.array.shape[-1]
-        yield 0, np.ascontiguousarray(self.array[:, r0:r1, :visible], dtype=self.dtype)
+        yield 0, np.ascontiguousarray(self.array[:, r0:r1, :self.visible(r0, r1)], dtype=self.dtype)
 
 
 class _LayerRun:
@@ -335,6 +346,13 @@ class _LayerRun:
         self.on_block = None
         self.last_mean = np.zeros(n)
         self._mean = np.empty(0, np.float32)
+        # The kept pattern lives in one allocation per layer, its blocks are views: thousands of
+        # block-sized arrays interleaved with the pass's scratch fragment the heap, which then holds
+        # hundreds of MB that nothing uses (measured: +0.45 GiB at 8192 tokens).
+        self._store, self._stored = None, 0
+        if keep_means is not None:
+            size = sum((r1 - r0) * source.visible(r0, r1) for r0, r1 in self.row_blocks())
+            self._store = np.empty(size, np.float32 if keep_means == "float32" else np.float16)
 
     def row_blocks(self):
         """``(r0, r1)`` blocks, starting at multiples of the tile pooling factor, whose tiles (heads x
@@ -358,7 +376,8 @@ class _LayerRun:
             if mean is None:
                 c = tile.shape[2]
                 if self.keep == "float32":  # the kept pattern is written in place: no copy
-                    mean = np.zeros((m, c), np.float32)
+                    mean = self._take(m, c)
+                    mean[:] = 0
                 else:
                     if self._mean.size < m * c:
                         self._mean = np.empty(m * c, np.float32)
@@ -387,7 +406,17 @@ class _LayerRun:
         if self.keep == "float32":
             self.means.append((r0, r1, mean))
         elif self.keep is not None:
-            self.means.append((r0, r1, _half(mean)))
+            kept = self._take(m, c)
+            torch.from_numpy(kept).copy_(torch.from_numpy(mean))  # float32 -> float16, vectorised
+            self.means.append((r0, r1, kept))
+
+    def _take(self, m: int, c: int) -> np.ndarray:
+        """The next ``[m, c]`` view of the layer's kept-pattern store (a fresh array if it is full)."""
+        if self._stored + m * c > self._store.size:  # a source wider than planned: still correct
+            return np.empty((m, c), self._store.dtype)
+        view = self._store[self._stored:self._stored + m * c].reshape(m, c)
+        self._stored += m * c
+        return view
 
     def result(self) -> LayerSummary:
         from .reduce import to_uint8

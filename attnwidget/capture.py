@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._memory import check_fits
+from ._memory import check_fits, release_free_memory
 from ._inputs import describe, encode
 from ._recorder import (
     QKRecord,
@@ -388,6 +388,7 @@ def capture(model, tokenizer, inputs, *, generate: int = 0, attention_mask=None,
         ids = _generate(model, encoded, int(generate))
     with torch.no_grad():
         recording = _run(model, ids, encoded.attention_mask, method, store_dtype)
+    release_free_memory()  # the forward's activations are freed; give their pages back
     records = recording.ordered()
     readable, text, offsets = describe(tokenizer, encoded, ids[0])
     generated = np.zeros(ids.shape[1], dtype=bool)

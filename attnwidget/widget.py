@@ -220,7 +220,7 @@ class AttentionWidget(anywidget.AnyWidget):
 
     def close(self) -> None:
         """Stop the background pass and the worker, release the head-mean patterns kept for rollout
-        rows (up to 1.5 GiB on long inputs; the metrics stay cached on the capture), close the widget."""
+        rows (up to 1.25 GiB on long inputs; the metrics stay cached on the capture), close the widget."""
         stop, jobs = getattr(self, "_stop", None), getattr(self, "_jobs", None)
         if stop is not None:
             stop.set()
