@@ -44,6 +44,7 @@ TILE_ELEMENTS = 1 << 22
 #: whole [rows, last row + 1] rectangle, of which the part above the diagonal is wasted (rows / 2 per
 #: row, 6% of a 2048-token pass); fewer rows would mean more calls, each with its own overhead.
 MAX_BLOCK_ROWS = 128
+TRIM_TOKENS = 4096  # from this length each layer's pass returns its freed scratch to the system
 #: Cells a side of the stored whole-sequence heatmap tiles (each head and the head mean, max-pooled):
 #: the overview is drawn in about 420 CSS px, so 256 cells keep every pixel's detail; a zoomed
 #: window is recomputed exactly (reduce.TILE_SIDE). Pooling into cells is the one step of the pass
@@ -242,8 +243,10 @@ class Engine:
         out = run.result()
         del run
         # The blocks' scratch (score tiles of growing widths) leaves freed pages that glibc keeps
-        # mapped: 0.45 GiB after 30 layers at 8192 tokens, none of it in use. Give them back per layer.
-        release_free_memory()
+        # mapped: 0.45 GiB after 30 layers at 8192 tokens, none of it in use. Give them back per layer
+        # where that matters (3 ms a call: 5% of a 2048-token layer, for a few MB).
+        if n >= TRIM_TOKENS:
+            release_free_memory()
         out.seconds = time.perf_counter() - t0
         return out
 
@@ -281,12 +284,12 @@ class _ScoreTiles:
 
     def visible(self, r0, r1) -> int:
         """Keys the rows ``r0..r1-1`` can see (the width of their tiles)."""
-        return self.capture._visible(self.record, torch.arange(r0, r1))
+        return self.capture._visible(self.record, range(r0, r1))
 
     def tiles(self, r0, r1):
         """Yield ``(h0, scores [group, r1 - r0, visible])``: views of one reused buffer, each consumed
         before the next is computed."""
-        rows = torch.arange(r0, r1)
+        rows = range(r0, r1)
         visible = self.visible(r0, r1)
         need = self.group * (r1 - r0) * visible
         if self._buffer is None or self._buffer.numel() < need:

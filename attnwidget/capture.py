@@ -120,7 +120,8 @@ class Capture:
         (later keys get weight exactly 0, so they are skipped, halving the work of a full pass)."""
         n_keys = record.key.shape[1]
         if record.mask < 0 and record.causal and len(rows):
-            return min(n_keys, int(rows.max()) + n_keys - record.query.shape[1] + 1)
+            last = rows[-1] if isinstance(rows, range) else int(rows.max())  # a range: increasing
+            return min(n_keys, last + n_keys - record.query.shape[1] + 1)
         return n_keys
 
     def _scores(self, layer: int, heads: torch.Tensor | None, rows: torch.Tensor, visible: int,
@@ -186,7 +187,9 @@ class Capture:
         out[..., :visible] = weights
         return out
 
-    def _apply_mask(self, scores: torch.Tensor, record: QKRecord, rows: torch.Tensor) -> torch.Tensor:
+    def _apply_mask(self, scores: torch.Tensor, record: QKRecord, rows) -> torch.Tensor:
+        if isinstance(rows, range):
+            rows = torch.arange(rows.start, rows.stop, rows.step)
         minimum = torch.finfo(scores.dtype).min
         if record.mask < 0:
             if not record.causal:
@@ -308,8 +311,11 @@ class Capture:
                        model_name=meta["model_name"], is_causal=meta["is_causal"], num_heads=meta["num_heads"])
 
 
-def _take_rows(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """``t[:, rows]``, as a view when the rows are consecutive (the usual row block)."""
+def _take_rows(t: torch.Tensor, rows) -> torch.Tensor:
+    """``t[:, rows]``, as a view when the rows are consecutive (the usual row block; a ``range``
+    from the pattern engine is taken as one without looking at it)."""
+    if isinstance(rows, range) and rows.step == 1:
+        return t.narrow(1, rows.start, len(rows))
     if len(rows):
         first, last = int(rows[0]), int(rows[-1])
         if last - first + 1 == len(rows) and (len(rows) < 3 or bool((rows.diff() == 1).all())):
