@@ -1,7 +1,18 @@
 """attnwidget: see and measure attention inside transformer language models."""
 
 from . import metrics
-from ._recorder import UnsupportedAttentionError
+from .errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    AttnwidgetError,
+    BundleMissingError,
+    CaptureFileError,
+    MemoryBudgetError,
+    MissingModelError,
+    NotAttentionError,
+    OutOfRangeError,
+    UnsupportedAttentionError,
+)
 from .analysis import (
     LanguageComparison,
     LanguageStats,
@@ -24,9 +35,9 @@ from .heads import (
 )
 from .metrics import compute_metrics
 from .explorer import Explorer, show
-from .export import BundleMissingError, export_html
+from .export import export_html
 from .widget import AttentionWidget
-from .models import EXAMPLE_MODELS, MissingModelError, load_model
+from .models import EXAMPLE_MODELS, load_model
 from .report import AttentionReport, QualityScore, Recommendation, attention_report, quality_score
 from .rollout import (
     RowAttribution,
@@ -43,11 +54,15 @@ __version__ = "0.1.0"
 __all__ = [
     "attention_flow",
     "attention_flow_row",
+    "ArgumentError",
+    "ArgumentTypeError",
     "attention_report",
     "AttentionReport",
     "AttentionWidget",
+    "AttnwidgetError",
     "BundleMissingError",
     "Capture",
+    "CaptureFileError",
     "capture",
     "chat_parts",
     "compare_languages",
@@ -63,9 +78,12 @@ __all__ = [
     "LanguageComparison",
     "LanguageStats",
     "load_model",
+    "MemoryBudgetError",
     "metrics",
     "MissingModelError",
     "mixed_attention",
+    "NotAttentionError",
+    "OutOfRangeError",
     "prompt_parts",
     "PromptParts",
     "quality_score",

@@ -7,6 +7,9 @@ import sys
 import time
 from pathlib import Path
 
+from ._checks import check_head, check_layer
+from .errors import ArgumentError
+
 
 def _head(value: str):
     if value.lower() == "mean":
@@ -46,7 +49,41 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--view", choices=("heatmap", "lines", "graph", "rollout"), default=None,
                         help="initial view (default: heatmap)")
     export.add_argument("--title", default=None, help="page title (default: 'Attention in MODEL')")
+    export.add_argument("-f", "--force", action="store_true", help="overwrite PAGE.html if it exists")
     return parser
+
+
+def check_arguments(args) -> None:
+    """Everything that can be checked before the model loads (seconds) is checked first."""
+    import os
+
+    from .models import model_shape
+
+    output = Path(args.output)
+    folder = output.parent if str(output.parent) else Path(".")
+    if output.suffix.lower() not in (".html", ".htm"):
+        raise ArgumentError(f"the output must be an .html file; got {output}")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"the output folder {folder} does not exist")
+    if output.is_dir():
+        raise IsADirectoryError(f"the output {output} is a folder; give a file name such as {output / 'page.html'}")
+    if not os.access(folder, os.W_OK) or (output.exists() and not os.access(output, os.W_OK)):
+        raise PermissionError(f"cannot write {output}: permission denied")
+    if output.exists() and not args.force:
+        raise FileExistsError(f"{output} exists; pass --force to overwrite it, or choose another name")
+    shape = model_shape(args.model)
+    if shape is None and args.model.lower() not in ("smollm2", "minilm"):
+        from .models import looks_like_path
+
+        if looks_like_path(args.model) and not Path(args.model).expanduser().is_dir():
+            raise FileNotFoundError(f"no model folder at {args.model}; give 'smollm2', 'minilm', a folder "
+                                    "written by save_pretrained or a hub id")
+    if shape is not None:
+        layers, heads = shape
+        if args.layer is not None:
+            check_layer(args.layer, layers, "--layer")
+        if args.head not in (None, "mean"):
+            check_head(args.head, heads, "--head")
 
 
 def export_command(args) -> int:
@@ -54,12 +91,11 @@ def export_command(args) -> int:
     from .export import export_html
     from .models import load_model
 
+    check_arguments(args)
     text = sys.stdin.read() if args.text == "-" else args.text
     if not text.strip():
-        raise ValueError("TEXT is empty")
+        raise ArgumentError("TEXT is empty; give the text to capture (or '-' to read it from standard input)")
     output = Path(args.output)
-    if output.parent and not output.parent.exists():
-        raise FileNotFoundError(f"the output folder {output.parent} does not exist")
     start = time.perf_counter()
     model, tokenizer = load_model(args.model)
     cap = capture(model, tokenizer, text)
@@ -82,7 +118,8 @@ def main(argv=None) -> int:
         print("attnwidget: interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - one clear line instead of a traceback
-        print(f"attnwidget: error: {type(error).__name__}: {error}", file=sys.stderr)
+        message = " ".join(str(error).split())  # one line, whatever the error's own layout
+        print(f"attnwidget: error: {type(error).__name__}: {message}", file=sys.stderr)
         return 1
 
 

@@ -32,6 +32,7 @@ import torch
 from . import _kernels as K
 from ._arrays import as_attention_array
 from ._memory import release_free_memory
+from .errors import ArgumentError
 
 #: Floats (``heads x rows x keys``) in one generic block read from a Capture (16 MiB of float32).
 #: Read at call time, so a test can lower it.
@@ -269,7 +270,7 @@ class _ScoreTiles:
 
     def __init__(self, capture, layer, record):
         if record.key.shape[1] != record.query.shape[1]:
-            raise ValueError("the fused pass needs one key per query; this capture's layer has a cache offset")
+            raise ArgumentError("the fused pass needs one key per query; this capture's layer has a cache offset")
         self.capture, self.layer, self.record = capture, layer, record
         self.heads = record.query.shape[0]
         groups = self.heads // record.key.shape[0]

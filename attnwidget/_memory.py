@@ -25,6 +25,8 @@ import os
 import sys
 from pathlib import Path
 
+from .errors import ArgumentError, MemoryBudgetError
+
 _UNLIMITED = 1 << 60  # cgroup v1 reports "no limit" as a huge number (PAGE_COUNTER_MAX)
 PROC = "/proc"  # where /proc is (tests point it at a fake tree)
 
@@ -173,7 +175,7 @@ def available_memory(proc: str | Path | None = None) -> int | None:
     if setting:
         limit = _parse_size(setting)
         if limit is None:
-            raise ValueError(
+            raise ArgumentError(
                 f"ATTNWIDGET_MEMORY_LIMIT={setting!r} is not a size; use bytes or a number with K, M or G "
                 "(for example 6G)"
             )
@@ -186,7 +188,7 @@ def check_fits(need: int, what: str, advice: str) -> None:
     """Raise ``MemoryError`` when ``need`` bytes for ``what`` exceed :func:`available_memory`."""
     available = available_memory()
     if available is not None and need > available:
-        raise MemoryError(
+        raise MemoryBudgetError(
             f"{what} needs {need / 2**30:.2f} GiB; {available / 2**30:.2f} GiB is available to this process "
             f"(the smallest of the system's free memory, its container (cgroup) limit and "
             f"ATTNWIDGET_MEMORY_LIMIT). {advice}"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 
+from .errors import ArgumentTypeError
+
 SHOW_AFTER_SECONDS = 2.0
 
 
@@ -32,7 +34,7 @@ def wanted(progress, seconds: float) -> bool:
     if progress is None:
         return seconds >= SHOW_AFTER_SECONDS
     if not isinstance(progress, bool):
-        raise TypeError(f"progress must be True, False or None (automatic); got {progress!r}")
+        raise ArgumentTypeError(f"progress must be True, False or None (automatic); got {progress!r}")
     return progress
 
 

@@ -18,10 +18,15 @@ from __future__ import annotations
 
 import itertools
 import sys
+import threading
+import warnings
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
+
+from .errors import UnsupportedAttentionError
 
 # Keyword arguments an attention call may carry that do not change the pattern.
 NEUTRAL_KWARGS = {
@@ -33,10 +38,8 @@ NEUTRAL_KWARGS = {
 SINK_KWARGS = ("s_aux", "sinks")
 
 _counter = itertools.count()
-
-
-class UnsupportedAttentionError(NotImplementedError):
-    """The model's attention has a term this recorder cannot reproduce exactly."""
+RECORDER_PREFIX = "attnwidget_recorder_"
+_ACTIVE: set[str] = set()  # recorder names of captures in progress
 
 
 @dataclass
@@ -142,53 +145,112 @@ def _implementations(model) -> list[tuple[object, str | None]]:
 
 @contextmanager
 def _eval_mode(model):
-    """Dropout off for the capture; each module's own training flag restored afterwards."""
-    training = [m for m in model.modules() if m.training]
+    """Dropout off for the capture; every module's own ``training`` flag restored exactly afterwards
+    (``model.train()`` on a parent would also flip children the user had put in eval mode)."""
+    flags = [(m, m.training) for m in model.modules()]
     try:
         model.eval()
         yield
     finally:
-        for m in training:
-            m.train(True)
+        for m, flag in flags:
+            m.training = flag
+
+
+_LOCKS_GUARD = threading.Lock()
+_LOCKS: "weakref.WeakKeyDictionary[torch.nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
+#: recorder name -> the implementation it replaced, kept until that capture has restored it; a name
+#: still here after its capture ended (a process killed mid-capture cannot reach this, but a
+#: KeyboardInterrupt inside a C call can) lets the next capture put the real implementation back.
+_REPLACED: dict[str, str] = {}
+
+
+@contextmanager
+def model_lock(model):
+    """Serialise captures of one model: the attention implementation is per model, so two captures of
+    the same model at once would each read (and restore) the other's recorder. Captures of different
+    models run in parallel."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.RLock()
+    with lock:
+        yield
+
+
+def repair_stale_recorder(model) -> None:
+    """A model left pointing at a recorder that no longer exists (a capture interrupted before its
+    ``finally`` ran) gets its real implementation back, with a warning."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    repaired: dict[str, str] = {}
+    for config, implementation in _implementations(model):
+        if not isinstance(implementation, str) or not implementation.startswith(RECORDER_PREFIX):
+            continue
+        if implementation in ALL_ATTENTION_FUNCTIONS and implementation in _ACTIVE:
+            continue  # a capture running now (another thread of this model would hold the lock)
+        if implementation not in repaired:
+            real = _REPLACED.get(implementation) or ("sdpa" if getattr(model, "_supports_sdpa", False) else "eager")
+            repaired[implementation] = real
+            warnings.warn(
+                f"{type(model).__name__} was left using attnwidget's recorder {implementation!r} by a "
+                f"capture that did not finish; restoring its attention implementation to {real!r}.",
+                RuntimeWarning, stacklevel=4,
+            )
+        config._attn_implementation = repaired[implementation]
+    for name in repaired:
+        _REPLACED.pop(name, None)
 
 
 @contextmanager
 def record_qk(model, store_dtype: torch.dtype | None = None):
-    """Record query/key per attention layer for the duration of the block (see module docstring)."""
+    """Record query/key per attention layer for the duration of the block (see module docstring).
+
+    Captures of one model are serialised (:func:`model_lock`); only calls from the capturing thread
+    are recorded, so another thread's plain forward of the same model during the capture is answered
+    by the model's own implementation and leaves the recording alone."""
     from transformers.masking_utils import AttentionMaskInterface
     from transformers.modeling_utils import AttentionInterface
 
-    name = f"attnwidget_recorder_{next(_counter)}"
-    original = model.config._attn_implementation
-    saved = _implementations(model)
-    delegate = _original_attention(model, original)
-    names = {id(m): n for n, m in model.named_modules()}
-    recording = Recording()
+    with model_lock(model):
+        repair_stale_recorder(model)
+        name = f"{RECORDER_PREFIX}{next(_counter)}"
+        original = model.config._attn_implementation
+        saved = _implementations(model)
+        delegate = _original_attention(model, original)
+        names = {id(m): n for n, m in model.named_modules()}
+        recording = Recording()
+        owner = threading.get_ident()
 
-    def recorder(module, query, key, value, attention_mask, **kwargs):
-        _record(recording, names, module, query, key, attention_mask, kwargs, store_dtype)
-        return delegate(module, query, key, value, attention_mask, **kwargs)
+        def recorder(module, query, key, value, attention_mask, **kwargs):
+            if threading.get_ident() == owner:
+                _record(recording, names, module, query, key, attention_mask, kwargs, store_dtype)
+            return delegate(module, query, key, value, attention_mask, **kwargs)
 
-    AttentionInterface.register(name, recorder)
-    AttentionMaskInterface.register(name, _mask_function(original))
-    try:
-        with _eval_mode(model):
-            model.set_attn_implementation(name)
-            if model.config._attn_implementation != name:
-                raise UnsupportedAttentionError(
-                    f"{type(model).__name__} refused to switch its attention implementation"
-                )
-            yield recording
-    finally:
+        _REPLACED[name] = original
+        _ACTIVE.add(name)
+        AttentionInterface.register(name, recorder)
+        AttentionMaskInterface.register(name, _mask_function(original))
         try:
-            model.set_attn_implementation(original)
+            with _eval_mode(model):
+                model.set_attn_implementation(name)
+                if model.config._attn_implementation != name:
+                    raise UnsupportedAttentionError(
+                        f"{type(model).__name__} refused to switch its attention implementation"
+                    )
+                yield recording
         finally:
-            for config, implementation in saved:
-                if config._attn_implementation != implementation:
-                    config._attn_implementation = implementation
-            AttentionInterface._global_mapping.pop(name, None)
-            AttentionMaskInterface._global_mapping.pop(name, None)
-            recording.release()
+            try:
+                model.set_attn_implementation(original)
+            finally:
+                for config, implementation in saved:
+                    if config._attn_implementation != implementation:
+                        config._attn_implementation = implementation
+                AttentionInterface._global_mapping.pop(name, None)
+                AttentionMaskInterface._global_mapping.pop(name, None)
+                _ACTIVE.discard(name)
+                if all(c._attn_implementation != name for c, _ in _implementations(model)):
+                    _REPLACED.pop(name, None)
+                recording.release()
 
 
 def _record(recording, names, module, query, key, mask, kwargs, store_dtype) -> None:
@@ -250,36 +312,42 @@ def attention_modules(model) -> list[tuple[str, torch.nn.Module]]:
 
 @contextmanager
 def record_weights(model):
-    """Fallback: eager attention, ``output_attentions=True``, hooks keeping returned weights."""
-    recording = Recording()
-    modules = attention_modules(model)
-    saved = _implementations(model)
-    handles = []
+    """Fallback: eager attention, ``output_attentions=True``, hooks keeping returned weights (from the
+    capturing thread only; captures of one model are serialised, as for :func:`record_qk`)."""
+    with model_lock(model):
+        repair_stale_recorder(model)
+        recording = Recording()
+        modules = attention_modules(model)
+        saved = _implementations(model)
+        handles = []
+        owner = threading.get_ident()
 
-    def make_hook(index, name):
-        def hook(module, args, output):
-            weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
-            if isinstance(weights, torch.Tensor) and weights.dim() == 4:
-                if weights.shape[0] != 1:
-                    raise UnsupportedAttentionError(f"expected a batch of one; got {weights.shape[0]}")
-                recording.records[index] = WeightsRecord(name, weights[0].detach().float().cpu().clone())
+        def make_hook(index, name):
+            def hook(module, args, output):
+                if threading.get_ident() != owner:
+                    return
+                weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
+                if isinstance(weights, torch.Tensor) and weights.dim() == 4:
+                    if weights.shape[0] != 1:
+                        raise UnsupportedAttentionError(f"expected a batch of one; got {weights.shape[0]}")
+                    recording.records[index] = WeightsRecord(name, weights[0].detach().float().cpu().clone())
 
-        return hook
+            return hook
 
-    try:
-        with _eval_mode(model):
-            for index, (name, module) in enumerate(modules):
-                handles.append(module.register_forward_hook(make_hook(index, name)))
-            if model.config._attn_implementation != "eager" and model._can_set_attn_implementation():
-                model.set_attn_implementation("eager")
-            yield recording
-    finally:
-        for handle in handles:
-            handle.remove()
         try:
-            if model.config._attn_implementation != saved[0][1]:
-                model.set_attn_implementation(saved[0][1])
+            with _eval_mode(model):
+                for index, (name, module) in enumerate(modules):
+                    handles.append(module.register_forward_hook(make_hook(index, name)))
+                if model.config._attn_implementation != "eager" and model._can_set_attn_implementation():
+                    model.set_attn_implementation("eager")
+                yield recording
         finally:
-            for config, implementation in saved:
-                if config._attn_implementation != implementation:
-                    config._attn_implementation = implementation
+            for handle in handles:
+                handle.remove()
+            try:
+                if model.config._attn_implementation != saved[0][1]:
+                    model.set_attn_implementation(saved[0][1])
+            finally:
+                for config, implementation in saved:
+                    if config._attn_implementation != implementation:
+                        config._attn_implementation = implementation

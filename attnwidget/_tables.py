@@ -7,6 +7,9 @@ import unicodedata
 
 import numpy as np
 
+from ._checks import check_heads, check_layers
+from .errors import ArgumentTypeError
+
 #: Decimals of every float printed by the result tables (deterministic text).
 PRECISION = 3
 
@@ -74,7 +77,7 @@ def is_capture(obj) -> bool:
 
 def require_capture(obj, what: str):
     if not is_capture(obj):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"{what} needs a Capture (it reads tokens and their character offsets); got "
             f"{type(obj).__name__}. Make one with attnwidget.capture(model, tokenizer, text)."
         )
@@ -85,52 +88,25 @@ def check_inputs(fn: str, key: str, given, captures, model, tokenizer) -> None:
     """The shared contract of compare_*: ``model, tokenizer`` and ``{key}={name: ...}``, or
     ``captures={name: Capture}``, exactly one of the two, as a non-empty dict."""
     if (given is None) == (captures is None):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"{fn} needs either model, tokenizer and {key}={{name: ...}}, or captures={{name: Capture}}; "
             "got " + ("neither." if given is None else "both.")
         )
     items = given if given is not None else captures
     if not isinstance(items, dict) or not items:
-        raise TypeError(f"{key}/captures must be a non-empty dict {{name: ...}}; got {type(items).__name__}.")
+        raise ArgumentTypeError(f"{key}/captures must be a non-empty dict {{name: ...}}; got {type(items).__name__}.")
     if given is not None and (model is None or tokenizer is None):
-        raise TypeError(f"{fn}(model, tokenizer, {key}): {key} need the model and tokenizer.")
+        raise ArgumentTypeError(f"{fn}(model, tokenizer, {key}): {key} need the model and tokenizer.")
 
 
 def select_layers(layers, num_layers: int) -> list[int]:
     """``None`` (all), an int, a range or a list of ints -> a list of layer indices in ``0..L-1``."""
-    if layers is None:
-        return list(range(num_layers))
-    if isinstance(layers, (int, np.integer)) and not isinstance(layers, (bool, np.bool_)):
-        layers = [layers]
-    idx = np.asarray(list(layers))
-    if idx.size == 0 or idx.dtype.kind not in "iu" or idx.ndim != 1:
-        raise ValueError(
-            f"layers must be None (all), an int or a non-empty list of ints; got {layers!r}."
-        )
-    bad = idx[(idx < -num_layers) | (idx >= num_layers)]
-    if bad.size:
-        raise IndexError(
-            f"layer {int(bad[0])} is out of range: the capture has {num_layers} layers "
-            f"(0..{num_layers - 1}, or negative from the end)."
-        )
-    return [int(i) for i in idx % num_layers]
+    return check_layers(layers, num_layers)
 
 
 def select_heads(heads, num_heads: int) -> list[int] | None:
     """``None`` (all heads, averaged), an int or a list of ints -> a list of head indices or None."""
-    if heads is None:
-        return None
-    if isinstance(heads, (int, np.integer)) and not isinstance(heads, (bool, np.bool_)):
-        heads = [heads]
-    idx = np.asarray(list(heads))
-    if idx.size == 0 or idx.dtype.kind not in "iu" or idx.ndim != 1:
-        raise ValueError(f"heads must be None (all), an int or a non-empty list of ints; got {heads!r}.")
-    bad = idx[(idx < -num_heads) | (idx >= num_heads)]
-    if bad.size:
-        raise IndexError(
-            f"head {int(bad[0])} is out of range: the model has {num_heads} heads per layer (0..{num_heads - 1})."
-        )
-    return [int(i) for i in idx % num_heads]
+    return check_heads(heads, num_heads)
 
 
 def describe_layers(layers: list[int], num_layers: int) -> str:

@@ -11,6 +11,7 @@ import threading
 import numpy as np
 
 from . import reduce as r
+from .errors import ArgumentError
 
 
 class ViewData:
@@ -67,7 +68,7 @@ class ViewData:
             return self.summary.metrics()[name]
         if name in ROLES:
             return self.summary.roles()[name]
-        raise ValueError(f"unknown metric or role {name!r}; choose from {sorted(FUSED_METRICS + ROLES)}")
+        raise ArgumentError(f"unknown metric or role {name!r}; choose from {sorted(FUSED_METRICS + ROLES)}")
 
     # -- graph --------------------------------------------------------------------------------------
     def graph(self, layer: int, head: int | None, threshold: float, focus: int) -> dict:

@@ -8,7 +8,6 @@ the rows asked for, so memory grows with layers x heads x tokens x head_dim, not
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import _capture_file
 from ._memory import check_fits, release_free_memory
 from ._inputs import describe, encode
 from ._recorder import (
@@ -23,12 +23,15 @@ from ._recorder import (
     Recording,
     UnsupportedAttentionError,
     WeightsRecord,
+    _eval_mode,
     attention_modules,
+    model_lock,
     record_qk,
     record_weights,
 )
+from ._checks import check_choice, check_float_dtype, check_head, check_indices, check_layer, check_layers
+from .errors import ArgumentError, ArgumentTypeError, OutOfRangeError
 
-FORMAT_VERSION = 1
 ROW_BLOCK_ELEMENTS = 1 << 22  # scores computed per block of rows: heads x rows x keys <= 4M floats (16 MiB)
 
 
@@ -79,28 +82,15 @@ class Capture:
 
     # -- patterns ------------------------------------------------------------------------------
     def _layer(self, layer) -> int:
-        if isinstance(layer, (bool, np.bool_)) or not isinstance(layer, (int, np.integer)):
-            raise TypeError(f"layer must be an int; got {type(layer).__name__}")
-        if not -self.num_layers <= layer < self.num_layers:
-            raise IndexError(
-                f"layer {layer} is out of range: this capture has {self.num_layers} layers "
-                f"(0..{self.num_layers - 1}, or negative from the end)"
-            )
-        return int(layer) % self.num_layers
+        return check_layer(layer, self.num_layers)
 
     def _heads(self, head) -> torch.Tensor | None:
-        if head is None:
-            return None
-        heads = np.atleast_1d(np.asarray(head))
-        if heads.dtype.kind not in "iu" or heads.ndim != 1:
-            raise TypeError(f"head must be an int, a list of ints or None (mean); got {head!r}")
-        bad = heads[(heads < -self.num_heads) | (heads >= self.num_heads)]
-        if bad.size:
-            raise IndexError(
-                f"head {int(bad[0])} is out of range: this model has {self.num_heads} heads per layer "
-                f"(0..{self.num_heads - 1}); use head=None for the mean over heads"
-            )
-        return torch.as_tensor(heads % self.num_heads, dtype=torch.long)
+        if head is None or isinstance(head, str):
+            head = check_head(head, self.num_heads)
+            if head is None:
+                return None
+        heads = check_indices(head, self.num_heads, "head", "heads per layer", allow_empty=False)
+        return torch.as_tensor(heads, dtype=torch.long)
 
     def _rows(self, rows) -> torch.Tensor:
         n = self.num_tokens
@@ -108,12 +98,7 @@ class Capture:
             return torch.arange(n)
         if isinstance(rows, slice):
             return torch.arange(n)[rows]
-        idx = np.atleast_1d(np.asarray(rows))
-        if idx.dtype.kind not in "iu" or idx.ndim != 1:
-            raise TypeError(f"rows must be None, a slice, an int or a list of ints; got {rows!r}")
-        if idx.size and (idx.min() < -n or idx.max() >= n):
-            raise IndexError(f"rows must lie in 0..{n - 1}; got {idx.min()}..{idx.max()}")
-        return torch.as_tensor(idx % n, dtype=torch.long)
+        return torch.as_tensor(check_indices(rows, n, "rows", "tokens"), dtype=torch.long)
 
     def _visible(self, record: QKRecord, rows: torch.Tensor) -> int:
         """Keys a block of query rows can see: for plain causal attention, up to the block's last row
@@ -236,11 +221,7 @@ class Capture:
         This holds ``len(layers) x heads x tokens^2`` floats: prefer :meth:`pattern` with ``rows``
         for long sequences.
         """
-        if layers is None:
-            layers = range(self.num_layers)
-        elif isinstance(layers, (int, np.integer)):
-            layers = [layers]
-        layer_list = [self._layer(lay) for lay in layers]
+        layer_list = check_layers(layers, self.num_layers)
         n = self.num_tokens
         check_fits(4 * len(layer_list) * self.num_heads * n * n,
                    f"patterns() for {len(layer_list)} layers x {self.num_heads} heads x {n}^2 tokens",
@@ -254,61 +235,14 @@ class Capture:
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path) -> Path:
         """Write the capture to one ``.safetensors`` file that :meth:`load` reopens without a model."""
-        from safetensors.torch import save_file
-
-        tensors, layers = {}, []
-        for i, r in enumerate(self._records):
-            if isinstance(r, WeightsRecord):
-                tensors[f"weights.{i}"] = r.weights.contiguous()
-                layers.append({"kind": "weights", "name": r.name})
-                continue
-            tensors[f"query.{i}"] = r.query.contiguous()
-            tensors[f"key.{i}"] = r.key.contiguous()
-            if r.sinks is not None:
-                tensors[f"sinks.{i}"] = r.sinks.contiguous()
-            layers.append({"kind": "qk", "name": r.name, "mask": r.mask, "causal": r.causal,
-                           "scaling": r.scaling, "softcap": r.softcap})
-        for i, m in enumerate(self._masks):
-            tensors[f"mask.{i}"] = m.contiguous()
-        tensors["token_ids"] = torch.from_numpy(self.token_ids.copy())
-        tensors["offsets"] = torch.from_numpy(self.offsets.copy())
-        flags = np.stack([self.special, self.generated, self.partial]).astype(np.uint8)
-        tensors["flags"] = torch.from_numpy(flags)
-        meta = {"format": FORMAT_VERSION, "tokens": self.tokens, "text": self.text,
-                "model_name": self.model_name, "is_causal": self.is_causal,
-                "num_heads": self.num_heads, "layers": layers, "num_masks": len(self._masks)}
-        path = Path(path)
-        save_file(tensors, str(path), metadata={"attnwidget": json.dumps(meta, ensure_ascii=False)})
-        return path
+        return _capture_file.save(self, path)
 
     @classmethod
     def load(cls, path) -> "Capture":
-        """Reopen a capture written by :meth:`save`."""
-        from safetensors import safe_open
-
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"no capture file at {path}; write one with Capture.save(path)")
-        with safe_open(str(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get("attnwidget")
-            if raw is None:
-                raise ValueError(f"{path} is a safetensors file but not an attnwidget capture")
-            meta = json.loads(raw)
-            if meta.get("format") != FORMAT_VERSION:
-                raise ValueError(f"{path} has capture format {meta.get('format')}; expected {FORMAT_VERSION}")
-            records = []
-            for i, layer in enumerate(meta["layers"]):
-                if layer["kind"] == "weights":
-                    records.append(WeightsRecord(layer["name"], f.get_tensor(f"weights.{i}")))
-                    continue
-                sinks = f.get_tensor(f"sinks.{i}") if f"sinks.{i}" in f.keys() else None
-                records.append(QKRecord(layer["name"], f.get_tensor(f"query.{i}"), f.get_tensor(f"key.{i}"),
-                                        layer["mask"], layer["causal"], layer["scaling"], layer["softcap"], sinks))
-            masks = [f.get_tensor(f"mask.{i}") for i in range(meta["num_masks"])]
-            flags = f.get_tensor("flags").numpy().astype(bool)
-            return cls(records=records, masks=masks, token_ids=f.get_tensor("token_ids").numpy(),
-                       tokens=meta["tokens"], offsets=f.get_tensor("offsets").numpy(), special=flags[0],
-                       generated=flags[1], partial=flags[2], text=meta["text"],
-                       model_name=meta["model_name"], is_causal=meta["is_causal"], num_heads=meta["num_heads"])
+        """Reopen a capture written by :meth:`save`. The file is checked before use (see
+        ``attnwidget._capture_file``): other formats, damaged files and inconsistent descriptions are
+        refused with a :class:`~attnwidget.errors.CaptureFileError`; nothing in the file is run."""
+        return _capture_file.load(cls, path)
 
 
 def _take_rows(t: torch.Tensor, rows) -> torch.Tensor:
@@ -327,18 +261,46 @@ def _check_model(model, tokenizer) -> None:
     from transformers import PreTrainedModel
 
     if not isinstance(model, PreTrainedModel):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"capture expects a transformers PreTrainedModel; got {type(model).__name__}. "
             "Load one with attnwidget.load_model(...) or AutoModel*.from_pretrained(...)."
         )
     if not callable(tokenizer) or not hasattr(tokenizer, "convert_ids_to_tokens"):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"capture expects the model's tokenizer as its second argument; got {type(tokenizer).__name__}"
         )
+    meta = next((p for p in model.parameters() if p.is_meta), None)
+    if meta is not None:
+        raise ArgumentError(
+            f"{type(model).__name__}'s weights are on the meta device (shapes only, no values), so it "
+            "cannot run. Load it with real weights (from_pretrained without device_map='meta' or "
+            "init_empty_weights), or materialise them before capturing."
+        )
     if getattr(model.config, "is_encoder_decoder", False):
-        raise NotImplementedError(
+        raise UnsupportedAttentionError(
             f"{type(model).__name__} is an encoder-decoder model; attnwidget captures decoder-only and "
             "encoder-only models. Pass the encoder (model.get_encoder()) to study its self-attention."
+        )
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_ids(model, ids: torch.Tensor) -> None:
+    """Token ids the embedding can look up: ``0 <= id < vocabulary size``."""
+    try:
+        embeddings = model.get_input_embeddings()
+    except (AttributeError, NotImplementedError, TypeError):  # models without a standard embedding
+        embeddings = None
+    size = getattr(embeddings, "num_embeddings", None) or getattr(model.config, "vocab_size", None)
+    size = size if isinstance(size, int) and size > 0 else None
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or (size is not None and high >= size):
+        bad = low if low < 0 else high
+        raise OutOfRangeError(
+            f"token id {bad} is out of range: {type(model).__name__} has a vocabulary of {size} ids "
+            f"(0..{None if size is None else size - 1}). Were the ids made with this model's tokenizer?"
         )
 
 
@@ -377,22 +339,23 @@ def capture(model, tokenizer, inputs, *, generate: int = 0, attention_mask=None,
     from ._engine import preload
 
     preload()  # the pattern engine's kernels load while the model runs
-    if method not in ("auto", "qk", "weights"):
-        raise ValueError(f"method must be 'auto', 'qk' or 'weights'; got {method!r}")
-    if isinstance(generate, bool) or not isinstance(generate, (int, np.integer)) or generate < 0:
-        raise ValueError(f"generate must be a non-negative int (tokens to append); got {generate!r}")
+    method = check_choice(method, ("auto", "qk", "weights"), "method")
+    store_dtype = check_float_dtype(store_dtype, "store_dtype")
+    if not _is_int(generate) or generate < 0:
+        raise ArgumentError(f"generate must be a non-negative int (tokens to append); got {generate!r}")
     encoded = encode(tokenizer, inputs, attention_mask=attention_mask,
                      add_generation_prompt=add_generation_prompt)
     ids = encoded.ids
+    _check_ids(model, ids)
     limit = _context_length(model)
     if limit is not None and ids.shape[1] + generate > limit:
-        raise ValueError(
+        raise ArgumentError(
             f"the input is {ids.shape[1]} tokens (+{generate} to generate) but {type(model).__name__} "
             f"handles at most {limit} positions; shorten the text or capture it in pieces"
         )
-    if generate:
-        ids = _generate(model, encoded, int(generate))
-    with torch.no_grad():
+    with model_lock(model), torch.no_grad():  # one capture of a model at a time (see _recorder)
+        if generate:
+            ids = _generate(model, encoded, int(generate))
         recording = _run(model, ids, encoded.attention_mask, method, store_dtype)
     release_free_memory()  # the forward's activations are freed; give their pages back
     records = recording.ordered()
@@ -419,26 +382,29 @@ def _run(model, ids, attention_mask, method, store_dtype) -> Recording:
         with record_qk(model, store_dtype) as recording:
             model(**kwargs)
         if recording.records or method == "qk":
-            return _checked(model, recording)
+            return _checked(model, recording, method)
     with record_weights(model) as recording:
         model(**kwargs, output_attentions=True)
-    return _checked(model, recording)
+    return _checked(model, recording, method)
 
 
-def _checked(model, recording: Recording) -> Recording:
+def _checked(model, recording: Recording, method: str) -> Recording:
     if not recording.records:
         found = attention_modules(model)
-        raise ValueError(
+        advice = ("; its attention does not go through transformers' attention interface: use "
+                  "method='weights' (or 'auto') to take the weights the model returns in eager mode"
+                  if method == "qk" else "; capture works on transformer models with self-attention")
+        raise UnsupportedAttentionError(
             f"found no attention layers in {type(model).__name__}"
             + ("" if not found else f" that attnwidget can read (candidates: {[n for n, _ in found][:3]})")
-            + "; capture works on transformer models with self-attention"
+            + advice
         )
     return recording
 
 
 def _generate(model, encoded, steps: int) -> torch.Tensor:
     if not hasattr(model, "generate") or not getattr(model, "can_generate", lambda: False)():
-        raise ValueError(f"generate={steps} needs a model that can generate; {type(model).__name__} cannot")
+        raise ArgumentError(f"generate={steps} needs a model that can generate; {type(model).__name__} cannot")
     kwargs = {"input_ids": encoded.ids.to(model.device), "max_new_tokens": steps, "do_sample": False,
               "num_beams": 1}
     mask = encoded.attention_mask if encoded.attention_mask is not None else torch.ones_like(encoded.ids)
@@ -446,7 +412,7 @@ def _generate(model, encoded, steps: int) -> torch.Tensor:
     pad = getattr(model.generation_config, "pad_token_id", None)
     if pad is None:
         kwargs["pad_token_id"] = getattr(model.generation_config, "eos_token_id", None)
-    with torch.no_grad():
+    with _eval_mode(model):
         out = model.generate(**kwargs)
     if encoded.attention_mask is not None:
         grown = torch.ones(1, out.shape[1] - encoded.ids.shape[1], dtype=torch.long)

@@ -8,6 +8,7 @@ import numpy as np
 import traitlets as t
 
 from .widget import AttentionWidget
+from .errors import ArgumentTypeError
 
 DEFAULT_METRIC = "entropy"
 PANEL_METRICS = ("entropy", "normalized_entropy", "sparsity", "locality", "mean_distance",
@@ -134,7 +135,7 @@ def show(model_or_capture, tokenizer=None, text=None, *, metric: str = DEFAULT_M
     if tokenizer is None and text is None:
         cap = model_or_capture
     elif tokenizer is None or text is None:
-        raise TypeError("show expects show(model, tokenizer, text) or show(capture); got a partial call")
+        raise ArgumentTypeError("show expects show(model, tokenizer, text) or show(capture); got a partial call")
     else:
         cap = run_capture(model_or_capture, tokenizer, text)
     return Explorer(AttentionWidget(cap, **widget_kwargs), metric=metric)

@@ -26,6 +26,8 @@ import numpy as np
 
 from . import reduce as r
 from ._engine import tile_factor
+from ._checks import check_choice, check_head, check_layer, check_number
+from .errors import ArgumentError, ArgumentTypeError, BundleMissingError
 
 STATIC = pathlib.Path(__file__).parent / "static"
 BUNDLES = {"widget": STATIC / "widget.js", "static_model": STATIC / "static_model.js"}
@@ -64,10 +66,6 @@ h1 { font-size: 17px; font-weight: 600; margin: 0 0 4px 0; }
 #attnwidget-note { color: #616161; max-width: 980px; margin-top: 14px; line-height: 1.45; }
 #attnwidget-error { color: #b71c1c; font-weight: 600; }
 """
-
-
-class BundleMissingError(FileNotFoundError):
-    """The built JavaScript front end is not there (run ``make js``)."""
 
 
 def _read_bundles() -> dict[str, str]:
@@ -134,12 +132,12 @@ def _subject(obj, layer, head, view, threshold) -> _Subject:
         capture = w._capture
     else:
         if isinstance(obj, (str, bytes, pathlib.PurePath)) or obj is None:
-            raise TypeError("export_html expects a Capture, an AttentionWidget, an Explorer or a "
+            raise ArgumentTypeError("export_html expects a Capture, an AttentionWidget, an Explorer or a "
                             f"[layer, head, query, key] array; got {type(obj).__name__}")
         try:
             source = r.engine(obj)
         except Exception as error:  # noqa: BLE001 - say what was expected
-            raise TypeError("export_html expects a Capture, an AttentionWidget, an Explorer or a "
+            raise ArgumentTypeError("export_html expects a Capture, an AttentionWidget, an Explorer or a "
                             f"[layer, head, query, key] array; got {type(obj).__name__} ({error})") from None
         tokens = list(getattr(obj, "tokens", None) or [str(i) for i in range(source.n)])
         subject = _Subject(source=source, capture=obj, tokens=tokens, layer=source.num_layers // 2,
@@ -148,26 +146,15 @@ def _subject(obj, layer, head, view, threshold) -> _Subject:
     subject.model_name = getattr(capture, "model_name", None)
     s = subject.source
     if layer is not None:
-        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not -s.num_layers <= layer < s.num_layers:
-            raise ValueError(f"layer must be an int in 0..{s.num_layers - 1}; got {layer!r}")
-        subject.layer = int(layer) % s.num_layers
+        subject.layer = check_layer(layer, s.num_layers)
     if head is not None:
-        if head == "mean":
-            subject.head = None
-        elif isinstance(head, bool) or not isinstance(head, (int, np.integer)) or not 0 <= head < s.num_heads:
-            raise ValueError(f"head must be 'mean' or an int in 0..{s.num_heads - 1}; got {head!r}")
-        else:
-            subject.head = int(head)
+        subject.head = check_head(head, s.num_heads)
     if view is not None:
-        if view not in VIEWS:
-            raise ValueError(f"view must be one of {VIEWS}; got {view!r}")
-        subject.view = view
+        subject.view = check_choice(view, VIEWS, "view")
     if threshold is not None:
-        if not 0.0 <= float(threshold) <= 1.0:
-            raise ValueError(f"threshold must lie in 0..1; got {threshold!r}")
-        subject.threshold = float(threshold)
+        subject.threshold = check_number(threshold, "threshold", 0.0, 1.0)
     if len(subject.tokens) != s.n:
-        raise ValueError(f"got {len(subject.tokens)} tokens for {s.n} positions; they must match")
+        raise ArgumentError(f"got {len(subject.tokens)} tokens for {s.n} positions; they must match")
     return subject
 
 
@@ -219,7 +206,7 @@ def _rollout(subject: _Subject, max_rows: int) -> tuple[np.ndarray, list[int] | 
 def _wire(array: np.ndarray, compress: bool) -> dict:
     arr = np.ascontiguousarray(array)
     if arr.dtype.name not in ("float32", "float16", "uint8", "uint16", "uint32", "int32"):
-        raise TypeError(f"cannot embed dtype {arr.dtype}")
+        raise ArgumentTypeError(f"cannot embed dtype {arr.dtype}")
     raw = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
     data = zlib.compress(raw, 6) if compress else raw
     return {"b64": base64.b64encode(data).decode("ascii"), "dtype": arr.dtype.name, "shape": list(arr.shape),
@@ -238,7 +225,7 @@ def build_payload(obj, *, layer=None, head=None, view=None, threshold=None, heat
     source = subject.source
     n, L, H = source.n, source.num_layers, source.num_heads
     if not isinstance(heatmap_side, (int, np.integer)) or heatmap_side < 1:
-        raise ValueError(f"heatmap_side must be a positive int; got {heatmap_side!r}")
+        raise ArgumentError(f"heatmap_side must be a positive int; got {heatmap_side!r}")
     pooled = tile_factor(n, heatmap_side) > 1
     full_layer = subject.layer if (full_resolution and pooled and n <= FULL_MAX_TOKENS) else None
     heat, full, factor = _heatmaps(source, int(heatmap_side), full_layer)

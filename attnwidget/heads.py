@@ -19,6 +19,7 @@ from ._engine import Engine
 from ._progress import make_bar
 from ._summary import default_options, estimate_seconds, summary_for
 from .metrics import _is_capture, _row_entropy
+from .errors import ArgumentError, ArgumentTypeError
 
 __all__ = [
     "ROLES",
@@ -65,7 +66,7 @@ class HeadRoles:
     def scores(self, role: str) -> np.ndarray:
         """The ``[layer, head]`` scores of ``role`` (one of :data:`ROLES`)."""
         if role not in ROLES:
-            raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}.")
+            raise ArgumentError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}.")
         return getattr(self, role)
 
     @property
@@ -129,11 +130,11 @@ def induction_tokens(tokenizer, seq_len: int = 40, repeats: int = 2, seed: int =
     """
     seq_len, repeats = int(seq_len), int(repeats)
     if seq_len < 2 or repeats < 2:
-        raise ValueError(f"need seq_len >= 2 and repeats >= 2 for a repeated sequence; got {seq_len}, {repeats}.")
+        raise ArgumentError(f"need seq_len >= 2 and repeats >= 2 for a repeated sequence; got {seq_len}, {repeats}.")
     special = np.asarray(sorted(set(getattr(tokenizer, "all_special_ids", None) or [])), dtype=np.int64)
     vocab = np.setdiff1d(np.arange(len(tokenizer), dtype=np.int64), special)
     if vocab.size < seq_len:
-        raise ValueError(f"the tokenizer has {vocab.size} non-special tokens; seq_len={seq_len} needs as many.")
+        raise ArgumentError(f"the tokenizer has {vocab.size} non-special tokens; seq_len={seq_len} needs as many.")
     rng = np.random.default_rng(seed)
     ids = np.tile(rng.choice(vocab, size=seq_len, replace=False), repeats)
     bos = getattr(tokenizer, "bos_token_id", None)
@@ -159,9 +160,9 @@ def _capture_fn():
 def _synthetic_ids(n: int, period: int, offset: int) -> np.ndarray:
     period, offset = int(period), int(offset)
     if period < 1 or not 0 <= offset < n:
-        raise ValueError(f"need period >= 1 and 0 <= offset < {n} tokens; got period={period}, offset={offset}.")
+        raise ArgumentError(f"need period >= 1 and 0 <= offset < {n} tokens; got period={period}, offset={offset}.")
     if n - offset <= period:
-        raise ValueError(f"period={period} after offset={offset} leaves no repeated token in {n} tokens.")
+        raise ArgumentError(f"period={period} after offset={offset} leaves no repeated token in {n} tokens.")
     ids = np.empty(n, dtype=np.int64)
     ids[:offset] = -1 - np.arange(offset)
     ids[offset:] = np.arange(n - offset) % period
@@ -192,13 +193,13 @@ def head_roles(
     """
     if _is_model(obj):
         if tokenizer is None:
-            raise TypeError("head_roles(model, tokenizer): a model needs its tokenizer.")
+            raise ArgumentTypeError("head_roles(model, tokenizer): a model needs its tokenizer.")
         toks = induction_tokens(tokenizer, seq_len=seq_len, repeats=repeats, seed=seed)
         obj = _capture_fn()(obj, tokenizer, toks.token_ids)
         if token_ids is None and period is None and getattr(obj, "token_ids", None) is None:
             period, offset = toks.period, toks.offset
     if int(window) < 1:
-        raise ValueError(f"window must be a positive number of tokens; got {window}.")
+        raise ArgumentError(f"window must be a positive number of tokens; got {window}.")
     ids = None
     if token_ids is not None:
         ids = np.asarray(token_ids).ravel()
@@ -207,12 +208,12 @@ def head_roles(
 
     engine = Engine(obj)
     if engine.num_layers == 0:
-        raise ValueError("the attention has no layers.")
+        raise ArgumentError("the attention has no layers.")
     n = engine.num_tokens
     if period is not None:
         ids = _synthetic_ids(n, period, offset)
     if ids is not None and ids.shape[0] != n:
-        raise ValueError(f"token_ids has {ids.shape[0]} ids; the attention has {n} tokens.")
+        raise ArgumentError(f"token_ids has {ids.shape[0]} ids; the attention has {n} tokens.")
     token_ids = None if ids is None else tuple(int(i) for i in ids)
     summary = summary_for(obj, default_options(obj, token_ids=token_ids, window=int(window)))
     todo = summary.num_layers - len(summary.done)
@@ -235,7 +236,7 @@ def _sample_rows(obj, max_rows):
     """
     src = Engine(obj)
     if src.num_layers == 0:
-        raise ValueError("the attention has no layers.")
+        raise ArgumentError("the attention has no layers.")
     heads, n, causal = src.num_heads, src.num_tokens, src.is_causal
     first = 1 if causal and n > 1 else 0
     rows = np.arange(first, n)
@@ -262,11 +263,11 @@ def head_distances(obj, metric: str = "js", *, max_rows: int | None = 128) -> np
     memory is the selection, ``L x H x rows x keys`` floats (``max_rows=None`` makes that ``L x H x n^2``).
     """
     if metric not in ("js", "tv"):
-        raise ValueError(
+        raise ArgumentError(
             f"unknown metric {metric!r}; expected 'js' (Jensen-Shannon distance) or 'tv' (total variation)."
         )
     if max_rows is not None and int(max_rows) < 1:
-        raise ValueError(f"max_rows must be a positive number of rows or None; got {max_rows}.")
+        raise ArgumentError(f"max_rows must be a positive number of rows or None; got {max_rows}.")
     x, _, _, causal, rows = _sample_rows(obj, max_rows)
     total, r, _ = x.shape
     ent = _row_entropy(x) if metric == "js" else None
@@ -341,22 +342,22 @@ def similar_heads(
     except ImportError as exc:  # pragma: no cover - scipy is a dependency
         raise ImportError("similar_heads needs scipy: pip install scipy") from exc
     if n_clusters is not None and threshold is not None:
-        raise ValueError("give n_clusters or threshold, not both.")
+        raise ArgumentError("give n_clusters or threshold, not both.")
     if n_clusters is not None and int(n_clusters) < 1:
-        raise ValueError(f"n_clusters must be at least 1; got {n_clusters}.")
+        raise ArgumentError(f"n_clusters must be at least 1; got {n_clusters}.")
     if _is_capture(obj):
         layers, heads = int(obj.num_layers), int(obj.num_heads)
     else:
         shape = np.shape(obj)
         if len(shape) != 4:
-            raise ValueError(f"expected a Capture or a [layer, head, query, key] array; got shape {tuple(shape)}.")
+            raise ArgumentError(f"expected a Capture or a [layer, head, query, key] array; got shape {tuple(shape)}.")
         layers, heads = shape[0], shape[1]
     if distances is None:
         distances = head_distances(obj, metric, max_rows=max_rows)
     distances = np.asarray(distances, dtype=np.float64)
     total = layers * heads
     if distances.shape != (total, total):
-        raise ValueError(
+        raise ArgumentError(
             f"distances has shape {distances.shape}; expected ({total}, {total}) for {layers}x{heads} heads."
         )
     if total == 1:

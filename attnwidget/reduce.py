@@ -15,6 +15,7 @@ import numpy as np
 
 from ._engine import THUMB_SIZE, Engine, pool_factor  # noqa: F401 (re-exported)
 from ._engine import TILE_SIDE as STORED_SIDE
+from .errors import ArgumentError, ArgumentTypeError
 
 TILE_SIDE = 512  # a zoomed heatmap window: at most this many cells a side (max-pooled)
 
@@ -26,7 +27,7 @@ def wire(array: np.ndarray, dtype: str | None = None) -> dict:
     """``{"buffer": bytes, "dtype": str, "shape": list}`` (C order) for the front end."""
     arr = np.ascontiguousarray(array if dtype is None else np.asarray(array).astype(dtype))
     if arr.dtype.name not in ("float32", "float16", "uint8", "uint16", "uint32", "int32"):
-        raise TypeError(f"cannot send dtype {arr.dtype} to the browser; convert to float32 or uint8")
+        raise ArgumentTypeError(f"cannot send dtype {arr.dtype} to the browser; convert to float32 or uint8")
     return {"buffer": arr.tobytes(), "dtype": arr.dtype.name, "shape": list(arr.shape)}
 
 
@@ -126,7 +127,7 @@ def token_lines(source, layer: int, head: int | None, token: int, direction: str
     elif direction == "to":
         weights = np.concatenate([p[heads][:, :, token] for _, _, p in src.blocks(layer)], axis=1)
     else:
-        raise ValueError(f"direction must be 'from' or 'to'; got {direction!r}")
+        raise ArgumentError(f"direction must be 'from' or 'to'; got {direction!r}")
     return {"weights": wire(weights.astype(np.float32)), "token": int(token), "direction": direction,
             "heads": heads}
 

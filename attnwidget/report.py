@@ -15,6 +15,7 @@ import numpy as np
 from ._tables import fmt, plain, table
 from .heads import head_roles
 from .metrics import _is_capture, compute_metrics
+from .errors import ArgumentError
 
 __all__ = ["THRESHOLDS", "AttentionReport", "QualityScore", "Recommendation", "attention_report", "quality_score"]
 
@@ -107,7 +108,7 @@ class QualityScore:
 def _check_weight(pattern_weight) -> float:
     w = float(pattern_weight)
     if not 0.0 <= w <= 1.0:
-        raise ValueError(f"pattern_weight must be in [0, 1] (the share of the score given to pattern match); got {w}.")
+        raise ArgumentError(f"pattern_weight must be in [0, 1] (the share of the score given to pattern match); got {w}.")
     return w
 
 

@@ -33,9 +33,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._arrays import as_attention_array
+from ._checks import check_index, check_layer, check_layers, check_number
 from ._engine import Engine, _recomputes
 from ._memory import available_memory
 from ._progress import make_bar
+from .errors import ArgumentError, ArgumentTypeError, MemoryBudgetError
 
 __all__ = [
     "FLOW_MAX_BYTES",
@@ -79,52 +81,26 @@ class RowAttribution:
 
 
 def _check_residual(residual) -> float:
-    try:
-        r = float(residual)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"residual must be a number in [0, 1]; got {type(residual).__name__}. "
-            "The paper uses 0.5."
-        ) from None
-    if not 0.0 <= r <= 1.0:
-        raise ValueError(
-            f"residual must lie in [0, 1] (weight of the identity added to each layer); got {r}. "
-            "The paper uses 0.5."
-        )
-    return r
+    return check_number(residual, "residual", 0.0, 1.0,
+                        "It is the weight of the identity added to each layer; the paper uses 0.5.")
 
 
 def _check_fusion(head_fusion) -> str:
     if head_fusion not in _FUSIONS:
-        raise ValueError(
+        raise ArgumentError(
             f"head_fusion must be one of {', '.join(map(repr, _FUSIONS))}; got {head_fusion!r}."
         )
     return head_fusion
 
 
 def _select_layers(num_layers: int, start_layer, layers) -> list[int]:
-    if isinstance(start_layer, bool) or not isinstance(start_layer, (int, np.integer)):
-        raise TypeError(f"start_layer must be an int; got {type(start_layer).__name__}.")
-    if not -num_layers <= start_layer < num_layers:
-        raise ValueError(
-            f"start_layer={start_layer} is out of range for {num_layers} layers; "
-            f"use 0..{num_layers - 1}."
-        )
-    start = int(start_layer) % num_layers
-    if layers is None:
-        chosen = list(range(num_layers))
-    else:
-        chosen = [int(x) for x in np.atleast_1d(np.asarray(layers)).ravel()]
-        bad = [x for x in chosen if not 0 <= x < num_layers]
-        if bad:
-            raise ValueError(
-                f"layers {bad} are out of range for {num_layers} layers; use indices 0..{num_layers - 1}."
-            )
-        if any(b <= a for a, b in zip(chosen, chosen[1:])):
-            raise ValueError(f"layers must be strictly increasing (bottom to top); got {chosen}.")
+    start = check_layer(start_layer, num_layers, "start_layer")
+    chosen = check_layers(layers, num_layers)
+    if any(b <= a for a, b in zip(chosen, chosen[1:])):
+        raise ArgumentError(f"layers must be strictly increasing (bottom to top); got {chosen}.")
     chosen = [x for x in chosen if x >= start]
     if not chosen:
-        raise ValueError(
+        raise ArgumentError(
             f"no layer left to use: layers={layers!r} with start_layer={start_layer}. "
             "Lower start_layer or include higher layers."
         )
@@ -136,12 +112,12 @@ def _fuse_and_mix(arr: np.ndarray, residual: float, head_fusion: str, r0: int = 
     float64 matrix, ``[m, n]``. Row by row, so blocks of rows give the rows of the whole matrix."""
     a = arr.astype(np.float64)
     if not np.all(np.isfinite(a)):
-        raise ValueError(
+        raise ArgumentError(
             "attention contains NaN or inf; expected finite probabilities. "
             "Check the model's dtype (float16 overflow) or the capture."
         )
     if np.any(a < 0):
-        raise ValueError(
+        raise ArgumentError(
             f"attention contains negative values (min {a.min():.3g}); expected probabilities "
             "(softmax outputs). Pass attention patterns, not scores or gradients."
         )
@@ -179,17 +155,8 @@ def _mixed_and_causal(attn, residual, head_fusion, start_layer, layers, bar=None
             parts.append(_fuse_and_mix(arr[0], residual, head_fusion))
         return np.stack(parts), causal
     arr, causal = as_attention_array(attn)
-    _check_not_empty(arr)
     chosen = _select_layers(arr.shape[0], start_layer, layers)
     return np.stack([_fuse_and_mix(arr[l], residual, head_fusion) for l in chosen]), causal
-
-
-def _check_not_empty(arr: np.ndarray) -> None:
-    if 0 in arr.shape:
-        raise ValueError(
-            f"attention has an empty axis: shape {tuple(arr.shape)} [layer, head, query, key]; "
-            "expected at least one layer, head and token."
-        )
 
 
 def _blocks_setup(attn, residual, head_fusion, start_layer, layers):
@@ -197,8 +164,6 @@ def _blocks_setup(attn, residual, head_fusion, start_layer, layers):
     residual = _check_residual(residual)
     head_fusion = _check_fusion(head_fusion)
     src = Engine(attn)
-    if src.kind == "array":
-        _check_not_empty(src.array)
     chosen = _select_layers(src.num_layers, start_layer, layers)
     return src, chosen, residual, head_fusion
 
@@ -286,11 +251,7 @@ def _default_row(n: int, causal: bool, row) -> tuple[int, str]:
                 f"last token (causal model: position {n - 1} is the only one that sees the whole input)"
             )
         return 0, "first token (encoder: the [CLS]-style position that summarises the input)"
-    if isinstance(row, bool) or not isinstance(row, (int, np.integer)):
-        raise TypeError(f"row must be an int or None; got {type(row).__name__}.")
-    if not -n <= row < n:
-        raise ValueError(f"row={row} is out of range for {n} tokens; use 0..{n - 1} (or -1 for the last).")
-    r = int(row) % n
+    r = check_index(row, n, "row", "tokens", "Use None for the natural row (the last token of a causal model).")
     return r, f"row {r} chosen by the caller"
 
 
@@ -301,11 +262,11 @@ def _rows_arg(n: int, causal: bool, rows, name: str = "rows") -> tuple[list[int]
         return [r], [reason]
     wrong = f"{name} must be None, an int or a sequence of ints; got {type(rows).__name__}."
     if isinstance(rows, (str, bytes)):
-        raise TypeError(wrong)
+        raise ArgumentTypeError(wrong)
     try:
         items = list(np.asarray(rows).ravel()) if isinstance(rows, np.ndarray) else list(rows)
     except TypeError:
-        raise TypeError(wrong) from None
+        raise ArgumentTypeError(wrong) from None
     out, reasons = [], []
     for item in items:
         r, reason = _default_row(n, causal, item)
@@ -334,7 +295,7 @@ def _propagate_rows(src: Engine, chosen: list[int], residual: float, head_fusion
         finally:
             bar.close()
         if not np.all(np.isfinite(V)):
-            raise ValueError(
+            raise ArgumentError(
                 "attention contains NaN or inf; expected finite probabilities. "
                 "Check the model's dtype (float16 overflow) or the capture."
             )
@@ -404,7 +365,7 @@ def _check_flow_size(attn, start_layer, layers) -> None:
     if need > limit:
         gib = 1 << 30
         what = "attnwidget.rollout.FLOW_MAX_BYTES" if limit == FLOW_MAX_BYTES else "the available memory"
-        raise MemoryError(
+        raise MemoryBudgetError(
             f"attention flow over {len(chosen)} layers x {n} tokens needs its dense [layer, query, key] "
             f"network: about {need / gib:.1f} GiB ({FLOW_BYTES_PER_ENTRY} bytes x {len(chosen)} x {n}^2), "
             f"more than {what} ({limit / gib:.1f} GiB). Use fewer layers (layers=..., start_layer=...), "

@@ -9,44 +9,33 @@ worker thread, so hovers and clicks keep being answered.
 
 from __future__ import annotations
 
-import atexit
 import concurrent.futures
 import pathlib
 import threading
-import weakref
 
 import anywidget
 import numpy as np
 import traitlets as t
 
 from . import reduce as r
-from ._progress import make_bar
-from ._summary import Summary, default_options, estimate_seconds, summary_for
+from ._checks import check_choice, check_head, check_index, check_indices, check_layer, check_number
+from ._summary import Summary, default_options, summary_for
 from ._widget_data import ViewData
-
+from ._widget_messages import PageMessages
+from ._widget_pass import START_AFTER_SECONDS, BackgroundPass  # noqa: F401 (re-exported)
+from .errors import ArgumentError
 STATIC = pathlib.Path(__file__).parent / "static"
 VIEWS = ("heatmap", "text", "lines", "graph", "rollout")
 COLOR_SCALES = ("linear", "log", "no_sink")
 TEXT_SOURCES = ("attention", "rollout", "flow")
 ROLLOUT_MATRIX_TOKENS = 1024  # up to this length the widget keeps the whole rollout matrix
-#: The background pass starts when the page says it has painted the widget (so the browser, on the
-#: same cores, is not slowed by it), when ``wait()`` is called, or after this many seconds with no page.
-START_AFTER_SECONDS = 3.0
-_RUNNING: "weakref.WeakSet[AttentionWidget]" = weakref.WeakSet()  # widgets whose background pass runs
 
 
-@atexit.register
-def _stop_passes() -> None:
-    """At interpreter exit, stop every background pass and wait for it (at most one layer): a thread
-    left inside compiled code while the interpreter tears down aborts the process."""
-    widgets = list(_RUNNING)
-    for widget in widgets:
-        widget._stop.set()
-        widget._go.set()
-        widget._jobs.shutdown(wait=False, cancel_futures=True)
-    for widget in widgets:
-        if widget._thread is not None:
-            widget._thread.join(timeout=60)
+class _Checked(t.Any):
+    """A trait typed by its ``@validate`` method alone (see attnwidget._checks), None included:
+    ``t.Any`` lets None through unvalidated, and its ``allow_none=False`` is ignored."""
+
+    allow_none = False
 
 
 def _bundle() -> pathlib.Path:
@@ -59,7 +48,7 @@ def _bundle() -> pathlib.Path:
     return path
 
 
-class AttentionWidget(anywidget.AnyWidget):
+class AttentionWidget(PageMessages, BackgroundPass, anywidget.AnyWidget):
     """Linked views of one capture: layer x head grid, heatmap, text, token lines, graph, rollout strip.
 
     Hovering or clicking in the page sets the selection traits below, which Python can read and
@@ -80,32 +69,37 @@ class AttentionWidget(anywidget.AnyWidget):
     """bool: causal attention (the heatmap masks the upper triangle)."""
 
     # -- selection: set by the page, readable and settable from Python --------------------------
-    layer = t.Int(0).tag(sync=True)
+    # Typed by their validators (attnwidget._checks), not by traitlets, so that a refused value raises
+    # the same error as everywhere else in attnwidget and never sticks.
+    layer = _Checked(0).tag(sync=True)
     """int: selected layer (default: the middle layer)."""
-    head = t.Int(None, allow_none=True).tag(sync=True)
+    head = t.Any(None).tag(sync=True)
     """int | None: selected head; None shows the mean over the layer's heads."""
-    view = t.Enum(VIEWS, default_value="heatmap").tag(sync=True)
+    view = _Checked("heatmap").tag(sync=True)
     """str: the view beside the grid: 'heatmap', 'text', 'lines', 'graph' or 'rollout'."""
-    hovered_token = t.Int(None, allow_none=True).tag(sync=True)
+    hovered_token = t.Any(None).tag(sync=True)
     """int | None: token under the pointer in any view (heatmap: the query row)."""
-    selected_tokens = t.List(t.Int()).tag(sync=True)
+    selected_tokens = _Checked(()).tag(sync=True)
     """list[int]: tokens clicked in any view (sorted)."""
-    heatmap_kind = t.Enum(("attention", "rollout"), default_value="attention").tag(sync=True)
+    heatmap_kind = _Checked("attention").tag(sync=True)
     """str: the heatmap shows the selected layer's 'attention' (head or mean) or the 'rollout' over
     all layers (up to ROLLOUT_MATRIX_TOKENS tokens)."""
-    color_scale = t.Enum(COLOR_SCALES, default_value="linear").tag(sync=True)
+    color_scale = _Checked("linear").tag(sync=True)
     """str: how weights map to colour in the heatmap, the text view and the rollout strip: 'linear'
     (0..max), 'log' (four decades below the max) or 'no_sink' (linear, scaled without the first
     token, which draws off the scale): long prompts put most weight on token 0."""
-    text_source = t.Enum(TEXT_SOURCES, default_value="attention").tag(sync=True)
+    text_source = _Checked("attention").tag(sync=True)
     """str: what colours the text view: the 'attention' row of the focused token (selected layer and
     head, or the mean), its 'rollout' row, or its attention 'flow' (after compute_flow)."""
-    threshold = t.Float(0.1, min=0.0, max=1.0).tag(sync=True)
+    threshold = _Checked(0.1).tag(sync=True)
     """float: the attention graph keeps edges with weight above this."""
-    color_by = t.Unicode(None, allow_none=True).tag(sync=False)
+    color_by = t.Any(None).tag(sync=False)
     """str | None: colour grid cells by a metric (see attnwidget.metrics.METRICS) or head role."""
     status = t.Unicode("").tag(sync=True)
     """str: one line of status text under the views."""
+    error = t.Unicode("").tag(sync=True)
+    """str: the last request from the page that failed, shown in red in the status line (and logged
+    to the ``attnwidget`` logger); "" when the last request succeeded."""
     progress = t.Unicode("").tag(sync=True)
     """str: the background pass, e.g. "layers 12/30, 18 s left" ("" once every layer is done)."""
     layers_done = t.Int(0).tag(sync=True)
@@ -125,8 +119,6 @@ class AttentionWidget(anywidget.AnyWidget):
         engine = r.engine(capture)
         if tokens is None:
             tokens = getattr(capture, "tokens", None) or [str(i) for i in range(engine.n)]
-        if len(tokens) != engine.n:
-            raise ValueError(f"got {len(tokens)} tokens for {engine.n} positions; they must match")
         self._engine, self._capture = engine, capture
         self._summary: Summary = summary_for(capture, default_options(capture), keep_means=True)
         self._data = ViewData(engine, self._summary)
@@ -143,6 +135,8 @@ class AttentionWidget(anywidget.AnyWidget):
         if layer is None:
             layer = engine.num_layers // 2
         layer = self._check_layer(layer)
+        self._checked({"head": head, "view": view, "threshold": threshold, "tokens": list(tokens),
+                       "color_by": color_by, **kwargs})
         self._summary.layer(layer)  # first paint needs only this layer
         super().__init__(tokens=list(tokens), num_layers=engine.num_layers, num_heads=engine.num_heads,
                          is_causal=engine.is_causal, layer=layer, head=self._check_head(head), view=view,
@@ -161,94 +155,21 @@ class AttentionWidget(anywidget.AnyWidget):
         return (f"AttentionWidget({len(self.tokens)} tokens, {self.num_layers} layers x {self.num_heads} "
                 f"heads, layer={self.layer}, head={self.head}, view={self.view!r})")
 
-    # -- the background pass ------------------------------------------------------------------------
-    def _start_pass(self, background: bool, progress) -> None:
-        todo = self._engine.num_layers - len(self._summary.done)
-        if not todo:
-            self._pass_done()
-            return
-        bar = make_bar(todo, "attnwidget layers", progress, estimate_seconds(self._engine, todo))
-        order = sorted(range(self._engine.num_layers), key=lambda l: abs(l - self.layer))  # near ones first
-        if not background:
-            try:
-                self._summary.run(order, on_layer=self._layer_done, progress=bar)
-            finally:
-                bar.close()
-            self._pass_done()
-            return
+    # -- validation: in @validate, so a refused value never sticks --------------------------------
+    def _checked(self, values: dict) -> None:
+        """Run the validators on values about to be set together (the constructor's, the page's):
+        traitlets defers validation inside ``hold_trait_notifications`` and rolls back only its own
+        TraitError, so a value is checked here first and nothing is set when one is refused."""
+        for name, value in values.items():
+            check = getattr(self, f"_valid_{name}", None)
+            if check is not None:
+                check({"value": value, "owner": self, "trait": self.traits().get(name)})
 
-        def work():
-            self._go.wait(START_AFTER_SECONDS)
-            try:
-                if self._summary.run(order, stop=self._stop, on_layer=self._layer_done, progress=bar):
-                    self._pass_done()
-            except Exception as error:  # noqa: BLE001 - shown in the page, not lost in a thread
-                self.progress = f"the background pass stopped: {type(error).__name__}: {error}"
-                raise
-            finally:
-                bar.close()
-
-        self._thread = threading.Thread(target=work, name="attnwidget-pass", daemon=True)
-        _RUNNING.add(self)
-        self._thread.start()
-
-    def _layer_done(self, layer: int, result) -> None:
-        done = len(self._summary.done)
-        eta = self._summary.eta()
-        with self._lock:
-            self.grid_data = self._grid()
-            self.progress = f"layers {done}/{self.num_layers}" + (f", {eta:.0f} s left" if eta is not None else "")
-            self.layers_done = done
-
-    def _pass_done(self) -> None:
-        with self._lock:
-            self.grid_data = self._grid()
-            self.layers_done = self._engine.num_layers
-            self.progress = ""
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the background pass over every layer and for the answers still being computed
-        (rollout rows of long inputs); True when every layer is done."""
-        self._go.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        try:
-            self._jobs.submit(lambda: None).result(timeout)  # one worker: queued answers come first
-        except RuntimeError:  # the widget was closed
-            pass
-        return self._summary.complete()
-
-    def close(self) -> None:
-        """Stop the background pass and the worker, release the head-mean patterns kept for rollout
-        rows (up to 1.25 GiB on long inputs; the metrics stay cached on the capture), close the widget."""
-        stop, jobs = getattr(self, "_stop", None), getattr(self, "_jobs", None)
-        if stop is not None:
-            stop.set()
-            self._go.set()
-        if jobs is not None:
-            jobs.shutdown(wait=False, cancel_futures=True)
-        summary = getattr(self, "_summary", None)
-        if summary is not None:
-            thread = getattr(self, "_thread", None)
-            if thread is not None and thread.is_alive():
-                thread.join(timeout=60)  # it stops after its current layer
-            summary.release_means()
-        super().close()
-
-    # -- validation ----------------------------------------------------------------------------
     def _check_layer(self, layer) -> int:
-        n = self._engine.num_layers
-        if not isinstance(layer, (int, np.integer)) or not -n <= layer < n:
-            raise ValueError(f"layer must be an int in 0..{n - 1}; got {layer!r}")
-        return int(layer) % n
+        return check_layer(layer, self._engine.num_layers)
 
     def _check_head(self, head):
-        n = self._engine.num_heads
-        if head is None:
-            return None
-        if not isinstance(head, (int, np.integer)) or not 0 <= head < n:
-            raise ValueError(f"head must be None (mean) or an int in 0..{n - 1}; got {head!r}")
-        return int(head)
+        return check_head(head, self._engine.num_heads)
 
     @t.validate("layer")
     def _valid_layer(self, proposal):
@@ -259,24 +180,53 @@ class AttentionWidget(anywidget.AnyWidget):
         return self._check_head(proposal["value"])
 
     @t.validate("hovered_token")
-    def _valid_hover(self, proposal):
+    def _valid_hovered_token(self, proposal):
         value = proposal["value"]
-        if value is not None and not 0 <= value < self._engine.n:
-            raise ValueError(f"hovered_token must be None or in 0..{self._engine.n - 1}; got {value}")
-        return value
+        return None if value is None else check_index(value, self._engine.n, "hovered_token", "tokens")
 
     @t.validate("selected_tokens")
-    def _valid_selection(self, proposal):
-        tokens = sorted(set(int(v) for v in proposal["value"]))
-        bad = [v for v in tokens if not 0 <= v < self._engine.n]
-        if bad:
-            raise ValueError(f"selected_tokens must lie in 0..{self._engine.n - 1}; got {bad}")
+    def _valid_selected_tokens(self, proposal):
+        return sorted(set(check_indices(proposal["value"], self._engine.n, "selected_tokens", "tokens")))
+
+    @t.validate("threshold")
+    def _valid_threshold(self, proposal):
+        return check_number(proposal["value"], "threshold", 0.0, 1.0,
+                            "The graph keeps the edges whose weight is above it.")
+
+    @t.validate("tokens")
+    def _valid_tokens(self, proposal):
+        tokens = proposal["value"]
+        if len(tokens) != self._engine.n:
+            raise ArgumentError(
+                f"tokens must hold one string per position: {self._engine.n}; got {len(tokens)}."
+            )
         return tokens
+
+    @t.validate("color_by")
+    def _valid_color_by(self, proposal):
+        from .heads import ROLES
+        from .metrics import FUSED_METRICS
+
+        value = proposal["value"]
+        return value if value is None else check_choice(value, sorted(FUSED_METRICS + ROLES), "color_by")
+
+    @t.validate("view")
+    def _valid_view(self, proposal):
+        return check_choice(proposal["value"], VIEWS, "view")
+
+    @t.validate("color_scale")
+    def _valid_color_scale(self, proposal):
+        return check_choice(proposal["value"], COLOR_SCALES, "color_scale")
+
+    @t.validate("text_source")
+    def _valid_text_source(self, proposal):
+        return check_choice(proposal["value"], TEXT_SOURCES, "text_source")
 
     @t.validate("heatmap_kind")
     def _valid_heatmap_kind(self, proposal):
+        check_choice(proposal["value"], ("attention", "rollout"), "heatmap_kind")
         if proposal["value"] == "rollout" and self._engine.n > ROLLOUT_MATRIX_TOKENS:
-            raise ValueError(
+            raise ArgumentError(
                 f"the rollout heatmap needs the whole [query, key] rollout, offered up to "
                 f"{ROLLOUT_MATRIX_TOKENS} tokens; this capture has {self._engine.n}. Use the rollout "
                 "view or the text view (one row at a time) instead."
@@ -485,40 +435,6 @@ class AttentionWidget(anywidget.AnyWidget):
         """A ``[layer, head]`` metric (see attnwidget.metrics.METRICS) or head-role score; NaN for the
         layers the background pass has not reached yet (``wait()`` first for all of them)."""
         return self._data.metric_grid(name)
-
-    # -- messages ------------------------------------------------------------------------------
-    def _on_message(self, widget, content, buffers) -> None:
-        kind = content.get("type") if isinstance(content, dict) else None
-        if kind == "painted":  # the page shows the widget: the background pass may use the cores now
-            self._go.set()
-        elif kind == "tile_request":
-            tile = self._tile(content.get("row0", 0), content.get("col0", 0), content.get("rows"),
-                              content.get("cols"))
-            matrix = tile.pop("matrix")
-            self.send({"type": "tile", **tile, "dtype": matrix["dtype"], "shape": matrix["shape"]},
-                      buffers=[matrix["buffer"]])
-        elif kind == "png":
-            path = self._png_requests.pop(content.get("request_id"), None)
-            if path is not None and buffers:
-                pathlib.Path(path).write_bytes(bytes(buffers[0]))
-                self.status = f"saved {path}"
-            elif path is not None:
-                self.status = f"PNG export of {path} failed in the page: {content.get('error', 'no image')}"
-        elif kind == "lines_hover":
-            direction = content.get("direction", "from")
-            self._lines_direction = direction if direction in ("from", "to") else "from"
-            token = content.get("token")
-            if token is not None:
-                self._push_lines(int(token))
-
-    def save_png(self, path, view: str = "current") -> None:
-        """Ask the page for a PNG of the current view (``view="grid"`` for the grid) and write it to
-        ``path`` when the page answers (a moment later, once the kernel is idle; the status line says
-        so). The page must be displayed: with no page showing the widget, nothing answers and no file
-        is written. The toolbar's PNG button downloads the same image."""
-        self._png_counter += 1
-        self._png_requests[self._png_counter] = str(path)
-        self.send({"type": "png_request", "request_id": self._png_counter, "view": view})
 
     def initial_bytes(self) -> int:
         """Bytes of binary data in the widget's synced state (what the first render receives)."""

@@ -91,7 +91,7 @@ def test_closing_the_widget_stops_the_pass(cap, slow):
 
 
 def test_the_pass_starts_without_a_page_after_a_few_seconds(cap, slow, monkeypatch):
-    import attnwidget.widget as module
+    import attnwidget._widget_pass as module
 
     monkeypatch.setattr(module, "START_AFTER_SECONDS", 0.5)
     widget = AttentionWidget(cap, layer=0)

@@ -64,9 +64,14 @@ function render({ model, el }) {
   let viewName = null;
 
   const tokens = () => model.get("tokens") ?? [];
+  // A failure in the page (error) or in answering the page (the "error" trait) shows in red until
+  // the next successful request clears it; otherwise the kernel's status line.
   const showStatus = (error) => {
-    status.textContent = error ? `attnwidget: ${error.message}` : (model.get("status") ?? "");
-    status.style.color = error ? "#d32f2f" : theme.muted;
+    const failed = error ? error.message : (model.get("error") ?? "");
+    status.textContent = failed ? `attnwidget: ${failed}` : (model.get("status") ?? "");
+    status.style.color = failed ? "#d32f2f" : theme.muted;
+    if (failed) status.setAttribute("role", "alert");
+    else status.removeAttribute("role");
   };
   const showProgress = () => { progress.textContent = model.get("progress") ?? ""; };
   const dataOf = (convert, value) => {
@@ -157,6 +162,7 @@ function render({ model, el }) {
     });
   }
   on("change:status", () => showStatus(null));
+  on("change:error", () => showStatus(null));
   on("change:progress", showProgress);
   on("change:heatmap_kind", () => toolbar.setHeatmapKind(model.get("heatmap_kind") ?? null));
   on("change:color_scale", () => {

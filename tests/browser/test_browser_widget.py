@@ -247,3 +247,16 @@ def test_heatmap_kind_selector(mount):
     assert selector.input_value() == "attention"
     page.get_by_role("button", name="lines").click()  # only the heatmap tab offers it
     assert not page.locator(".attnwidget-heatmap-kind").is_visible()
+
+
+def test_a_kernel_error_shows_in_red_until_cleared(mount):
+    page = mount()
+    page.evaluate("window.__model.kernelSet('status', 'layer 1, mean of heads')")
+    page.evaluate("window.__model.kernelSet('error', \"the page set layer: OutOfRangeError: layer 99 is out of range\")")
+    status = page.locator(".attnwidget-status")
+    assert status.text_content() == "attnwidget: the page set layer: OutOfRangeError: layer 99 is out of range"
+    assert status.get_attribute("role") == "alert"
+    red = page.evaluate("getComputedStyle(document.querySelector('.attnwidget-status')).color")
+    assert red == "rgb(211, 47, 47)"
+    page.evaluate("window.__model.kernelSet('error', '')")
+    assert status.text_content() == "layer 1, mean of heads" and status.get_attribute("role") is None

@@ -1,0 +1,94 @@
+"""The widget's side of the conversation with its page: trait values the page sets, custom messages
+(tile requests, PNG answers, hovers in the lines view) and PNG export requests.
+
+A mixin of :class:`attnwidget.AttentionWidget`. Nothing the page sends can raise inside the comm
+handler, where the error would be lost: a refused value or a failed request sets the widget's
+``error`` trait (red in the status line), is logged to the ``attnwidget`` logger, and refused trait
+values are sent back so the page shows the kernel's values again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+
+from ._checks import check_choice, check_index
+from .errors import ArgumentError
+
+log = logging.getLogger("attnwidget")
+
+
+class PageMessages:
+    """Message handling of a widget (see the module docstring)."""
+
+    def set_state(self, sync_data) -> None:
+        """Trait values sent by the page. A refused value is reported (status line, log) and the page
+        is put back on the kernel's values, instead of an error lost in the comm handler."""
+        try:
+            self._checked(sync_data)  # before anything is set: nothing refused sticks
+            super().set_state(sync_data)
+        except Exception as error:  # noqa: BLE001 - reported to the page and the log, then resynced
+            self._report(f"the page set {', '.join(sorted(sync_data))}", error)
+            self.send_state(key=[k for k in sync_data if k in self.keys])
+        else:
+            if self.error and sync_data.keys() & {"layer", "head", "view", "selected_tokens", "threshold"}:
+                self.error = ""
+
+    def _report(self, what: str, error: Exception) -> None:
+        text = f"{what}: {type(error).__name__}: {error}"
+        log.error("attnwidget: %s", text)
+        self.error = text
+
+    def _on_message(self, widget, content, buffers) -> None:
+        try:
+            self._answer(content, buffers)
+        except Exception as error:  # noqa: BLE001 - reported to the page and the log
+            kind = content.get("type") if isinstance(content, dict) else type(content).__name__
+            self._report(f"the page's {kind!r} request failed", error)
+
+    def _answer(self, content, buffers) -> None:
+        if not isinstance(content, dict) or not isinstance(content.get("type"), str):
+            raise ArgumentError(f"expected a message {{'type': ...}} from the page; got {content!r:.80}")
+        kind = content["type"]
+        if kind == "painted":  # the page shows the widget: the background pass may use the cores now
+            self._go.set()
+        elif kind == "tile_request":
+            tile = self._tile(*(content.get(k, d) for k, d in (("row0", 0), ("col0", 0), ("rows", None), ("cols", None))))
+            matrix = tile.pop("matrix")
+            self.send({"type": "tile", **tile, "dtype": matrix["dtype"], "shape": matrix["shape"]},
+                      buffers=[matrix["buffer"]])
+        elif kind == "png":
+            path = self._png_requests.pop(content.get("request_id"), None)
+            if path is not None and buffers:
+                pathlib.Path(path).write_bytes(bytes(buffers[0]))
+                self.status = f"saved {path}"
+            elif path is not None:
+                raise ArgumentError(f"PNG export of {path} failed in the page: {content.get('error', 'no image')}")
+        elif kind == "lines_hover":
+            direction = content.get("direction", "from")
+            self._lines_direction = direction if direction in ("from", "to") else "from"
+            token = content.get("token")
+            if token is not None:
+                self._push_lines(check_index(token, self._engine.n, "token", "tokens"))
+        else:
+            raise ArgumentError(f"unknown message type {kind!r} from the page; expected 'painted', "
+                                "'tile_request', 'png' or 'lines_hover'")
+
+    def save_png(self, path, view: str = "current") -> None:
+        """Ask the page for a PNG of the current view (``view="grid"`` for the grid) and write it to
+        ``path`` when the page answers (a moment later, once the kernel is idle; the status line says
+        so). The page must be displayed: with no page showing the widget, nothing answers and no file
+        is written. The toolbar's PNG button downloads the same image. A folder that does not exist or
+        cannot be written is refused at once."""
+        check_choice(view, ("current", "grid"), "view")
+        target = pathlib.Path(path)
+        folder = target.parent if str(target.parent) else pathlib.Path(".")
+        if not folder.is_dir():
+            raise FileNotFoundError(f"cannot save {target}: the folder {folder} does not exist")
+        if target.is_dir() or not os.access(folder, os.W_OK):
+            raise PermissionError(f"cannot save {target}: " + (
+                "it is a folder" if target.is_dir() else f"the folder {folder} is not writable"))
+        self._png_counter += 1
+        self._png_requests[self._png_counter] = str(path)
+        self.send({"type": "png_request", "request_id": self._png_counter, "view": view})

@@ -1,0 +1,113 @@
+"""The widget's background pass over every layer, and its worker thread for slow answers.
+
+A mixin of :class:`attnwidget.AttentionWidget`: the constructor computes the selected layer and
+returns; this pass computes the others on a thread, nearest layers first, and the grid, the progress
+line and the explorer's panels fill in as each layer finishes. ``close()`` stops it after its current
+layer; so does the interpreter's exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import weakref
+
+from ._progress import make_bar
+from ._summary import estimate_seconds
+
+#: The background pass starts when the page says it has painted the widget (so the browser, on the
+#: same cores, is not slowed by it), when ``wait()`` is called, or after this many seconds with no page.
+START_AFTER_SECONDS = 3.0
+_RUNNING: "weakref.WeakSet[BackgroundPass]" = weakref.WeakSet()  # widgets whose background pass runs
+
+
+@atexit.register
+def _stop_passes() -> None:
+    """At interpreter exit, stop every background pass and wait for it (at most one layer): a thread
+    left inside compiled code while the interpreter tears down aborts the process."""
+    widgets = list(_RUNNING)
+    for widget in widgets:
+        widget._stop.set()
+        widget._go.set()
+        widget._jobs.shutdown(wait=False, cancel_futures=True)
+    for widget in widgets:
+        if widget._thread is not None:
+            widget._thread.join(timeout=60)
+
+
+class BackgroundPass:
+    """The background pass of a widget (see the module docstring). Needs ``_engine``, ``_summary``,
+    ``_lock``, ``_stop``, ``_go``, ``_thread`` and ``_jobs`` set by the widget's constructor."""
+
+    def _start_pass(self, background: bool, progress) -> None:
+        todo = self._engine.num_layers - len(self._summary.done)
+        if not todo:
+            self._pass_done()
+            return
+        bar = make_bar(todo, "attnwidget layers", progress, estimate_seconds(self._engine, todo))
+        order = sorted(range(self._engine.num_layers), key=lambda l: abs(l - self.layer))  # near ones first
+        if not background:
+            try:
+                self._summary.run(order, on_layer=self._layer_done, progress=bar)
+            finally:
+                bar.close()
+            self._pass_done()
+            return
+
+        def work():
+            self._go.wait(START_AFTER_SECONDS)
+            try:
+                if self._summary.run(order, stop=self._stop, on_layer=self._layer_done, progress=bar):
+                    self._pass_done()
+            except Exception as error:  # noqa: BLE001 - shown in the page, not lost in a thread
+                self.progress = f"the background pass stopped: {type(error).__name__}: {error}"
+                raise
+            finally:
+                bar.close()
+
+        self._thread = threading.Thread(target=work, name="attnwidget-pass", daemon=True)
+        _RUNNING.add(self)
+        self._thread.start()
+
+    def _layer_done(self, layer: int, result) -> None:
+        done = len(self._summary.done)
+        eta = self._summary.eta()
+        with self._lock:
+            self.grid_data = self._grid()
+            self.progress = f"layers {done}/{self.num_layers}" + (f", {eta:.0f} s left" if eta is not None else "")
+            self.layers_done = done
+
+    def _pass_done(self) -> None:
+        with self._lock:
+            self.grid_data = self._grid()
+            self.layers_done = self._engine.num_layers
+            self.progress = ""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the background pass over every layer and for the answers still being computed
+        (rollout rows of long inputs); True when every layer is done."""
+        self._go.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        try:
+            self._jobs.submit(lambda: None).result(timeout)  # one worker: queued answers come first
+        except RuntimeError:  # the widget was closed
+            pass
+        return self._summary.complete()
+
+    def close(self) -> None:
+        """Stop the background pass and the worker, release the head-mean patterns kept for rollout
+        rows (up to 1.25 GiB on long inputs; the metrics stay cached on the capture), close the widget."""
+        stop, jobs = getattr(self, "_stop", None), getattr(self, "_jobs", None)
+        if stop is not None:
+            stop.set()
+            self._go.set()
+        if jobs is not None:
+            jobs.shutdown(wait=False, cancel_futures=True)
+        summary = getattr(self, "_summary", None)
+        if summary is not None:
+            thread = getattr(self, "_thread", None)
+            if thread is not None and thread.is_alive():
+                thread.join(timeout=60)  # it stops after its current layer
+            summary.release_means()
+        super().close()
