@@ -48,7 +48,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tools"))
-from _common import PARAGRAPH, RESULTS, PeakRSS, _status, token_ids, write_table  # noqa: E402
+from _common import RESULTS, PeakRSS, token_ids, write_table  # noqa: E402
 
 GOALS = {"capture_ratio": 1.2, "pass_ratio": 1.5, "first_paint_s": 3.0, "switch_ms": 100.0,
          "rollout_s": 15.0, "rss_bytes": 4e9}
