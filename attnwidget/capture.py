@@ -85,7 +85,7 @@ class Capture:
         return check_layer(layer, self.num_layers)
 
     def _heads(self, head) -> torch.Tensor | None:
-        if head is None or isinstance(head, str):
+        if head is None or isinstance(head, (str, int, np.integer)):  # one head (bools refused there)
             head = check_head(head, self.num_heads)
             if head is None:
                 return None
@@ -270,7 +270,7 @@ def _check_model(model, tokenizer) -> None:
             f"capture expects the model's tokenizer as its second argument; got {type(tokenizer).__name__}"
         )
     meta = next((p for p in model.parameters() if p.is_meta), None)
-    if meta is not None:
+    if meta is not None and not getattr(model, "hf_device_map", None):  # offloaded weights load on use
         raise ArgumentError(
             f"{type(model).__name__}'s weights are on the meta device (shapes only, no values), so it "
             "cannot run. Load it with real weights (from_pretrained without device_map='meta' or "
@@ -394,7 +394,8 @@ def _checked(model, recording: Recording, method: str) -> Recording:
         advice = ("; its attention does not go through transformers' attention interface: use "
                   "method='weights' (or 'auto') to take the weights the model returns in eager mode"
                   if method == "qk" else "; capture works on transformer models with self-attention")
-        raise UnsupportedAttentionError(
+        error = UnsupportedAttentionError if method == "qk" else ArgumentError
+        raise error(
             f"found no attention layers in {type(model).__name__}"
             + ("" if not found else f" that attnwidget can read (candidates: {[n for n, _ in found][:3]})")
             + advice

@@ -79,7 +79,7 @@ class AttentionWidget(PageMessages, BackgroundPass, anywidget.AnyWidget):
     """str: the view beside the grid: 'heatmap', 'text', 'lines', 'graph' or 'rollout'."""
     hovered_token = t.Any(None).tag(sync=True)
     """int | None: token under the pointer in any view (heatmap: the query row)."""
-    selected_tokens = _Checked(()).tag(sync=True)
+    selected_tokens = _Checked().tag(sync=True)
     """list[int]: tokens clicked in any view (sorted)."""
     heatmap_kind = _Checked("attention").tag(sync=True)
     """str: the heatmap shows the selected layer's 'attention' (head or mean) or the 'rollout' over
@@ -154,6 +154,10 @@ class AttentionWidget(PageMessages, BackgroundPass, anywidget.AnyWidget):
     def __repr__(self) -> str:
         return (f"AttentionWidget({len(self.tokens)} tokens, {self.num_layers} layers x {self.num_heads} "
                 f"heads, layer={self.layer}, head={self.head}, view={self.view!r})")
+
+    @t.default("selected_tokens")
+    def _no_selection(self):
+        return []
 
     # -- validation: in @validate, so a refused value never sticks --------------------------------
     def _checked(self, values: dict) -> None:

@@ -144,9 +144,9 @@ def test_part_errors_types_and_empty_parts():
         an.prompt_parts(cap, "Do")
     with pytest.raises(TypeError, match=r"\(start, end\) pair of ints or a substring"):
         an.prompt_parts(cap, {"a": 3})
-    with pytest.raises(IndexError, match="layer 5 is out of range"):
+    with pytest.raises(IndexError, match="layers 5 is out of range"):
         an.prompt_parts(cap, {"a": "Do"}, layers=5)
-    with pytest.raises(IndexError, match="head 3 is out of range"):
+    with pytest.raises(IndexError, match=r"heads\[0\] 3 is out of range"):
         an.prompt_parts(cap, {"a": "Do"}, heads=[3])
     # " this" (2..7) overlaps "a" by 2 characters and "b" by 1: it goes to "a", leaving "b" empty
     with pytest.raises(ValueError, match="'b' covers no token"):

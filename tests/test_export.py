@@ -190,9 +190,9 @@ def test_explorer_and_overrides(cap, tmp_path):
 def test_errors(cap, tmp_path, monkeypatch):
     with pytest.raises(TypeError, match="Capture, an AttentionWidget"):
         ex.export_html("some text", tmp_path / "x.html")
-    with pytest.raises(ValueError, match="layer must be"):
+    with pytest.raises(ValueError, match="layer 99 is out of range: there are 3 layers"):
         ex.export_html(cap, tmp_path / "x.html", layer=99)
-    with pytest.raises(ValueError, match="head must be"):
+    with pytest.raises(TypeError, match="head must be an int .*got str 'first'"):
         ex.export_html(cap, tmp_path / "x.html", head="first")
     monkeypatch.setitem(ex.BUNDLES, "widget", tmp_path / "missing" / "widget.js")
     with pytest.raises(FileNotFoundError, match="make js"):

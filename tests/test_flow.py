@@ -143,13 +143,13 @@ def test_start_layer_matches_sliced_input():
     "call, exc, words",
     [
         (lambda a: attention_flow("attention"), TypeError, "Capture or a NumPy array"),
-        (lambda a: attention_flow(a, [4]), ValueError, "out of range for 4 tokens"),
+        (lambda a: attention_flow(a, [4]), ValueError, "row 4 is out of range: there are 4 tokens"),
         (lambda a: attention_flow(a, 1.5), TypeError, "targets must be None, an int or a sequence"),
         (lambda a: attention_flow(a, ["x"]), TypeError, "row must be an int"),
-        (lambda a: attention_flow(a, residual=-0.1), ValueError, "[0, 1]"),
+        (lambda a: attention_flow(a, residual=-0.1), ValueError, "must lie in [0.0, 1.0]; got -0.1"),
         (lambda a: attention_flow(a, head_fusion="median"), ValueError, "head_fusion"),
         (lambda a: attention_flow(a, start_layer=9), ValueError, "out of range"),
-        (lambda a: attention_flow_row(a, 9), ValueError, "out of range for 4 tokens"),
+        (lambda a: attention_flow_row(a, 9), ValueError, "row 9 is out of range: there are 4 tokens"),
     ],
 )
 def test_bad_input_errors(call, exc, words):

@@ -260,7 +260,7 @@ CAPTURE_METHODS = [
     ("layer 99", lambda c: c.pattern(99), OutOfRangeError, r"layer 99 is out of range: there are 3 layers \(0\.\.2"),
     ("layer -4", lambda c: c.pattern(-4), OutOfRangeError, r"layer -4 is out of range: there are 3 layers"),
     ("head 99", lambda c: c.pattern(0, 99), OutOfRangeError, r"head 99 is out of range: there are 4 heads per layer"),
-    ("head bool", lambda c: c.pattern(0, True), ArgumentTypeError, r"head.*must be an int.*got bool True"),
+    ("head bool", lambda c: c.pattern(0, True), ArgumentTypeError, r"head must be an int.*got bool True"),
     ("head float", lambda c: c.pattern(0, 1.5), ArgumentTypeError, r"head.*must be an int.*got float"),
     ("head str", lambda c: c.pattern(0, "first"), ArgumentTypeError, r"head must be an int.*got str 'first'.*'mean'"),
     ("heads empty", lambda c: c.pattern(0, []), ArgumentError, r"head must name at least one of the 4 heads.*empty list"),

@@ -125,15 +125,17 @@ def test_widget_initial_state_and_observers(cap):
 
 def test_widget_rejects_bad_selection(cap):
     widget = AttentionWidget(cap)
-    with pytest.raises(ValueError, match=r"layer must be an int in 0..2; got 3"):
+    with pytest.raises(IndexError, match=r"layer 3 is out of range: there are 3 layers \(0..2"):
         widget.layer = 3
-    with pytest.raises(ValueError, match="head must be None"):
+    with pytest.raises(IndexError, match="head 4 is out of range.*mean over heads"):
         widget.head = 4
-    with pytest.raises(ValueError, match="hovered_token must be None or in"):
+    with pytest.raises(IndexError, match="hovered_token 999 is out of range"):
         widget.hovered_token = 999
-    with pytest.raises(ValueError, match="selected_tokens must lie in"):
-        widget.selected_tokens = [-1]
-    with pytest.raises(ValueError, match="got 3 tokens for"):
+    with pytest.raises(IndexError, match=r"selected_tokens\[0\] 999 is out of range"):
+        widget.selected_tokens = [999]
+    widget.selected_tokens = [-1]  # Python's indexing: the last token
+    assert widget.selected_tokens == [cap.num_tokens - 1]
+    with pytest.raises(ValueError, match="tokens must hold one string per position: .*; got 3"):
         AttentionWidget(cap.patterns(), tokens=["a", "b", "c"])
 
 
@@ -205,7 +207,7 @@ def test_png_error_reply_is_reported(cap, tmp_path, monkeypatch):
     monkeypatch.setattr(widget, "send", lambda content, buffers=None: sent.append(content))
     widget.save_png(tmp_path / "x.png")
     widget._on_message(widget, {"type": "png", "request_id": sent[0]["request_id"], "error": "toBlob failed"}, [])
-    assert "failed in the page: toBlob failed" in widget.status and not (tmp_path / "x.png").exists()
+    assert "failed in the page: toBlob failed" in widget.error and not (tmp_path / "x.png").exists()
 
 
 def test_long_sequences_compute_rollout_rows_on_click_only(cap, monkeypatch):
