@@ -166,6 +166,24 @@ def check_attention_dtype(dtype, name: str = "attention") -> None:
         raise ArgumentTypeError(f"{name} must be a numeric array of weights; got dtype {dtype}.")
 
 
+def check_weights(block: np.ndarray, name: str = "attention", where: str = "") -> None:
+    """Refuse weights with a NaN, an infinity or a negative entry (``where``: which layer and rows, in
+    words). The row-sum part of :func:`check_attention` is left out: for blocks computed from a
+    Capture, and for mixed or propagated rows whose sums are not 1 by design."""
+    finite = np.isfinite(block)
+    if not finite.all():
+        raise NotAttentionError(
+            f"{name}{where} has a non-finite weight ({block[~finite].flat[0]}); attention weights are "
+            "finite probabilities. Check the model ran in a dtype that does not overflow (float16), and "
+            "pass softmax weights, not scores."
+        )
+    if block.size and block.min() < 0:
+        raise NotAttentionError(
+            f"{name}{where} has a negative weight ({block.min():.4g}); attention weights are probabilities "
+            "(>= 0). Scores or logits before the softmax are not attention: apply softmax over the keys first."
+        )
+
+
 def check_attention(arr: np.ndarray, tolerance: float, name: str = "attention", first_layer: int = 0) -> None:
     """Refuse an ``[layer, head, query, key]`` array that is not attention: a NaN or infinite entry, a
     negative weight, or a query row whose weights do not sum to 1 within ``tolerance`` (an all-zero row

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._arrays import as_attention_array
-from ._checks import check_index, check_layer, check_layers, check_number
+from ._checks import check_index, check_layer, check_layers, check_number, check_weights
 from ._engine import Engine, _recomputes
 from ._memory import available_memory
 from ._progress import make_bar
@@ -111,16 +111,7 @@ def _fuse_and_mix(arr: np.ndarray, residual: float, head_fusion: str, r0: int = 
     """``arr`` float ``[H, m, n]``: query rows ``r0..r0+m-1`` of one layer -> those rows of the mixed
     float64 matrix, ``[m, n]``. Row by row, so blocks of rows give the rows of the whole matrix."""
     a = arr.astype(np.float64)
-    if not np.all(np.isfinite(a)):
-        raise ArgumentError(
-            "attention contains NaN or inf; expected finite probabilities. "
-            "Check the model's dtype (float16 overflow) or the capture."
-        )
-    if np.any(a < 0):
-        raise ArgumentError(
-            f"attention contains negative values (min {a.min():.3g}); expected probabilities "
-            "(softmax outputs). Pass attention patterns, not scores or gradients."
-        )
+    check_weights(a, where=f" (query rows {r0}..{r0 + a.shape[1] - 1})")
     mixed = (1.0 - residual) * getattr(a, head_fusion)(axis=0)
     m = mixed.shape[0]
     mixed[np.arange(m), r0 + np.arange(m)] += residual
@@ -294,11 +285,7 @@ def _propagate_rows(src: Engine, chosen: list[int], residual: float, head_fusion
             V = summary.rollout_rows(targets, residual, layers=chosen, progress=bar)
         finally:
             bar.close()
-        if not np.all(np.isfinite(V)):
-            raise ArgumentError(
-                "attention contains NaN or inf; expected finite probabilities. "
-                "Check the model's dtype (float16 overflow) or the capture."
-            )
+        check_weights(V, "rollout rows", " (a layer's patterns are not finite)")
         return V
     V = np.zeros((len(targets), n))
     V[np.arange(len(targets)), targets] = 1.0
