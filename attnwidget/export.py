@@ -115,7 +115,7 @@ class _Subject:
     text_source: str = "attention"
 
 
-def _subject(obj, layer, head, view, threshold) -> _Subject:
+def _subject(obj, layer, head, view, threshold, tokens=None) -> _Subject:
     from .widget import AttentionWidget
 
     widget = getattr(obj, "widget", None) if not isinstance(obj, AttentionWidget) else obj
@@ -139,7 +139,9 @@ def _subject(obj, layer, head, view, threshold) -> _Subject:
         except Exception as error:  # noqa: BLE001 - say what was expected
             raise ArgumentTypeError("export_html expects a Capture, an AttentionWidget, an Explorer or a "
                             f"[layer, head, query, key] array; got {type(obj).__name__} ({error})") from None
-        tokens = list(getattr(obj, "tokens", None) or [str(i) for i in range(source.n)])
+        if tokens is not None and (isinstance(tokens, str) or not all(isinstance(t, str) for t in tokens)):
+            raise ArgumentTypeError(f"tokens must be a list of strings, one per position; got {type(tokens).__name__}")
+        tokens = list(tokens if tokens is not None else getattr(obj, "tokens", None) or [str(i) for i in range(source.n)])
         subject = _Subject(source=source, capture=obj, tokens=tokens, layer=source.num_layers // 2,
                            head=None, view="heatmap", threshold=0.1)
         capture = obj
@@ -217,11 +219,11 @@ def _head_name(head) -> str:
     return "mean of heads" if head is None else f"head {head}"
 
 
-def build_payload(obj, *, layer=None, head=None, view=None, threshold=None, heatmap_side: int = HEATMAP_SIDE,
+def build_payload(obj, *, layer=None, head=None, view=None, threshold=None, tokens=None, heatmap_side: int = HEATMAP_SIDE,
                   full_resolution: bool = True, rollout_rows: int = ROLLOUT_ALL_ROWS, graph: bool = True,
                   compress: bool = True) -> tuple[dict, dict[str, np.ndarray]]:
     """The page's JSON payload and the arrays in it (numpy, before encoding). See :func:`export_html`."""
-    subject = _subject(obj, layer, head, view, threshold)
+    subject = _subject(obj, layer, head, view, threshold, tokens)
     source = subject.source
     n, L, H = source.n, source.num_layers, source.num_heads
     if not isinstance(heatmap_side, (int, np.integer)) or heatmap_side < 1:
@@ -318,13 +320,15 @@ def render_html(payload: dict, *, title: str) -> str:
 
 
 def export_html(obj, path, *, title: str | None = None, layer: int | None = None, head=None,
-                view: str | None = None, threshold: float | None = None, heatmap_side: int = HEATMAP_SIDE,
-                full_resolution: bool = True, rollout_rows: int = ROLLOUT_ALL_ROWS, graph: bool = True,
-                compress: bool = True) -> pathlib.Path:
+                view: str | None = None, threshold: float | None = None, tokens=None,
+                heatmap_side: int = HEATMAP_SIDE, full_resolution: bool = True,
+                rollout_rows: int = ROLLOUT_ALL_ROWS, graph: bool = True, compress: bool = True) -> pathlib.Path:
     """Write one self-contained HTML page showing ``obj`` with the widget's views, offline.
 
     ``obj``: a :class:`~attnwidget.Capture`, an :class:`~attnwidget.AttentionWidget`, an
-    :class:`~attnwidget.Explorer` (its ``.widget``) or a ``[layer, head, query, key]`` array. The page
+    :class:`~attnwidget.Explorer` (its ``.widget``), or attention you already have: a ``[layer, head,
+    query, key]`` array or tensor, the ``output_attentions`` tuple, a ``[layer, 1, head, query, key]``
+    stack or a TransformerLens ``ActivationCache`` (name the tokens with ``tokens=[...]``). The page
     starts from the widget's current layer, head, view, threshold and selection (a capture: the middle
     layer, mean of heads, heatmap); ``layer``, ``head`` (an int or ``"mean"``), ``view`` and
     ``threshold`` override them.
@@ -338,7 +342,7 @@ def export_html(obj, path, *, title: str | None = None, layer: int | None = None
     Raises :class:`BundleMissingError` (a FileNotFoundError) when the JS bundle is not built.
     """
     _read_bundles()  # fail before computing anything
-    payload, _ = build_payload(obj, layer=layer, head=head, view=view, threshold=threshold,
+    payload, _ = build_payload(obj, layer=layer, head=head, view=view, threshold=threshold, tokens=tokens,
                                heatmap_side=heatmap_side, full_resolution=full_resolution,
                                rollout_rows=rollout_rows, graph=graph, compress=compress)
     if title is None:

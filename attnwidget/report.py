@@ -356,4 +356,4 @@ def _causal(attn) -> bool:
         return bool(attn.is_causal)
     from ._arrays import as_attention_array
 
-    return as_attention_array(attn[:1])[1]
+    return as_attention_array(attn)[1]

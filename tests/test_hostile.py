@@ -120,7 +120,7 @@ ARRAY_SHAPES = [
     ("empty", GOOD[:0], ArgumentError, r"empty axis: shape \(0, 3, 6, 6\).*at least one layer"),
     ("bool", GOOD > 0.1, NotAttentionError, r"bool array; attention weights are probabilities"),
     ("strings", np.array([[[["a"]]]]), ArgumentTypeError, r"numeric array of weights; got dtype <U1"),
-    ("list", GOOD.tolist(), ArgumentTypeError, r"expected a Capture or a NumPy array.*got list"),
+    ("list", GOOD.tolist(), ArgumentTypeError, r"expected a Capture, a NumPy array or tensor.*got list"),
     ("torch bf16 sum2", torch.tensor(_bad("sum2")).bfloat16(), NotAttentionError, r"sums to 1.99.*within 0.062"),
     ("torch complex", torch.tensor(GOOD).to(torch.complex64), NotAttentionError, r"complex"),
 ]
