@@ -142,7 +142,7 @@ def test_start_layer_matches_sliced_input():
 @pytest.mark.parametrize(
     "call, exc, words",
     [
-        (lambda a: attention_flow("attention"), TypeError, "Capture or a NumPy array"),
+        (lambda a: attention_flow("attention"), TypeError, "Capture, a NumPy array or tensor"),
         (lambda a: attention_flow(a, [4]), ValueError, "row 4 is out of range: there are 4 tokens"),
         (lambda a: attention_flow(a, 1.5), TypeError, "targets must be None, an int or a sequence"),
         (lambda a: attention_flow(a, ["x"]), TypeError, "row must be an int"),

@@ -218,7 +218,7 @@ def test_errors_name_the_problem():
         hd.head_roles(REPEATED, token_ids=[1, 2, 3])
     with pytest.raises(ValueError, match="window must be a positive"):
         hd.head_roles(REPEATED, window=0)
-    with pytest.raises(TypeError, match="Capture or a NumPy array"):
+    with pytest.raises(TypeError, match="Capture, a NumPy array or tensor"):
         hd.head_roles("text")
     with pytest.raises(ValueError, match="unknown metric 'kl'"):
         hd.head_distances(REPEATED, "kl")

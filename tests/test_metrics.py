@@ -282,7 +282,7 @@ def test_pattern_match_with_itself_is_one(shape, causal):
 
 def test_errors_name_the_problem():
     p = heads(UNIFORM)
-    with pytest.raises(TypeError, match="Capture or a NumPy array"):
+    with pytest.raises(TypeError, match="Capture, a NumPy array or tensor"):
         m.entropy([[1.0]])
     with pytest.raises(ValueError, match=r"\[layer, head, query, key\]"):
         m.entropy(np.ones((2, 2, 2)))

@@ -152,7 +152,7 @@ def test_one_token_one_layer():
 @pytest.mark.parametrize(
     "call, exc, words",
     [
-        (lambda a: rollout([[1.0]]), TypeError, "Capture or a NumPy array"),
+        (lambda a: rollout([[1.0]]), TypeError, "Capture, a NumPy array or tensor"),
         (lambda a: rollout(a[0]), ValueError, "[layer, head, query, key]"),
         (lambda a: rollout(a, residual=1.5), ValueError, "must lie in [0.0, 1.0]; got 1.5"),
         (lambda a: rollout(a, residual="half"), TypeError, "residual"),
