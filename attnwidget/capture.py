@@ -388,7 +388,41 @@ def _run(model, ids, attention_mask, method, store_dtype) -> Recording:
     return _checked(model, recording, method)
 
 
+def _check_returned_weights(model, recording: Recording) -> None:
+    """The weights fallback takes what the model returns as attention: refuse anything that is not
+    (non-finite or negative entries, rows not summing to 1, weight on later tokens of a causal model),
+    naming the layer. T5's encoder returns its position bias there and Falcon under sdpa returns
+    weights computed without its causal mask: wrong answers, never shown as attention."""
+    from ._checks import row_sum_tolerance
+
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    tolerance = row_sum_tolerance(str(dtype).removeprefix("torch."))
+    causal = bool(getattr(model.config, "is_decoder", False)) or type(model).__name__.endswith("ForCausalLM")
+    for layer, record in sorted(recording.records.items()):
+        if not isinstance(record, WeightsRecord):
+            continue
+        w = record.weights
+        sums = w.sum(-1, dtype=torch.float64)
+        if not bool(torch.isfinite(w).all()):
+            problem = "non-finite values"
+        elif bool((w < 0).any()):
+            problem = f"negative values (min {float(w.min()):.3g})"
+        elif float((sums - 1).abs().max()) > tolerance:
+            problem = f"rows summing to {float(sums.min()):.3g}..{float(sums.max()):.3g}, not 1"
+        elif causal and w.shape[-1] > 1 and bool(torch.triu(w, 1).any()):
+            problem = "weight on later tokens, although the model is causal"
+        else:
+            continue
+        raise UnsupportedAttentionError(
+            f"{type(model).__name__} returned, as the attention weights of layer {layer} ({record.name}), "
+            f"an array with {problem}: these are not its attention weights, so attnwidget refuses rather "
+            "than show them. Load the model with attn_implementation='eager' and capture again; if that is "
+            "refused too, this model's attention is not supported yet."
+        )
+
+
 def _checked(model, recording: Recording, method: str) -> Recording:
+    _check_returned_weights(model, recording)
     if not recording.records:
         found = attention_modules(model)
         advice = ("; its attention does not go through transformers' attention interface: use "
