@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._checks import is_int as _int
 from ._recorder import QKRecord, WeightsRecord
 from .errors import ArgumentTypeError, CaptureFileError
 
@@ -230,10 +231,6 @@ def _finite(path: str, name: str, t: torch.Tensor, allow: float | None = None) -
             raise CaptureFileError(f"{path}: tensor {name!r} holds NaN or infinite values; a capture holds "
                                    "finite queries, keys and weights.")
     return t
-
-
-def _int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _real(value) -> bool:

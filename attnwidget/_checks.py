@@ -21,7 +21,8 @@ from .errors import ArgumentError, ArgumentTypeError, NotAttentionError, OutOfRa
 ROW_SUM_FLOOR = 1e-4
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
+    """An integer (Python or NumPy), bools excluded."""
     return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
@@ -34,7 +35,7 @@ def check_index(value, size: int, name: str, unit: str, hint: str = "") -> int:
     """An int in ``-size..size-1`` (negative counts from the end) -> the index in ``0..size-1``.
 
     ``unit``: what is counted, in words ("layers", "heads per layer", "tokens")."""
-    if not _is_int(value):
+    if not is_int(value):
         raise ArgumentTypeError(
             f"{name} must be an int (0..{size - 1}, or negative from the end); got "
             f"{type(value).__name__} {_shown(value)}." + (f" {hint}" if hint else "")
@@ -60,7 +61,7 @@ def check_head(value, num_heads: int, name: str = "head") -> int | None:
 
 def check_indices(values, size: int, name: str, unit: str, *, allow_empty: bool = True) -> list[int]:
     """An int, or a list / tuple / range / 1-D integer array of them -> indices in ``0..size-1``."""
-    if _is_int(values):
+    if is_int(values):
         return [check_index(values, size, name, unit)]
     if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple, range, np.ndarray)):
         raise ArgumentTypeError(

@@ -99,6 +99,22 @@ def check_inputs(fn: str, key: str, given, captures, model, tokenizer) -> None:
         raise ArgumentTypeError(f"{fn}(model, tokenizer, {key}): {key} need the model and tokenizer.")
 
 
+def captures_of(fn: str, given, captures, model, tokenizer, bar, **capture_kwargs) -> dict:
+    """The compare_* inputs as ``{name: Capture}``: each of ``given`` captured (one bar step each), or
+    the ``captures`` checked. ``check_inputs`` has checked that exactly one of the two is there."""
+    if given is None:
+        made = {k: require_capture(v, f"{fn}(captures=...)[{k!r}]") for k, v in captures.items()}
+        bar.update(len(made))
+        return made
+    from .capture import capture
+
+    made = {}
+    for k, v in given.items():
+        made[k] = capture(model, tokenizer, v, **capture_kwargs)
+        bar.update(1)
+    return made
+
+
 def select_layers(layers, num_layers: int) -> list[int]:
     """``None`` (all), an int, a range or a list of ints -> a list of layer indices in ``0..L-1``."""
     return check_layers(layers, num_layers)

@@ -29,7 +29,7 @@ from ._recorder import (
     record_qk,
     record_weights,
 )
-from ._checks import check_choice, check_float_dtype, check_head, check_indices, check_layer, check_layers
+from ._checks import check_choice, check_float_dtype, check_head, check_indices, check_layer, check_layers, is_int
 from .errors import ArgumentError, ArgumentTypeError, OutOfRangeError
 
 ROW_BLOCK_ELEMENTS = 1 << 22  # scores computed per block of rows: heads x rows x keys <= 4M floats (16 MiB)
@@ -283,10 +283,6 @@ def _check_model(model, tokenizer) -> None:
         )
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def _check_ids(model, ids: torch.Tensor) -> None:
     """Token ids the embedding can look up: ``0 <= id < vocabulary size``."""
     try:
@@ -341,7 +337,7 @@ def capture(model, tokenizer, inputs, *, generate: int = 0, attention_mask=None,
     preload()  # the pattern engine's kernels load while the model runs
     method = check_choice(method, ("auto", "qk", "weights"), "method")
     store_dtype = check_float_dtype(store_dtype, "store_dtype")
-    if not _is_int(generate) or generate < 0:
+    if not is_int(generate) or generate < 0:
         raise ArgumentError(f"generate must be a non-negative int (tokens to append); got {generate!r}")
     encoded = encode(tokenizer, inputs, attention_mask=attention_mask,
                      add_generation_prompt=add_generation_prompt)

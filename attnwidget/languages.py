@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._tables import check_inputs, fmt, plain, require_capture, select_layers, show, table, visible_rows
+from ._tables import check_inputs, fmt, plain, captures_of, select_layers, show, table, visible_rows
 from ._progress import make_bar
 from ._summary import summary_for
 from .errors import ArgumentError, ArgumentTypeError
@@ -206,16 +206,7 @@ def compare_languages(model=None, tokenizer=None, texts=None, *, captures=None, 
     items = texts if texts is not None else captures
     bar = make_bar(2 * len(items), "attnwidget languages", progress, _seconds(model, texts, captures), "step")
     try:
-        if texts is not None:
-            from .capture import capture as capture_fn
-
-            made = {}
-            for k, v in texts.items():
-                made[k] = capture_fn(model, tokenizer, v)
-                bar.update(1)
-        else:
-            made = {k: require_capture(v, f"compare_languages(captures=...)[{k!r}]") for k, v in captures.items()}
-            bar.update(len(made))
+        made = captures_of("compare_languages", texts, captures, model, tokenizer, bar)
         stats = {}
         for k, c in made.items():
             stats[str(k)] = _language(str(k), c, int(top_k), exclude_first, exclude_special, layers)

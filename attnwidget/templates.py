@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._tables import check_inputs, fmt, plain, require_capture, select_layers, table
+from ._tables import captures_of, check_inputs, fmt, plain, select_layers, table
 from ._progress import make_bar, text_seconds
 from ._summary import summary_for
 from .parts import _assign, chat_parts
@@ -119,17 +119,7 @@ def compare_templates(model=None, tokenizer=None, templates=None, *, captures=No
     items = templates if templates is not None else captures
     bar = make_bar(2 * len(items), "attnwidget templates", progress, _seconds(model, templates, captures), "step")
     try:
-        if templates is not None:
-            from .capture import capture as capture_fn
-
-            made = {}
-            for name, t in templates.items():
-                made[name] = capture_fn(model, tokenizer, t, **capture_kwargs)
-                bar.update(1)
-        else:
-            made = {name: require_capture(c, f"compare_templates(captures=...)[{name!r}]")
-                    for name, c in captures.items()}
-            bar.update(len(made))
+        made = captures_of("compare_templates", templates, captures, model, tokenizer, bar, **capture_kwargs)
         return _compare(made, templates, layers, bar)
     finally:
         bar.close()
