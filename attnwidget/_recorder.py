@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ._position_bias import RelativeBias, relative_bias
 from .errors import UnsupportedAttentionError
 
 # Keyword arguments an attention call may carry that do not change the pattern.
@@ -54,6 +55,7 @@ class QKRecord:
     scaling: float
     softcap: float | None = None
     sinks: torch.Tensor | None = None  # [heads] learned sink logits (gpt-oss style)
+    bias: int = -1  # index into Recording.biases (T5's relative position bias), or -1 for none
 
 
 @dataclass
@@ -66,33 +68,115 @@ class WeightsRecord:
 
 @dataclass
 class Recording:
-    records: dict[int, QKRecord | WeightsRecord] = field(default_factory=dict)  # keyed by layer
+    """What one recorded forward saw, by part (``"self"`` for a plain model; ``"encoder"``,
+    ``"decoder"`` and ``"cross"`` for an encoder-decoder) and layer."""
+
+    records: dict[tuple[str, int], QKRecord | WeightsRecord] = field(default_factory=dict)
     masks: list[torch.Tensor] = field(default_factory=list)  # bool [n_q, n_k] or additive float
+    biases: list[RelativeBias] = field(default_factory=list)
     _mask_ids: dict[int, int] = field(default_factory=dict)
+    _bias_ids: dict[int, int] = field(default_factory=dict)
     _mask_refs: list[torch.Tensor] = field(default_factory=list)
 
-    def ordered(self) -> list[QKRecord | WeightsRecord]:
-        return [self.records[k] for k in sorted(self.records)]
+    def ordered(self, part: str = "self") -> list[QKRecord | WeightsRecord]:
+        return [self.records[k] for k in sorted(k for k in self.records if k[0] == part)]
 
-    def add_mask(self, mask: torch.Tensor) -> int:
-        """Store one CPU copy per distinct mask tensor (layers usually share one)."""
+    def parts(self) -> set[str]:
+        return {part for part, _ in self.records}
+
+    def add_mask(self, mask, n_q: int, n_k: int) -> int:
+        """Store one CPU copy per distinct mask tensor (layers usually share one), as ``[n_q, n_k]``:
+        a mask broadcast over query rows (an encoder's padding mask) is expanded, and a flex
+        attention ``BlockMask`` is evaluated into the dense boolean mask it stands for."""
         key = id(mask)
         if key not in self._mask_ids:
             self._mask_refs.append(mask)  # keeps the id valid during the forward
-            flat = mask.detach()
-            while flat.dim() > 2:
+            flat = _dense_mask(mask, n_q, n_k)
+            if flat.dim() == 4:  # [batch, heads, q, k]: one sequence
                 if flat.shape[0] != 1:
-                    raise UnsupportedAttentionError(
-                        f"expected an attention mask broadcast over heads; got shape {tuple(mask.shape)}"
-                    )
+                    raise UnsupportedAttentionError(f"expected a mask for one sequence; got shape {tuple(mask.shape)}")
                 flat = flat[0]
+            if flat.dim() == 3 and flat.shape[0] == 1:
+                flat = flat[0]  # broadcast over heads
+            flat = flat[..., :n_k].to("cpu").clone()
+            if flat.dim() >= 2 and flat.shape[-2] == 1 and n_q > 1:
+                flat = flat.expand(*flat.shape[:-2], n_q, n_k)  # a view: one row of storage for every query
+            # [q, k], or [heads, q, k] for a per-head additive term passed as the mask (BEiT's relative
+            # position bias): kept whole, like the weights of the fallback
+            if tuple(flat.shape[-2:]) != (n_q, n_k) or flat.dim() not in (2, 3):
+                raise UnsupportedAttentionError(
+                    f"expected an attention mask of [{n_q} queries, {n_k} keys] (optionally per head); got "
+                    f"shape {tuple(mask.shape)}"
+                )
             self._mask_ids[key] = len(self.masks)
-            self.masks.append(flat.to("cpu").clone())
+            self.masks.append(flat)
         return self._mask_ids[key]
+
+    def add_bias(self, module, position_bias: torch.Tensor) -> int:
+        """The index of a T5-style relative position bias in :attr:`biases` (-1 for an all-zero
+        bias), after checking that the tensor the layer received is exactly what the recorded table
+        rebuilds; anything else is refused rather than approximated."""
+        key = id(position_bias)
+        if key in self._bias_ids:
+            return self._bias_ids[key]
+        self._mask_refs.append(position_bias)
+        pb = position_bias.detach()
+        if not bool(pb.any()):
+            index = -1  # T5's cross-attention and layers without their own table pass zeros
+        elif getattr(module, "has_relative_attention_bias", False) and hasattr(module, "relative_attention_bias"):
+            bias = RelativeBias(
+                weight=module.relative_attention_bias.weight.detach().float().cpu().clone(),
+                bidirectional=not bool(getattr(module, "is_decoder", False)),
+                num_buckets=int(module.relative_attention_num_buckets),
+                max_distance=int(module.relative_attention_max_distance),
+            )
+            n_q, n_k = pb.shape[-2], pb.shape[-1]
+            rebuilt = relative_bias(bias, range(n_q), n_k).to(pb.dtype)
+            if pb.dim() != 4 or pb.shape[0] != 1 or not torch.equal(rebuilt, pb[0].cpu()):
+                raise UnsupportedAttentionError(
+                    f"{type(module).__name__} passes a position_bias that is not its relative position table "
+                    "alone (a mask folded in, or a cache offset); attnwidget cannot reproduce it exactly, so it "
+                    "refuses rather than answer wrongly."
+                )
+            index = len(self.biases)
+            self.biases.append(bias)
+        else:
+            raise _weights_may_help(UnsupportedAttentionError(
+                f"{type(module).__name__} passes a non-zero position_bias that attnwidget cannot trace to a "
+                "relative position table; it refuses rather than answer wrongly. Use capture(..., "
+                "method='weights') to take the weights the model returns in eager mode."
+            ))
+        self._bias_ids[key] = index
+        return index
 
     def release(self) -> None:
         self._mask_refs.clear()
         self._mask_ids.clear()
+        self._bias_ids.clear()
+
+
+def _weights_may_help(error: UnsupportedAttentionError) -> UnsupportedAttentionError:
+    """Mark a refusal of the query/key recorder after which ``method="auto"`` tries the weights the
+    model returns (checked like any returned weights) before refusing."""
+    error.weights_may_help = True
+    return error
+
+
+def _dense_mask(mask, n_q: int, n_k: int) -> torch.Tensor:
+    """A tensor mask as it is; a flex attention ``BlockMask`` as the boolean ``[n_q, n_k]`` mask its
+    ``mask_mod`` defines (``True``: the query sees the key)."""
+    if isinstance(mask, torch.Tensor):
+        return mask.detach()
+    mask_mod = getattr(mask, "mask_mod", None)
+    if mask_mod is None:
+        raise UnsupportedAttentionError(
+            f"expected an attention mask tensor or a flex attention BlockMask; got {type(mask).__name__}"
+        )
+    from torch.nn.attention.flex_attention import create_mask
+
+    with torch.no_grad():
+        dense = create_mask(mask_mod, 1, 1, n_q, n_k, device="cpu")[0, 0]
+    return dense.to(torch.bool)
 
 
 def _cpu_copy(t: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
@@ -202,7 +286,7 @@ def repair_stale_recorder(model) -> None:
 
 
 @contextmanager
-def record_qk(model, store_dtype: torch.dtype | None = None):
+def record_qk(model, store_dtype: torch.dtype | None = None, part_of=None):
     """Record query/key per attention layer for the duration of the block (see module docstring).
 
     Captures of one model are serialised (:func:`model_lock`); only calls from the capturing thread
@@ -223,7 +307,7 @@ def record_qk(model, store_dtype: torch.dtype | None = None):
 
         def recorder(module, query, key, value, attention_mask, **kwargs):
             if threading.get_ident() == owner:
-                _record(recording, names, module, query, key, attention_mask, kwargs, store_dtype)
+                _record(recording, names, module, query, key, attention_mask, kwargs, store_dtype, part_of)
             return delegate(module, query, key, value, attention_mask, **kwargs)
 
         _REPLACED[name] = original
@@ -253,22 +337,25 @@ def record_qk(model, store_dtype: torch.dtype | None = None):
                 recording.release()
 
 
-def _record(recording, names, module, query, key, mask, kwargs, store_dtype) -> None:
+def _record(recording, names, module, query, key, mask, kwargs, store_dtype, part_of=None) -> None:
     if query.shape[0] != 1:
         raise UnsupportedAttentionError(f"expected a batch of one sequence; got {query.shape[0]}")
+    name = names.get(id(module), type(module).__name__)
+    part = "self" if part_of is None else part_of(name, module)
     layer = getattr(module, "layer_idx", None)
     if layer is None:
-        layer = len(recording.records)
+        layer = sum(1 for p, _ in recording.records if p == part)
     unknown = sorted(
         k for k, v in kwargs.items()
-        if k not in NEUTRAL_KWARGS and k not in SINK_KWARGS and k != "softcap" and v is not None and v is not False
+        if k not in NEUTRAL_KWARGS and k not in SINK_KWARGS and k not in ("softcap", "position_bias")
+        and v is not None and v is not False
     )
     if unknown:
-        raise UnsupportedAttentionError(
+        raise _weights_may_help(UnsupportedAttentionError(
             f"{type(module).__name__} passes {unknown} to its attention function; attnwidget cannot "
             "reproduce the pattern with that term exactly, so it refuses rather than answer wrongly. "
             "Use capture(..., method='weights') to take the weights the model returns in eager mode."
-        )
+        ))
     if kwargs.get("dropout"):
         raise UnsupportedAttentionError("attention dropout is active; call model.eval() first")
     scaling = kwargs.get("scaling")
@@ -284,12 +371,20 @@ def _record(recording, names, module, query, key, mask, kwargs, store_dtype) -> 
                 f"for {key.shape[-2]} keys; cannot tell which keys it saw"
             )
     else:
-        mask_index = recording.add_mask(mask)
+        mask_index = recording.add_mask(mask, query.shape[-2], key.shape[-2])
+    bias = kwargs.get("position_bias")
+    bias_index = -1 if bias is None else recording.add_bias(module, bias)
     is_causal = kwargs.get("is_causal")
     if is_causal is None:
         is_causal = getattr(module, "is_causal", True)
-    recording.records[int(layer)] = QKRecord(
-        name=names.get(id(module), type(module).__name__),
+    if (part, int(layer)) in recording.records:
+        raise UnsupportedAttentionError(
+            f"{name} ran as layer {layer} of {part!r}, which another module already filled "
+            f"({recording.records[(part, int(layer))].name}); attnwidget records one call per attention layer "
+            "(capture without a cache, and one sequence at a time)"
+        )
+    recording.records[(part, int(layer))] = QKRecord(
+        name=name,
         query=_cpu_copy(query[0], store_dtype),
         key=_cpu_copy(key[0], store_dtype),
         mask=mask_index,
@@ -297,6 +392,7 @@ def _record(recording, names, module, query, key, mask, kwargs, store_dtype) -> 
         scaling=float(scaling),
         softcap=None if kwargs.get("softcap") is None else float(kwargs["softcap"]),
         sinks=None if sinks is None else sinks.detach().float().cpu().clone(),
+        bias=bias_index,
     )
 
 
@@ -330,7 +426,7 @@ def record_weights(model):
                 if isinstance(weights, torch.Tensor) and weights.dim() == 4:
                     if weights.shape[0] != 1:
                         raise UnsupportedAttentionError(f"expected a batch of one; got {weights.shape[0]}")
-                    recording.records[index] = WeightsRecord(name, weights[0].detach().float().cpu().clone())
+                    recording.records[("self", index)] = WeightsRecord(name, weights[0].detach().float().cpu().clone())
 
             return hook
 

@@ -9,7 +9,6 @@ the rows asked for, so memory grows with layers x heads x tokens x head_dim, not
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,19 +17,12 @@ import torch
 from . import _capture_file
 from ._memory import check_fits, release_free_memory
 from ._inputs import describe, encode
-from ._recorder import (
-    QKRecord,
-    Recording,
-    UnsupportedAttentionError,
-    WeightsRecord,
-    _eval_mode,
-    attention_modules,
-    model_lock,
-    record_qk,
-    record_weights,
-)
+from ._forward import check_ids, check_model, context_length, forward_kwargs, model_name, run
+from ._forward import generate as generate_ids
+from ._forward import is_causal as model_is_causal
+from ._recorder import QKRecord, RelativeBias, WeightsRecord, model_lock, relative_bias
 from ._checks import check_choice, check_float_dtype, check_head, check_indices, check_layer, check_layers, is_int
-from .errors import ArgumentError, ArgumentTypeError, OutOfRangeError
+from .errors import ArgumentError
 
 ROW_BLOCK_ELEMENTS = 1 << 22  # scores computed per block of rows: heads x rows x keys <= 4M floats (16 MiB)
 
@@ -42,9 +34,11 @@ class Capture:
     """
 
     def __init__(self, *, records, masks, token_ids, tokens, offsets, special, generated, partial,
-                 text, model_name, is_causal, num_heads):
+                 text, model_name, is_causal, num_heads, key_tokens=None, key_token_ids=None,
+                 image=None, patch_grid=None, patch_start=0, biases=()):
         self._records: list[QKRecord | WeightsRecord] = records
         self._masks: list[torch.Tensor] = masks
+        self._biases: list[RelativeBias] = list(biases)
         self.token_ids = np.asarray(token_ids, dtype=np.int64)
         self.tokens: list[str] = list(tokens)
         self.offsets = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
@@ -56,6 +50,14 @@ class Capture:
         self.is_causal: bool = bool(is_causal)
         self.num_heads: int = int(num_heads)
         self.layer_names: list[str] = [r.name for r in records]
+        # Cross-attention (Seq2SeqCapture.cross): the keys are another sequence's tokens.
+        self.key_tokens: list[str] = self.tokens if key_tokens is None else list(key_tokens)
+        self.key_token_ids = self.token_ids if key_token_ids is None else np.asarray(key_token_ids, dtype=np.int64)
+        # Vision: the preprocessed picture (uint8 [height, width, 3]) and the patch tokens' grid
+        # (rows, cols), which start at token ``patch_start`` and run row by row.
+        self.image = None if image is None else np.ascontiguousarray(image, dtype=np.uint8)
+        self.patch_grid = None if patch_grid is None else (int(patch_grid[0]), int(patch_grid[1]))
+        self.patch_start = int(patch_start)
 
     # -- sizes ---------------------------------------------------------------------------------
     @property
@@ -64,12 +66,19 @@ class Capture:
 
     @property
     def num_tokens(self) -> int:
+        """Query positions (the rows of a pattern)."""
         return len(self.token_ids)
+
+    @property
+    def num_keys(self) -> int:
+        """Key positions (the columns of a pattern): ``num_tokens`` except for cross-attention."""
+        return len(self.key_token_ids)
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the recorded tensors (queries, keys, masks or weights)."""
         total = sum(m.numel() * m.element_size() for m in self._masks)
+        total += sum(b.weight.numel() * b.weight.element_size() for b in self._biases)
         for r in self._records:
             tensors = [r.weights] if isinstance(r, WeightsRecord) else [r.query, r.key]
             total += sum(t.numel() * t.element_size() for t in tensors)
@@ -143,11 +152,13 @@ class Capture:
             start = stop
         if not exact_fold:
             scores.mul_(record.scaling)
+        if record.bias >= 0:  # T5: the relative position bias, rebuilt for these rows from its table
+            scores.add_(relative_bias(self._biases[record.bias], rows, visible, None if heads is None else head_list))
         if record.softcap is not None:
             scores.div_(record.softcap).tanh_().mul_(record.softcap)
         if record.mask < 0 and not mask_future:
             return scores
-        return self._apply_mask(scores, record, rows)
+        return self._apply_mask(scores, record, rows, head_list)
 
     def _weights(self, layer: int, heads: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor:
         """float32 [heads, rows, keys] for one layer (all heads when ``heads`` is None)."""
@@ -172,7 +183,7 @@ class Capture:
         out[..., :visible] = weights
         return out
 
-    def _apply_mask(self, scores: torch.Tensor, record: QKRecord, rows) -> torch.Tensor:
+    def _apply_mask(self, scores: torch.Tensor, record: QKRecord, rows, heads: list[int]) -> torch.Tensor:
         if isinstance(rows, range):
             rows = torch.arange(rows.start, rows.stop, rows.step)
         minimum = torch.finfo(scores.dtype).min
@@ -185,7 +196,12 @@ class Capture:
                 future = torch.arange(first, scores.shape[-1])[None, :] > (rows[:, None] + offset)
                 scores[..., first:].masked_fill_(future, minimum)
             return scores
-        mask = self._masks[record.mask][rows][:, :scores.shape[-1]]
+        mask = self._masks[record.mask]
+        if mask.dim() == 3:  # a per-head term (BEiT's relative position bias comes as the mask)
+            mask = mask if heads == list(range(mask.shape[0])) else mask[heads]
+            mask = mask[:, rows][..., :scores.shape[-1]]
+        else:
+            mask = mask[rows][:, :scores.shape[-1]]
         if mask.dtype == torch.bool:
             return scores.masked_fill_(~mask, minimum)
         return scores.add_(mask.to(scores.dtype))
@@ -200,8 +216,8 @@ class Capture:
         heads = self._heads(head)
         row_index = self._rows(rows)
         n_heads = self.num_heads if heads is None else len(heads)
-        block = max(1, ROW_BLOCK_ELEMENTS // max(1, n_heads * self.num_tokens))
-        out = np.empty((len(row_index), self.num_tokens), dtype=np.float32)
+        block = max(1, ROW_BLOCK_ELEMENTS // max(1, n_heads * self.num_keys))
+        out = np.empty((len(row_index), self.num_keys), dtype=np.float32)
         with torch.no_grad():
             for start in range(0, len(row_index), block):
                 chunk = row_index[start:start + block]
@@ -222,12 +238,13 @@ class Capture:
         for long sequences.
         """
         layer_list = check_layers(layers, self.num_layers)
-        n = self.num_tokens
-        check_fits(4 * len(layer_list) * self.num_heads * n * n,
-                   f"patterns() for {len(layer_list)} layers x {self.num_heads} heads x {n}^2 tokens",
+        n, k = self.num_tokens, self.num_keys
+        check_fits(4 * len(layer_list) * self.num_heads * n * k,
+                   f"patterns() for {len(layer_list)} layers x {self.num_heads} heads x "
+                   + (f"{n}^2 tokens" if n == k else f"{n} x {k} tokens"),
                    "Ask for fewer layers, or rows of one layer with pattern(layer, head, rows=...); the "
                    "analysis functions read a Capture through the pattern engine and need none of this.")
-        out = np.empty((len(layer_list), self.num_heads, n, n), dtype=np.float32)
+        out = np.empty((len(layer_list), self.num_heads, n, k), dtype=np.float32)
         for i, layer in enumerate(layer_list):
             out[i] = self.head_patterns(layer)
         return out
@@ -257,70 +274,8 @@ def _take_rows(t: torch.Tensor, rows) -> torch.Tensor:
     return t[:, rows]
 
 
-def _check_model(model, tokenizer) -> None:
-    from transformers import PreTrainedModel
-
-    if not isinstance(model, PreTrainedModel):
-        raise ArgumentTypeError(
-            f"capture expects a transformers PreTrainedModel; got {type(model).__name__}. "
-            "Load one with attnwidget.load_model(...) or AutoModel*.from_pretrained(...)."
-        )
-    if not callable(tokenizer) or not hasattr(tokenizer, "convert_ids_to_tokens"):
-        raise ArgumentTypeError(
-            f"capture expects the model's tokenizer as its second argument; got {type(tokenizer).__name__}"
-        )
-    meta = next((p for p in model.parameters() if p.is_meta), None)
-    if meta is not None and not getattr(model, "hf_device_map", None):  # offloaded weights load on use
-        raise ArgumentError(
-            f"{type(model).__name__}'s weights are on the meta device (shapes only, no values), so it "
-            "cannot run. Load it with real weights (from_pretrained without device_map='meta' or "
-            "init_empty_weights), or materialise them before capturing."
-        )
-    if getattr(model.config, "is_encoder_decoder", False):
-        raise UnsupportedAttentionError(
-            f"{type(model).__name__} is an encoder-decoder model; attnwidget captures decoder-only and "
-            "encoder-only models. Pass the encoder (model.get_encoder()) to study its self-attention."
-        )
-
-
-def _check_ids(model, ids: torch.Tensor) -> None:
-    """Token ids the embedding can look up: ``0 <= id < vocabulary size``."""
-    try:
-        embeddings = model.get_input_embeddings()
-    except (AttributeError, NotImplementedError, TypeError):  # models without a standard embedding
-        embeddings = None
-    size = getattr(embeddings, "num_embeddings", None) or getattr(model.config, "vocab_size", None)
-    size = size if isinstance(size, int) and size > 0 else None
-    low, high = int(ids.min()), int(ids.max())
-    if low < 0 or (size is not None and high >= size):
-        bad = low if low < 0 else high
-        raise OutOfRangeError(
-            f"token id {bad} is out of range: {type(model).__name__} has a vocabulary of {size} ids "
-            f"(0..{None if size is None else size - 1}). Were the ids made with this model's tokenizer?"
-        )
-
-
-def _context_length(model) -> int | None:
-    for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
-        value = getattr(model.config, attr, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
-
-
-def _forward_kwargs(model, ids, attention_mask) -> dict:
-    kwargs = {"input_ids": ids.to(model.device), "use_cache": False}
-    if attention_mask is not None:
-        kwargs["attention_mask"] = attention_mask.to(model.device)
-    import inspect
-
-    if "logits_to_keep" in inspect.signature(model.forward).parameters:
-        kwargs["logits_to_keep"] = 1  # the capture needs no logits: skip the n x vocab matrix
-    return kwargs
-
-
-def capture(model, tokenizer, inputs, *, generate: int = 0, attention_mask=None,
-            add_generation_prompt: bool = True, method: str = "auto", store_dtype=None) -> Capture:
+def capture(model, tokenizer, inputs, *, target=None, generate: int = 0, attention_mask=None,
+            add_generation_prompt: bool = True, method: str = "auto", store_dtype=None):
     """Run ``model`` once on ``inputs`` and return a :class:`Capture` of every layer's attention.
 
     ``inputs``: a string, chat messages (``[{"role": ..., "content": ...}, ...]``, rendered with the
@@ -330,20 +285,47 @@ def capture(model, tokenizer, inputs, *, generate: int = 0, attention_mask=None,
     transformers' attention interface (exact, memory ~ tokens x head_dim), ``"weights"`` takes the
     weights eager attention returns (memory ~ tokens^2), ``"auto"`` uses ``"qk"`` when the model
     supports it. The model is left exactly as it was, also when something raises.
-    """
-    _check_model(model, tokenizer)
-    from ._engine import preload
 
-    preload()  # the pattern engine's kernels load while the model runs
+    Other families:
+
+    * an encoder-decoder model (T5, BART, Marian, Pegasus, ...): ``inputs`` is the source and
+      ``target`` the decoder's text or ids, or ``generate=N`` makes it greedily; the result is a
+      :class:`~attnwidget.seq2seq.Seq2SeqCapture` (encoder, decoder and cross-attention);
+    * a vision transformer (ViT, DeiT, BEiT, DINOv2, CLIP and SigLIP vision towers): pass its image
+      processor instead of a tokenizer and an image (PIL image, path or array) as ``inputs``; the
+      Capture's tokens are ``[CLS]`` and ``patch r,c``, and it keeps the preprocessed picture.
+    """
+    from ._engine import preload
+    from ._vision import is_image_processor
+
     method = check_choice(method, ("auto", "qk", "weights"), "method")
     store_dtype = check_float_dtype(store_dtype, "store_dtype")
     if not is_int(generate) or generate < 0:
         raise ArgumentError(f"generate must be a non-negative int (tokens to append); got {generate!r}")
+    if is_image_processor(tokenizer):
+        check_model(model)
+        _only_text_options(model, target=target, generate=generate, attention_mask=attention_mask)
+        preload()
+        from ._capture_vision import capture_image
+
+        return capture_image(model, tokenizer, inputs, method=method, store_dtype=store_dtype)
+    check_model(model, tokenizer)
+    preload()  # the pattern engine's kernels load while the model runs
+    from ._capture_seq2seq import capture_seq2seq, is_seq2seq
+
+    if is_seq2seq(model):
+        return capture_seq2seq(model, tokenizer, inputs, target=target, generate=int(generate),
+                               attention_mask=attention_mask, method=method, store_dtype=store_dtype)
+    if target is not None:
+        raise ArgumentError(
+            f"target= is the decoder's text for encoder-decoder models; {type(model).__name__} is not one. "
+            "For a decoder-only model put the whole text in inputs (or use generate=N to continue it)."
+        )
     encoded = encode(tokenizer, inputs, attention_mask=attention_mask,
                      add_generation_prompt=add_generation_prompt)
     ids = encoded.ids
-    _check_ids(model, ids)
-    limit = _context_length(model)
+    check_ids(model, ids)
+    limit = context_length(model)
     if limit is not None and ids.shape[1] + generate > limit:
         raise ArgumentError(
             f"the input is {ids.shape[1]} tokens (+{generate} to generate) but {type(model).__name__} "
@@ -351,115 +333,34 @@ def capture(model, tokenizer, inputs, *, generate: int = 0, attention_mask=None,
         )
     with model_lock(model), torch.no_grad():  # one capture of a model at a time (see _recorder)
         if generate:
-            ids = _generate(model, encoded, int(generate))
-        recording = _run(model, ids, encoded.attention_mask, method, store_dtype)
+            ids = generate_ids(model, encoded, int(generate))
+        kwargs = forward_kwargs(model, ids, encoded.attention_mask)
+        recording = run(model, method, store_dtype,
+                        lambda weights: model(**kwargs, output_attentions=True) if weights else model(**kwargs))
     release_free_memory()  # the forward's activations are freed; give their pages back
-    records = recording.ordered()
     readable, text, offsets = describe(tokenizer, encoded, ids[0])
     generated = np.zeros(ids.shape[1], dtype=bool)
     generated[encoded.ids.shape[1]:] = True
+    return capture_of(recording, "self", token_ids=ids[0].numpy(), tokens=readable.tokens, offsets=offsets,
+                      special=readable.special, generated=generated, partial=readable.partial, text=text,
+                      model_name=model_name(model), is_causal=None, model=model)
+
+
+def capture_of(recording, part: str, *, is_causal, model=None, **fields) -> Capture:
+    """The Capture of one part of a recording (``"self"`` for a plain model)."""
+    records = recording.ordered(part)
     first = records[0]
     num_heads = first.weights.shape[0] if isinstance(first, WeightsRecord) else first.query.shape[0]
-    return Capture(records=records, masks=recording.masks, token_ids=ids[0].numpy(), tokens=readable.tokens,
-                   offsets=offsets, special=readable.special, generated=generated, partial=readable.partial,
-                   text=text, model_name=_model_name(model), is_causal=_is_causal(model, records),
-                   num_heads=num_heads)
+    if is_causal is None:
+        is_causal = model_is_causal(model, records)
+    return Capture(records=records, masks=recording.masks, biases=recording.biases, is_causal=is_causal,
+                   num_heads=num_heads, **fields)
 
 
-def _run(model, ids, attention_mask, method, store_dtype) -> Recording:
-    use_qk = method == "qk" or (method == "auto" and model._can_set_attn_implementation())
-    if method == "qk" and not model._can_set_attn_implementation():
-        raise UnsupportedAttentionError(
-            f"{type(model).__name__} does not route attention through transformers' AttentionInterface; "
-            "use method='weights' (or 'auto')"
+def _only_text_options(model, **options) -> None:
+    given = [k for k, v in options.items() if v is not None and v is not False and v != 0]
+    if given:
+        raise ArgumentError(
+            f"{', '.join(given)} apply to text models; {type(model).__name__} takes an image. Call "
+            "capture(model, image_processor, image) without them."
         )
-    kwargs = _forward_kwargs(model, ids, attention_mask)
-    if use_qk:
-        with record_qk(model, store_dtype) as recording:
-            model(**kwargs)
-        if recording.records or method == "qk":
-            return _checked(model, recording, method)
-    with record_weights(model) as recording:
-        model(**kwargs, output_attentions=True)
-    return _checked(model, recording, method)
-
-
-def _check_returned_weights(model, recording: Recording) -> None:
-    """The weights fallback takes what the model returns as attention: refuse anything that is not
-    (non-finite or negative entries, rows not summing to 1, weight on later tokens of a causal model),
-    naming the layer. T5's encoder returns its position bias there and Falcon under sdpa returns
-    weights computed without its causal mask: wrong answers, never shown as attention."""
-    from ._checks import row_sum_tolerance
-
-    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-    tolerance = row_sum_tolerance(str(dtype).removeprefix("torch."))
-    causal = bool(getattr(model.config, "is_decoder", False)) or type(model).__name__.endswith("ForCausalLM")
-    for layer, record in sorted(recording.records.items()):
-        if not isinstance(record, WeightsRecord):
-            continue
-        w = record.weights
-        sums = w.sum(-1, dtype=torch.float64)
-        if not bool(torch.isfinite(w).all()):
-            problem = "non-finite values"
-        elif bool((w < 0).any()):
-            problem = f"negative values (min {float(w.min()):.3g})"
-        elif float((sums - 1).abs().max()) > tolerance:
-            problem = f"rows summing to {float(sums.min()):.3g}..{float(sums.max()):.3g}, not 1"
-        elif causal and w.shape[-1] > 1 and bool(torch.triu(w, 1).any()):
-            problem = "weight on later tokens, although the model is causal"
-        else:
-            continue
-        raise UnsupportedAttentionError(
-            f"{type(model).__name__} returned, as the attention weights of layer {layer} ({record.name}), "
-            f"an array with {problem}: these are not its attention weights, so attnwidget refuses rather "
-            "than show them. Load the model with attn_implementation='eager' and capture again; if that is "
-            "refused too, this model's attention is not supported yet."
-        )
-
-
-def _checked(model, recording: Recording, method: str) -> Recording:
-    _check_returned_weights(model, recording)
-    if not recording.records:
-        found = attention_modules(model)
-        advice = ("; its attention does not go through transformers' attention interface: use "
-                  "method='weights' (or 'auto') to take the weights the model returns in eager mode"
-                  if method == "qk" else "; capture works on transformer models with self-attention")
-        error = UnsupportedAttentionError if method == "qk" else ArgumentError
-        raise error(
-            f"found no attention layers in {type(model).__name__}"
-            + ("" if not found else f" that attnwidget can read (candidates: {[n for n, _ in found][:3]})")
-            + advice
-        )
-    return recording
-
-
-def _generate(model, encoded, steps: int) -> torch.Tensor:
-    if not hasattr(model, "generate") or not getattr(model, "can_generate", lambda: False)():
-        raise ArgumentError(f"generate={steps} needs a model that can generate; {type(model).__name__} cannot")
-    kwargs = {"input_ids": encoded.ids.to(model.device), "max_new_tokens": steps, "do_sample": False,
-              "num_beams": 1}
-    mask = encoded.attention_mask if encoded.attention_mask is not None else torch.ones_like(encoded.ids)
-    kwargs["attention_mask"] = mask.to(model.device)
-    pad = getattr(model.generation_config, "pad_token_id", None)
-    if pad is None:
-        kwargs["pad_token_id"] = getattr(model.generation_config, "eos_token_id", None)
-    with _eval_mode(model):
-        out = model.generate(**kwargs)
-    if encoded.attention_mask is not None:
-        grown = torch.ones(1, out.shape[1] - encoded.ids.shape[1], dtype=torch.long)
-        encoded.attention_mask = torch.cat([encoded.attention_mask, grown], dim=1)
-    return out.cpu()
-
-
-def _is_causal(model, records) -> bool:
-    qk = [r for r in records if isinstance(r, QKRecord)]
-    if qk:
-        return any(r.causal for r in qk) or bool(getattr(model.config, "is_decoder", False))
-    # Returned weights: causal when no query attends to a later key in any layer.
-    return all(bool((torch.triu(r.weights, diagonal=1) == 0).all()) for r in records) and records[0].weights.shape[-1] > 1
-
-
-def _model_name(model) -> str:
-    name = getattr(model.config, "name_or_path", "") or type(model).__name__
-    base = os.path.basename(str(name).rstrip("/")) or type(model).__name__
-    return base

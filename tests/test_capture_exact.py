@@ -84,9 +84,19 @@ def test_unreproducible_term_is_refused():
     from toy_models import ToyBiasModel, ToyConfig
 
     model = ToyBiasModel(ToyConfig()).eval()
-    with pytest.raises(NotImplementedError, match=r"position_bias.*refuses rather than answer wrongly"):
-        attnwidget.capture(model, _IdTokenizer(), [1, 2, 3])
+    with pytest.raises(NotImplementedError, match=r"position_bias.*refuses rather than answer wrongly.*method='weights'"):
+        attnwidget.capture(model, _IdTokenizer(), [1, 2, 3], method="qk")
     assert model.config._attn_implementation == "sdpa"
+    cap = attnwidget.capture(model, _IdTokenizer(), [1, 2, 3], method="weights")  # as advised
+    assert attnwidget.capture(model, _IdTokenizer(), [1, 2, 3]).layer_names == cap.layer_names  # what auto does
+    model.config._attn_implementation = "eager"  # the reference: the toy's own eager attention
+    try:
+        with torch.no_grad():
+            x = model.embed(torch.tensor([[1, 2, 3]]))
+            _, w0 = model.layers[0](x, output_attentions=True)
+    finally:
+        model.config._attn_implementation = "sdpa"
+    np.testing.assert_allclose(cap.head_patterns(0), w0[0].numpy(), atol=TOL)
 
 
 def test_memory_grows_linearly_with_tokens():

@@ -2,7 +2,8 @@
 
 ``ToyWeightsModel``'s attention does not use transformers' AttentionInterface (so ``capture`` must
 fall back to the returned weights). ``ToyBiasModel`` goes through the interface but passes a
-``position_bias`` term the recorder cannot reproduce (so ``capture`` must refuse).
+``position_bias`` term the recorder cannot reproduce (so ``method="qk"`` must refuse, and ``"auto"``
+must take the weights its eager attention returns).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class ToyConfig(PretrainedConfig):
 
 
 class ToyWeightsAttention(nn.Module):
+    returns_scores = False
+
     def __init__(self, config):
         super().__init__()
         self.heads = config.num_attention_heads
@@ -37,7 +40,19 @@ class ToyWeightsAttention(nn.Module):
         scores = scores.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), float("-inf"))
         weights = scores.softmax(-1)
         out = (weights @ v).transpose(1, 2).reshape(b, n, h)
+        if self.returns_scores:  # what a buggy model might hand back: scores, not weights
+            weights = scores.masked_fill(scores.isinf(), 0.0)
         return out, (weights if output_attentions else None)
+
+
+def _toy_eager(module, q, k, v, attention_mask, scaling=None, position_bias=None, **kwargs):
+    """The toy's eager attention: scores, its position bias, the causal mask, softmax."""
+    n = q.shape[-2]
+    scores = q @ k.transpose(-1, -2) * (q.shape[-1] ** -0.5 if scaling is None else scaling)
+    scores = scores + position_bias
+    scores = scores.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), float("-inf"))
+    weights = scores.softmax(-1)
+    return (weights @ v).transpose(1, 2), weights
 
 
 class ToyBiasAttention(nn.Module):
@@ -49,13 +64,13 @@ class ToyBiasAttention(nn.Module):
         self.heads = config.num_attention_heads
         self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
 
-    def forward(self, x, attention_mask=None):
+    def forward(self, x, attention_mask=None, output_attentions=False):
         b, n, h = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, h // self.heads).permute(2, 0, 3, 1, 4)
-        fn = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, None)
-        bias = torch.zeros(1, self.heads, n, n)
-        out, _ = fn(self, q, k, v, attention_mask, scaling=None, position_bias=bias)
-        return out.reshape(b, n, h), None
+        fn = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, _toy_eager)
+        bias = torch.linspace(0, 1, n)[None, None, None, :].expand(1, self.heads, n, n)  # traceable to no table
+        out, weights = fn(self, q, k, v, attention_mask, scaling=None, position_bias=bias)
+        return out.reshape(b, n, h), (weights if output_attentions else None)
 
 
 class _ToyBase(PreTrainedModel):
@@ -83,6 +98,19 @@ class ToyWeightsModel(_ToyBase):
         return x
 
 
+class ToyScoresAttention(ToyWeightsAttention):
+    returns_scores = True
+
+
+class ToyScoresModel(ToyWeightsModel):
+    """Returns its scores where the weights belong, in every attention implementation."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.layers = nn.ModuleList(ToyScoresAttention(config) for _ in range(config.num_hidden_layers))
+        self.post_init()
+
+
 class ToyBiasModel(_ToyBase):
     def __init__(self, config):
         super().__init__(config)
@@ -90,10 +118,10 @@ class ToyBiasModel(_ToyBase):
         self.layers = nn.ModuleList(ToyBiasAttention(config, i) for i in range(config.num_hidden_layers))
         self.post_init()
 
-    def forward(self, input_ids, attention_mask=None, **kwargs):
+    def forward(self, input_ids, attention_mask=None, output_attentions=False, **kwargs):
         x = self.embed(input_ids)
         for layer in self.layers:
-            x = x + layer(x)[0]
+            x = x + layer(x, output_attentions=output_attentions)[0]
         return x
 
 
