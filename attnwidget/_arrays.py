@@ -17,8 +17,10 @@ def as_attention_array(obj, layers=None) -> tuple[np.ndarray, bool]:
     """Return ``(patterns, is_causal)`` for a Capture or a ``[layer, head, query, key]`` array.
 
     ``patterns`` is float32 (float64 input stays float64). ``is_causal`` comes from the capture, or,
-    for a raw array, is True when every layer and head has an all-zero strict upper triangle. A raw
-    array must be attention: finite, non-negative, each query row summing to 1 over its keys.
+    for a raw array, is True when it is square and every layer and head has an all-zero strict upper
+    triangle. A raw array must be attention: finite, non-negative, each query row summing to 1 over its
+    keys. It may be rectangular, ``query != key`` (cross-attention: the queries of one sequence over
+    the keys of another); it is then not causal.
     """
     if hasattr(obj, "patterns") and hasattr(obj, "is_causal"):
         arr = np.asarray(obj.patterns(layers))
@@ -40,9 +42,9 @@ def as_attention_array(obj, layers=None) -> tuple[np.ndarray, bool]:
         if obj.ndim == 5:  # [layer, batch, head, query, key]
             obj = np.stack([_one_sequence(a, f"attention[{i}]") for i, a in enumerate(obj)])
     arr = obj if obj.dtype in (np.float32, np.float64) else obj.astype(np.float32)
-    if arr.ndim != 4 or arr.shape[-1] != arr.shape[-2]:
+    if arr.ndim != 4:
         raise ArgumentError(
-            "expected an attention array of shape [layer, head, query, key] with query == key; "
+            "expected an attention array of shape [layer, head, query, key]; "
             f"got shape {tuple(arr.shape)}. Per-layer attention can be passed as it is: a tuple or list of "
             "[1, head, query, key] or [head, query, key] arrays (output_attentions), a [layer, 1, head, query, "
             "key] stack, or a TransformerLens ActivationCache."
@@ -55,9 +57,10 @@ def as_attention_array(obj, layers=None) -> tuple[np.ndarray, bool]:
     if layers is not None:
         arr = arr[check_layers(layers, arr.shape[0])]
     check_attention(arr, tolerance)
-    n = arr.shape[-1]
-    # One [query, key] matrix at a time: no copy of the whole upper triangle of a large array.
-    causal = n > 1 and not any(np.triu(m, k=1).any() for m in arr.reshape(-1, n, n))
+    n_q, n = arr.shape[-2:]
+    # One [query, key] matrix at a time: no copy of the whole upper triangle of a large array. A
+    # rectangle (cross-attention: queries and keys from two sequences) is never causal.
+    causal = n_q == n > 1 and not any(np.triu(m, k=1).any() for m in arr.reshape(-1, n, n))
     return arr, bool(causal)
 
 

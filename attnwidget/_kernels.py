@@ -1,15 +1,17 @@
 """Compiled inner loops of the pattern engine (numba): one pass over a tile of attention rows.
 
 A *tile* is ``[heads, m, c]``: every head of one layer, query rows ``r0 .. r0 + m - 1``, and the ``c``
-keys those rows can see (for causal attention the block's last row plus one: no padding to ``n``).
-Two passes finish it:
+keys those rows can see (for causal attention the block's last row plus one: no padding to ``n``;
+for cross-attention every key of the other sequence, ``c`` unrelated to the number of rows).
 
-A work item of :func:`head_rows` is one *group* of ``f`` rows (the rows of one heatmap-tile row)
-with every head of the tile. It turns each row into probabilities in place and writes, per head and
-row, the statistics every metric and head role is built from (the ``STAT`` indices below), adds the
-row to the column sums and to the head mean (kept for rollout), and max-pools the group into the
-heatmap tiles of each head and of the mean. A row is finished while it is in cache: its maximum, the
-exponentials, the normalisation and all statistics.
+A work item of :func:`head_rows` is one *group* of ``fr`` rows (the rows of one heatmap-tile row)
+with every head of the tile; the heatmap tiles pool ``fr`` rows by ``fc`` keys per cell (equal for
+square attention, set per axis for a rectangle so both axes keep their detail). It turns each row
+into probabilities in place and writes, per head and row, the statistics every metric and head role
+is built from (the ``STAT`` indices below), adds the row to the column sums and to the head mean
+(kept for rollout), and max-pools the group into the heatmap tiles of each head and of the mean. A
+row is finished while it is in cache: its maximum, the exponentials, the normalisation and all
+statistics.
 
 Scores or probabilities
     :func:`head_rows` takes scores (``q k^T * scaling + mask`` as eager attention computes them) and
@@ -179,7 +181,7 @@ def _pool_cells(acc, tmp, ci, f, out_row):
 
 
 @njit(fastmath=True, nogil=True, cache=True, parallel=True)
-def head_rows(tile, r0, h0, layer_causal, causal, sinks, lo, hi, window, pair_ptr, pair_key, f, pool,
+def head_rows(tile, r0, h0, layer_causal, causal, sinks, lo, hi, window, pair_ptr, pair_key, fr, fc, pool,
               last, stats, colsum, mean, inv_heads, tiles, mean_tile, ebuf, acc, acc2, positions):
     """Softmax and statistics of every row of ``tile`` (float32 scores ``[g, m, c]``: heads
     ``h0..h0+g-1``, rows ``r0..``).
@@ -188,21 +190,21 @@ def head_rows(tile, r0, h0, layer_causal, causal, sinks, lo, hi, window, pair_pt
     count keys ``0..i`` (the capture's definition of visible keys). ``sinks[h]``: sink logit or
     ``-inf``. ``lo``/``hi``: sparsity / coverage thresholds; ``window``: local-role width;
     ``pair_ptr [n+1]``/``pair_key``: per query row, the earlier positions holding the same token.
-    A work item is one group of ``f`` rows (``r0`` is a multiple of ``f``) with all ``g`` heads: it
-    owns its rows of ``mean`` and one row of each ``f``-pooled heatmap tile. Writes
+    A work item is one group of ``fr`` rows (``r0`` is a multiple of ``fr``) with all ``g`` heads: it
+    owns its rows of ``mean`` and one row of each heatmap tile (cells of ``fr`` rows x ``fc`` keys). Writes
     ``stats[h, r0 + i]``; adds rows to ``colsum[thread, h]`` (float32: at most one block of rows,
     see :func:`flush_columns`) and ``inv_heads`` times each row to
     ``mean [m, c]`` (zeroed by the caller before the first group of heads); when ``pool``, max-pools
-    each head into ``tiles [head, T, T]``, and when ``last`` (the mean is complete) the mean into
-    ``mean_tile [T, T]``. ``tile`` is left as it was (the weights live in the scratch ``ebuf``).
-    Scratch: ``ebuf [threads, >= c]`` float32, ``acc``/``acc2 [threads, >= c + f]`` int32 (``f`` a power of
-    two). ``positions``:
+    each head into ``tiles [head, Tq, Tk]``, and when ``last`` (the mean is complete) the mean into
+    ``mean_tile [Tq, Tk]``. ``tile`` is left as it was (the weights live in the scratch ``ebuf``).
+    Scratch: ``ebuf [threads, >= c]`` float32, ``acc``/``acc2 [threads, >= c + fc]`` int32 (``fc`` a power
+    of two). ``positions``:
     float32 ``0, 1, 2, ...`` (at least ``c``), read instead of converting each key index.
     """
     g, m, c = tile.shape
-    for item in prange((m + f - 1) // f):
-        g0 = item * f
-        g1 = min(m, g0 + f)
+    for item in prange((m + fr - 1) // fr):
+        g0 = item * fr
+        g1 = min(m, g0 + fr)
         tid = get_thread_id()
         e = ebuf[tid]
         vmax = acc[tid]
@@ -213,7 +215,7 @@ def head_rows(tile, r0, h0, layer_causal, causal, sinks, lo, hi, window, pair_pt
             widest = 0
             if pool:  # the group's rows see at most the block's c keys; zeros up to a whole cell
                 seen = min(c, r0 + g1) if layer_causal else c
-                for j in range((seen + f - 1) // f * f):
+                for j in range((seen + fc - 1) // fc * fc):
                     vmax[j] = 0
             for i in range(g0, g1):
                 gi = r0 + i
@@ -271,26 +273,26 @@ def head_rows(tile, r0, h0, layer_causal, causal, sinks, lo, hi, window, pair_pt
                            total, e, inv, ci, causal, window, pair_ptr, pair_key)
                 widest = max(widest, cs)
             if pool:
-                _pool_cells(vmax, spare, widest, f, tiles[h, (r0 + g0) // f])
+                _pool_cells(vmax, spare, widest, fc, tiles[h, (r0 + g0) // fr])
         if pool and last:
-            for j in range((c + f - 1) // f * f):
+            for j in range((c + fc - 1) // fc * fc):
                 vmax[j] = 0
             for i in range(g0, g1):
                 mrow = mean[i]
                 for j in range(c):
                     vmax[j] = max(vmax[j], _bits(mrow[j]))
-            _pool_cells(vmax, spare, c, f, mean_tile[(r0 + g0) // f])
+            _pool_cells(vmax, spare, c, fc, mean_tile[(r0 + g0) // fr])
 
 
 @njit(fastmath=True, nogil=True, cache=True, parallel=True)
-def prob_rows(tile, r0, causal, lo, hi, window, pair_ptr, pair_key, f, pool, stats, colsum, mean,
+def prob_rows(tile, r0, causal, lo, hi, window, pair_ptr, pair_key, fr, fc, pool, stats, colsum, mean,
               inv_heads, tiles, mean_tile):
     """:func:`head_rows` for a tile that already holds probabilities ``[heads, m, c]`` of every head (any
     float type; the caller checks that they are attention). Same outputs; entropy is ``-sum p log p``."""
     heads, m, c = tile.shape
-    for item in prange((m + f - 1) // f):
-        g0 = item * f
-        g1 = min(m, g0 + f)
+    for item in prange((m + fr - 1) // fr):
+        g0 = item * fr
+        g1 = min(m, g0 + fr)
         tid = get_thread_id()
         for h in range(heads):
             hsum = colsum[tid, h]
@@ -319,19 +321,19 @@ def prob_rows(tile, r0, causal, lo, hi, window, pair_ptr, pair_key, f, pool, sta
                 _row_stats(stats, h, gi, ent, peak, below, above, dist, total, row, 1.0, ci, causal, window,
                            pair_ptr, pair_key)
                 if pool:
-                    cells = tiles[h, gi // f]
-                    for cc in range((c + f - 1) // f):
+                    cells = tiles[h, gi // fr]
+                    for cc in range((c + fc - 1) // fc):
                         best = cells[cc]
-                        for j in range(cc * f, min(c, cc * f + f)):
+                        for j in range(cc * fc, min(c, cc * fc + fc)):
                             best = max(best, row[j])
                         cells[cc] = best
         if pool:
             for i in range(g0, g1):
-                cells = mean_tile[(r0 + i) // f]
+                cells = mean_tile[(r0 + i) // fr]
                 mrow = mean[i]
-                for cc in range((c + f - 1) // f):
+                for cc in range((c + fc - 1) // fc):
                     best = cells[cc]
-                    for j in range(cc * f, min(c, cc * f + f)):
+                    for j in range(cc * fc, min(c, cc * fc + fc)):
                         best = max(best, mrow[j])
                     cells[cc] = best
 
@@ -351,21 +353,21 @@ def flush_columns(partial, total, c):
 
 
 @njit(fastmath=True, nogil=True, cache=True, parallel=True)
-def pool2d(src, f):
-    """Max over ``f x f`` cells of each ``[r, c]`` matrix of ``src [k, r, c]`` (ragged edges: the cells
-    that exist): float32 ``[k, ceil(r / f), ceil(c / f)]``."""
+def pool2d(src, fr, fc):
+    """Max over ``fr x fc`` cells (rows x columns) of each ``[r, c]`` matrix of ``src [k, r, c]`` (ragged
+    edges: the cells that exist): float32 ``[k, ceil(r / fr), ceil(c / fc)]``."""
     k, r, c = src.shape
-    rows, cols = (r + f - 1) // f, (c + f - 1) // f
+    rows, cols = (r + fr - 1) // fr, (c + fc - 1) // fc
     out = np.zeros((k, rows, cols), np.float32)
     for item in prange(k * rows):
         m = item // rows
         a = item % rows
         dst = out[m, a]
-        for i in range(a * f, min(r, a * f + f)):
+        for i in range(a * fr, min(r, a * fr + fr)):
             row = src[m, i]
             for b in range(cols):
                 best = dst[b]
-                for j in range(b * f, min(c, b * f + f)):
+                for j in range(b * fc, min(c, b * fc + fc)):
                     best = max(best, row[j])
                 dst[b] = best
     return out

@@ -16,6 +16,10 @@ many layers as fit; rollout rows recompute the others (:meth:`Summary.rollout_ro
 
 Summaries of a Capture with the default options are cached on the Capture (:func:`summary_for`);
 an array's are not (arrays can change in place).
+
+Cross-attention (``[n, n_keys]``, queries and keys from two sequences) is summarised like any layer,
+but has no rollout: no head-mean pattern is kept for it, and :meth:`Summary.rollout_rows` refuses
+(:data:`attnwidget._engine.CROSS_ROLLOUT`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import threading
 
 import numpy as np
 
-from ._engine import Engine, LayerSummary, PassOptions
+from ._engine import Engine, LayerSummary, PassOptions, check_rollout
 from ._memory import available_memory, release_free_memory
 
 #: Upper bound on the bytes of head-mean patterns a summary keeps for rollout rows (also at most a
@@ -38,9 +42,10 @@ def means_budget() -> int:
     return MEANS_BUDGET if available is None else int(min(MEANS_BUDGET, available // 4))
 
 
-def layer_elements(n: int, causal: bool) -> int:
-    """Floats of one layer's head-mean pattern as the pass keeps it (causal: the lower triangle)."""
-    return n * (n + 1) // 2 if causal else n * n
+def layer_elements(n: int, causal: bool, n_keys: int | None = None) -> int:
+    """Floats of one layer's head-mean pattern as the pass keeps it (causal: the lower triangle), for
+    ``n`` query rows over ``n_keys`` keys (default ``n``)."""
+    return n * (n + 1) // 2 if causal else n * (n if n_keys is None else n_keys)
 
 
 class Summary:
@@ -54,7 +59,7 @@ class Summary:
         self._busy: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
         self.keep_dtype, self.keep_layers = None, 0
-        if keep_means:
+        if keep_means and not self.engine.is_cross:  # kept for rollout rows, which cross-attention has not
             per = layer_elements(self.engine.num_tokens, self.engine.is_causal)
             budget = means_budget()
             if 4 * per * self.num_layers <= budget:
@@ -156,21 +161,24 @@ class Summary:
         return {name: self._stack("roles", name) for name in ROLES}
 
     def thumbnails(self):
-        """``(thumbs [L, H, s, s] uint8, layer means [L, s, s] uint8, ready [L] bool)``; blank when pending."""
+        """``(thumbs [L, H, sq, sk] uint8, layer means [L, sq, sk] uint8, ready [L] bool)``; blank when
+        pending. Square attention has square thumbnails (``sq == sk``); a rectangle's are pooled per
+        axis, each to at most ``THUMB_SIZE`` cells."""
         ready = np.zeros(self.num_layers, dtype=bool)
         first = next(iter(self._layers.values()), None)
         if first is None or first.thumbs is None:
             raise RuntimeError("no layer with tiles is ready yet")
-        s = first.thumbs.shape[-1]
-        thumbs = np.zeros((self.num_layers, self.engine.num_heads, s, s), np.uint8)
-        means = np.zeros((self.num_layers, s, s), np.uint8)
+        shape = first.thumbs.shape[-2:]
+        thumbs = np.zeros((self.num_layers, self.engine.num_heads) + shape, np.uint8)
+        means = np.zeros((self.num_layers,) + shape, np.uint8)
         with self._lock:
             for layer, summary in self._layers.items():
                 thumbs[layer], means[layer], ready[layer] = summary.thumbs, summary.mean_thumb, True
         return thumbs, means, ready
 
     def tile(self, layer: int, head: int | None) -> np.ndarray:
-        """The whole-sequence heatmap tile of one head (or the mean): float16 ``[T, T]``."""
+        """The whole-sequence heatmap tile of one head (or the mean): float16 ``[Tq, Tk]`` (``Tq == Tk``
+        for square attention)."""
         summary = self.layer(layer)
         return summary.mean_tile if head is None else summary.tiles[head]
 
@@ -180,7 +188,8 @@ class Summary:
         renormalised), float64 ``[k, n]``: row vectors pushed from the top layer down through each
         layer's head-mean pattern, kept ones where the summary has them, recomputed (float32,
         transiently) where not. Exact to float32 rounding of the kept patterns (float16 when kept as
-        such: about 1e-3 relative)."""
+        such: about 1e-3 relative). Cross-attention has none: :class:`~attnwidget.errors.ArgumentError`."""
+        check_rollout(self.engine)
         n = self.engine.num_tokens
         chosen = list(range(self.num_layers)) if layers is None else list(layers)
         targets = [int(t) for t in targets]
@@ -245,7 +254,8 @@ def summary_for(obj, options: PassOptions | None = None, *, keep_means: bool = F
     with _CACHE_LOCK:
         cache = obj.__dict__.setdefault("_summaries", {})
         summary = cache.get(options)
-        if summary is None or (keep_means and summary.keep_dtype is None):
+        wants_means = keep_means and not (summary is None or summary.engine.is_cross)  # cross: none to keep
+        if summary is None or (wants_means and summary.keep_dtype is None):
             fresh = Summary(obj, options, keep_means=keep_means)
             if summary is not None:  # upgrade: keep the statistics already computed
                 fresh._layers.update({k: v for k, v in summary._layers.items()})
@@ -265,6 +275,6 @@ def estimate_seconds(engine: Engine, layers: int | None = None) -> float:
     """A rough size-based estimate of a fused pass (2-core laptop speed), for progress decisions."""
     n, heads = engine.num_tokens, engine.num_heads
     layers = engine.num_layers if layers is None else layers
-    elements = layers * heads * (layer_elements(n, engine.is_causal))
+    elements = layers * heads * (layer_elements(n, engine.is_causal, engine.n_keys))
     return elements * 1.8e-9 + layers * 0.002
 

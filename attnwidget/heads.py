@@ -6,6 +6,12 @@ defined, of the attention mass on the keys the role predicts. All take a Capture
 per-row mass that the pattern engine's fused pass (``attnwidget._engine``) computes together with the
 metrics, so for a Capture the roles cost nothing once the metrics or the widget have run.
 docs/metrics.md lists the formulas.
+
+Cross-attention (``[query, key]`` from two sequences: a decoder reading its encoder) has ``sink``
+(weight on key 0) and ``broad`` (normalized entropy over the keys); ``previous``, ``duplicate``,
+``induction`` and ``local`` relate query position ``i`` to key positions of the same sequence and are
+NaN (the rule is ``attnwidget._fused.POSITIONAL``). :func:`head_distances` and :func:`similar_heads`
+compare rows over the keys, whatever the keys are.
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ _LN2 = float(np.log(2.0))
 
 @dataclass(frozen=True, repr=False)
 class HeadRoles:
-    """Role scores, each ``[layer, head]`` float64 (NaN where the role is undefined for the input).
+    """Role scores, each ``[layer, head]`` float64 (NaN where the role is undefined for the input:
+    previous, duplicate, induction and local for cross-attention, see the module docstring).
 
     previous
         mean over rows ``i >= 1`` of ``p[i, i-1]``.
@@ -189,6 +196,7 @@ def head_roles(
     ``attnwidget.capture`` first. Duplicate and induction need to know which tokens repeat: from
     ``token_ids``, else from ``period`` (a sequence whose tokens after ``offset`` repeat with that
     period), else from the Capture's token ids; a bare array without either gets NaN for those two.
+    Cross-attention gets NaN for previous, duplicate, induction and local (module docstring).
     ``progress``: a ``tqdm.auto`` bar for long inputs (None: automatic, past about 2 s).
     """
     if _is_model(obj):
@@ -242,7 +250,7 @@ def _sample_rows(obj, max_rows):
     rows = np.arange(first, n)
     if max_rows is not None and rows.size > int(max_rows):
         rows = np.unique(np.linspace(first, n - 1, int(max_rows)).round().astype(np.int64))
-    cols = int(rows[-1]) + 1 if causal else n
+    cols = int(rows[-1]) + 1 if causal else src.n_keys
     x = None
     for layer in range(src.num_layers):
         for a, b, p in src.rows(layer, rows):

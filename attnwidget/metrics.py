@@ -18,13 +18,23 @@ How they are computed
     ``QK^T + softmax`` pass. For a Capture the pass is done once and shared (the widget, the explorer,
     the report and later calls read the same results). ``pattern_match`` compares with an expected
     pattern block by block. docs/metrics.md lists the formulas.
+
+Cross-attention
+    A ``[query, key]`` rectangle (an encoder-decoder's decoder reading the encoder: queries and keys
+    from two sequences, never causal) has ``n_keys`` visible keys in every row. What describes a row's
+    distribution or key 0 is computed as above (entropy, normalized entropy, sparsity, coverage, max
+    weight, focus consistency over the ``n_keys`` columns, sink score); what compares query position
+    ``i`` with key position ``j`` (mean distance, locality, and ``pattern_match`` with a positional
+    reference: ``"previous"``, ``"diagonal"``, ``"local"``) is NaN, since ``i`` and ``j`` count tokens
+    of different sequences. The rule is written once, in :data:`POSITIONAL` and
+    :data:`POSITIONAL_PATTERNS` (``attnwidget._fused``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._engine import Engine, is_capture, row_weights
+from ._engine import POSITIONAL, POSITIONAL_PATTERNS, Engine, is_capture, row_weights  # noqa: F401
 from ._progress import make_bar
 from ._summary import default_options, estimate_seconds, summary_for
 from .errors import ArgumentError, ArgumentTypeError
@@ -129,12 +139,13 @@ def _reference_rows(name: str, rows: np.ndarray, n: int, causal: bool, window: i
 
 
 def _expected_rows(expected, shape, causal: bool, window: int):
-    """Return ``(get(layer, r0, r1) -> [1 or H, r1 - r0, n] float64, is_causal_pattern)`` for ``expected``.
+    """Return ``(get(layer, r0, r1) -> [1 or H, r1 - r0, n_keys] float64, is_causal_pattern)`` for
+    ``expected``; ``shape`` is the attention's ``(layers, heads, n, n_keys)``.
 
     Only the requested query rows are built, normalised or read (a Capture in row blocks), so the
     expected pattern costs no more memory than the attention block it is compared with.
     """
-    num_layers, heads, n = shape
+    num_layers, heads, n, n_keys = shape
     if isinstance(expected, str):
         _check_reference(expected, window)
         cache = {}
@@ -142,17 +153,22 @@ def _expected_rows(expected, shape, causal: bool, window: int):
         def named(layer, r0, r1):
             if (r0, r1) not in cache:  # arrays: one full block, the same for every layer
                 cache.clear()
-                cache[(r0, r1)] = _reference_rows(expected, np.arange(r0, r1), n, causal, window)[None]
+                cache[(r0, r1)] = _reference_rows(expected, np.arange(r0, r1), n_keys, causal, window)[None]
             return cache[(r0, r1)]
 
         return named, causal
     if _is_capture(expected):
-        if (int(expected.num_layers), int(expected.num_heads), int(expected.num_tokens)) != shape:
-            raise ArgumentError(
-                "expected capture has [layer, head, token] = "
-                f"{[expected.num_layers, expected.num_heads, expected.num_tokens]}; the attention has {list(shape)}."
-            )
         src, held = Engine(expected), {}
+        sizes = (int(expected.num_layers), int(expected.num_heads), int(expected.num_tokens))
+        if n == n_keys and sizes != shape[:3]:  # self-attention: said in tokens, as before
+            raise ArgumentError(
+                f"expected capture has [layer, head, token] = {list(sizes)}; the attention has {list(shape[:3])}."
+            )
+        if (src.num_layers, src.num_heads, src.num_tokens, src.n_keys) != shape:
+            raise ArgumentError(
+                "expected capture has [layer, head, query, key] = "
+                f"{[src.num_layers, src.num_heads, src.num_tokens, src.n_keys]}; the attention has {list(shape)}."
+            )
 
         def captured(layer, r0, r1):
             if src.kind == "capture":
@@ -170,13 +186,13 @@ def _expected_rows(expected, shape, causal: bool, window: int):
             "expected must be a pattern name, an array of shape [query, key] or [layer, head, query, key], "
             f"or a Capture; got {type(expected).__name__}."
         )
-    if expected.ndim == 2 and expected.shape == (n, n):
+    if expected.ndim == 2 and expected.shape == (n, n_keys):
         return (lambda layer, r0, r1: _normalize_rows(expected[r0:r1])[None]), False
-    if expected.ndim == 4 and expected.shape == (num_layers, heads, n, n):
+    if expected.ndim == 4 and expected.shape == (num_layers, heads, n, n_keys):
         return (lambda layer, r0, r1: _normalize_rows(expected[layer, :, r0:r1])), False
     raise ArgumentError(
-        f"expected has shape {tuple(expected.shape)}; use [query, key] = {(n, n)} or "
-        f"[layer, head, query, key] = {(num_layers, heads, n, n)}, or a pattern name "
+        f"expected has shape {tuple(expected.shape)}; use [query, key] = {(n, n_keys)} or "
+        f"[layer, head, query, key] = {(num_layers, heads, n, n_keys)}, or a pattern name "
         f"({', '.join(REFERENCE_PATTERNS)})."
     )
 
@@ -207,22 +223,27 @@ def _kl_to_mix(x: np.ndarray, total: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 class _PatternMatch:
-    """``1 - mean_i JSD_2(p_i, q_i)`` per head, one layer at a time (informative rows, visible keys)."""
+    """``1 - mean_i JSD_2(p_i, q_i)`` per head, one layer at a time (informative rows, visible keys);
+    NaN for a positional reference on cross-attention (:data:`POSITIONAL_PATTERNS`)."""
 
     def __init__(self, src: Engine, expected, window: int):
         self.src, self.expected, self.window = src, expected, int(window)
         self.get_expected = self.expected_causal = None
+        if isinstance(expected, str):
+            _check_reference(expected, window)
 
     def layer(self, layer: int) -> np.ndarray:
         src, causal = self.src, self.src.is_causal
+        if isinstance(self.expected, str) and self.expected in POSITIONAL_PATTERNS and src.is_cross:
+            return np.full(src.num_heads, np.nan)  # row i on key i (or i - 1, ...): no such key across sequences
         per_row = None
         for r0, r1, p in src.blocks(layer):
             heads, m, n = p.shape
             if per_row is None:
-                per_row = np.empty((heads, n))
+                per_row = np.empty((heads, src.num_tokens))
                 if self.get_expected is None:
                     self.get_expected, self.expected_causal = _expected_rows(
-                        self.expected, (src.num_layers, heads, n), causal, self.window)
+                        self.expected, (src.num_layers, heads, src.num_tokens, n), causal, self.window)
             q = self.get_expected(layer, r0, r1).astype(p.dtype, copy=False)
             # Both causal: keys after the block's last row are 0 in both, and so are each row's later
             # keys inside the block, where they add exactly 0: the block's keys suffice.
@@ -232,7 +253,7 @@ class _PatternMatch:
             total = np.maximum(x + y, np.finfo(p.dtype).tiny)
             scratch = np.empty_like(total)
             per_row[:, r0:r1] = (_kl_to_mix(x, total, scratch) + _kl_to_mix(y, total, scratch)) / (2 * _LN2)
-        _, weights = row_weights(per_row.shape[1], causal)
+        _, weights = row_weights(per_row.shape[1], causal, src.n_keys)
         return 1.0 - np.clip(per_row, 0.0, 1.0) @ weights
 
 
@@ -347,13 +368,15 @@ def coverage(attn, threshold: float = 0.01) -> np.ndarray:
 
 
 def mean_distance(attn) -> np.ndarray:
-    """Mean attended distance in tokens: ``mean_i sum_j p_ij |i - j|``; 0 for a diagonal pattern."""
+    """Mean attended distance in tokens: ``mean_i sum_j p_ij |i - j|``; 0 for a diagonal pattern.
+
+    NaN for cross-attention (query ``i`` and key ``j`` are positions in two sequences; :data:`POSITIONAL`)."""
     return compute_metrics(attn, ["mean_distance"])["mean_distance"]
 
 
 def locality(attn) -> np.ndarray:
     """The seed's locality: ``mean_i 1 / (1 + sum_j p_ij |i - j|)``, in (0, 1]; 1 for a diagonal pattern,
-    1/2 for a previous-token pattern."""
+    1/2 for a previous-token pattern. NaN for cross-attention, like :func:`mean_distance`."""
     return compute_metrics(attn, ["locality"])["locality"]
 
 
@@ -379,6 +402,9 @@ def pattern_match(attn, expected, *, window: int = 3) -> np.ndarray:
     ``expected``: a name (``"previous"``, ``"diagonal"``, ``"first"``, ``"uniform"``, ``"local"`` with
     ``window`` keys; see :func:`reference_pattern`), a ``[query, key]`` array used for every head, a
     ``[layer, head, query, key]`` array, or another Capture. Its rows are normalised to sum to 1.
+    For cross-attention (``[query, key]`` of two sequences) the positional names ``"previous"``,
+    ``"diagonal"`` and ``"local"`` give NaN (:data:`POSITIONAL_PATTERNS`); ``"first"``, ``"uniform"`` (over
+    all keys), arrays of the attention's shape and captures are compared.
     """
     return compute_metrics(attn, ["pattern_match"], expected=expected, window=window)["pattern_match"]
 

@@ -5,6 +5,11 @@ Everything here takes a pattern engine (:class:`attnwidget._engine.Engine` over 
 ``{buffer, dtype, shape}`` dict that crosses to the browser as bytes. Whole-sequence thumbnails and
 tiles come from the engine's fused pass (``attnwidget._summary``); zoomed windows, rows and graphs
 are read exactly, in row blocks, so no view ever needs all heads' ``tokens x tokens`` matrices.
+
+Cross-attention is a rectangle, ``n_queries`` rows (the target's tokens) by ``n_keys`` columns (the
+source's): tiles say both extents (``n_queries``, ``n_keys``) and are pooled per axis, token lines run
+from a query to the keys or to a key from the queries, and the graph view refuses it (a bipartite
+graph is what the lines view draws).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import math
 
 import numpy as np
 
+from ._checks import check_index
 from ._engine import THUMB_SIZE, Engine, pool_factor  # noqa: F401 (re-exported)
 from ._engine import TILE_SIDE as STORED_SIDE
 from .errors import ArgumentError, ArgumentTypeError
@@ -47,16 +53,18 @@ def engine(obj) -> Engine:
     return obj if isinstance(obj, Engine) else Engine(obj)
 
 
-def max_pool(block: np.ndarray, factor: int) -> np.ndarray:
-    """Max over ``factor x factor`` cells of the last two axes (edges padded with zeros)."""
-    if factor == 1:
+def max_pool(block: np.ndarray, factor: int, col_factor: int | None = None) -> np.ndarray:
+    """Max over ``factor x col_factor`` cells (rows x columns; ``col_factor`` defaults to ``factor``) of
+    the last two axes (edges padded with zeros)."""
+    fr, fc = int(factor), int(factor if col_factor is None else col_factor)
+    if fr == fc == 1:
         return block
     *lead, r, c = block.shape
-    pr, pc = -r % factor, -c % factor
+    pr, pc = -r % fr, -c % fc
     if pr or pc:
         block = np.pad(block, [(0, 0)] * len(lead) + [(0, pr), (0, pc)])
-    r2, c2 = block.shape[-2] // factor, block.shape[-1] // factor
-    return block.reshape(*lead, r2, factor, c2, factor).max(axis=(-3, -1))
+    r2, c2 = block.shape[-2] // fr, block.shape[-1] // fc
+    return block.reshape(*lead, r2, fr, c2, fc).max(axis=(-3, -1))
 
 
 def to_uint8(values: np.ndarray, axes=(-2, -1)) -> np.ndarray:
@@ -67,11 +75,13 @@ def to_uint8(values: np.ndarray, axes=(-2, -1)) -> np.ndarray:
 
 
 def thumbnails(source) -> tuple[np.ndarray, np.ndarray]:
-    """Max-pooled thumbnails of every layer: uint8 ``[layer, head, s, s]`` and the head means ``[layer, s, s]``.
+    """Max-pooled thumbnails of every layer: uint8 ``[layer, head, sq, sk]`` and the head means
+    ``[layer, sq, sk]``.
 
     From the engine's fused pass (pooled from the heatmap tiles, so at most :data:`THUMB_SIZE` cells a
     side). Max pooling keeps a sharp head's single bright cell visible at any sequence length; each
-    thumbnail is scaled to its own maximum.
+    thumbnail is scaled to its own maximum. Square attention gives square thumbnails; a rectangle
+    (cross-attention) is pooled per axis, so ``12 x 300`` tokens give ``12 x 50`` cells.
     """
     from ._summary import summary_for
 
@@ -81,17 +91,22 @@ def thumbnails(source) -> tuple[np.ndarray, np.ndarray]:
     return thumbs, means
 
 
-def _window(n: int, row0, col0, rows, cols) -> tuple[int, int, int, int]:
-    row0, col0 = min(max(0, int(row0)), n - 1), min(max(0, int(col0)), n - 1)
-    rows = n - row0 if rows is None else max(1, min(int(rows), n - row0))
-    cols = n - col0 if cols is None else max(1, min(int(cols), n - col0))
+def _window(n_rows: int, n_cols: int, row0, col0, rows, cols) -> tuple[int, int, int, int]:
+    row0, col0 = min(max(0, int(row0)), n_rows - 1), min(max(0, int(col0)), n_cols - 1)
+    rows = n_rows - row0 if rows is None else max(1, min(int(rows), n_rows - row0))
+    cols = n_cols - col0 if cols is None else max(1, min(int(cols), n_cols - col0))
     return row0, col0, rows, cols
 
 
-def _tile(block: np.ndarray, row0: int, col0: int, rows: int, cols: int, side: int) -> dict:
-    f = pool_factor(max(rows, cols), side)
-    tile = max_pool(np.asarray(block, dtype=np.float32), f).astype(np.float16)
-    return {"matrix": wire(tile), "row0": row0, "col0": col0, "n_rows": rows, "n_cols": cols}
+def _tile(block: np.ndarray, row0: int, col0: int, rows: int, cols: int, side: int, n_queries: int,
+          n_keys: int) -> dict:
+    if n_queries == n_keys:  # square attention: one factor for both axes
+        fr = fc = pool_factor(max(rows, cols), side)
+    else:  # a rectangle: each axis to at most `side` cells, so 12 x 3000 keeps its 12 rows
+        fr, fc = pool_factor(rows, side), pool_factor(cols, side)
+    tile = max_pool(np.asarray(block, dtype=np.float32), fr, fc).astype(np.float16)
+    return {"matrix": wire(tile), "row0": row0, "col0": col0, "n_rows": rows, "n_cols": cols,
+            "n_queries": int(n_queries), "n_keys": int(n_keys)}
 
 
 def heatmap_tile(source, layer: int, head: int | None, row0: int = 0, col0: int = 0,
@@ -100,36 +115,56 @@ def heatmap_tile(source, layer: int, head: int | None, row0: int = 0, col0: int 
     most ``side x side`` cells, as float16 weights (0..1).
 
     With a ``summary`` (a :class:`~attnwidget._summary.Summary`), the whole sequence is the fused
-    pass's stored tile (at most ``attnwidget._engine.TILE_SIDE`` cells: a lookup once its layer is
-    done); a zoomed window is read exactly from the rows it covers."""
+    pass's stored tile (at most ``attnwidget._engine.TILE_SIDE`` cells an axis: a lookup once its layer
+    is done); a zoomed window is read exactly from the rows it covers.
+
+    Returns ``{"matrix": wire(float16 [r, c]), "row0", "col0", "n_rows", "n_cols", "n_queries",
+    "n_keys"}``: the matrix covers query rows ``row0 .. row0 + n_rows - 1`` and keys ``col0 .. col0 +
+    n_cols - 1`` (``r < n_rows`` or ``c < n_cols``: pooled, each cell covering ``n_rows / r`` rows by
+    ``n_cols / c`` keys); ``n_queries`` x ``n_keys`` is the whole pattern (equal for self-attention;
+    cross-attention has ``n_queries`` target tokens over ``n_keys`` source tokens). Square attention
+    is pooled by one factor on both axes, a rectangle per axis."""
     src = engine(source)
-    row0, col0, rows, cols = _window(src.n, row0, col0, rows, cols)
-    if summary is not None and (row0, col0, rows, cols) == (0, 0, src.n, src.n) and side >= STORED_SIDE:
+    n, n_keys = src.n, src.n_keys
+    row0, col0, rows, cols = _window(n, n_keys, row0, col0, rows, cols)
+    if summary is not None and (row0, col0, rows, cols) == (0, 0, n, n_keys) and side >= STORED_SIDE:
         tile = summary.tile(layer, head)
-        return {"matrix": wire(tile), "row0": 0, "col0": 0, "n_rows": rows, "n_cols": cols}
+        return {"matrix": wire(tile), "row0": 0, "col0": 0, "n_rows": rows, "n_cols": cols, "n_queries": n,
+                "n_keys": n_keys}
     block = src.matrix(layer, head, slice(row0, row0 + rows))[:, col0:col0 + cols]
-    return _tile(block, row0, col0, rows, cols, side)
+    return _tile(block, row0, col0, rows, cols, side, n, n_keys)
 
 
 def matrix_tile(matrix: np.ndarray, row0: int = 0, col0: int = 0, rows: int | None = None,
                 cols: int | None = None, side: int = TILE_SIDE) -> dict:
-    """Like :func:`heatmap_tile` for a ``[query, key]`` matrix already in memory (e.g. rollout)."""
-    row0, col0, rows, cols = _window(matrix.shape[0], row0, col0, rows, cols)
-    return _tile(matrix[row0:row0 + rows, col0:col0 + cols], row0, col0, rows, cols, side)
+    """Like :func:`heatmap_tile` (the same dict) for a ``[query, key]`` matrix already in memory (e.g.
+    rollout)."""
+    n, n_keys = matrix.shape
+    row0, col0, rows, cols = _window(n, n_keys, row0, col0, rows, cols)
+    return _tile(matrix[row0:row0 + rows, col0:col0 + cols], row0, col0, rows, cols, side, n, n_keys)
 
 
 def token_lines(source, layer: int, head: int | None, token: int, direction: str = "from") -> dict:
-    """Weights of every head (or the selected one) for one token: from it (its row) or to it."""
+    """Weights of every head (or the selected one) for one token: from it (its row) or to it.
+
+    ``"from"``: ``token`` is a query position and ``weights`` is float32 ``[heads, n_keys]``, its
+    weight on each key; ``"to"``: ``token`` is a key position and ``weights`` is ``[heads, n_queries]``,
+    how much each query reads it. For self-attention both are token positions of the one sequence; for
+    cross-attention a query is a target token and a key a source token. Returns ``{"weights",
+    "token", "direction", "heads", "n_queries", "n_keys"}``."""
     src = engine(source)
+    n, n_keys = src.n, src.n_keys
     heads = list(range(src.num_heads)) if head is None else [int(head)]
     if direction == "from":
+        token = check_index(token, n, "token", "query tokens" if n != n_keys else "tokens")
         weights = src.heads(layer, np.array([token]))[heads, 0]
     elif direction == "to":
+        token = check_index(token, n_keys, "token", "key tokens" if n != n_keys else "tokens")
         weights = np.concatenate([p[heads][:, :, token] for _, _, p in src.blocks(layer)], axis=1)
     else:
         raise ArgumentError(f"direction must be 'from' or 'to'; got {direction!r}")
     return {"weights": wire(weights.astype(np.float32)), "token": int(token), "direction": direction,
-            "heads": heads}
+            "heads": heads, "n_queries": int(n), "n_keys": int(n_keys)}
 
 
 def graph_window(n: int, focus: int | None, limit: int = GRAPH_NODES) -> slice:
@@ -180,8 +215,16 @@ def graph_data(source, layer: int, head: int | None, threshold: float, focus: in
     (``start``, ``stop``, ``total``) so the view can say which tokens it shows.
 
     Tokens outside the window get NaN positions (not drawn). ``layouts``: a dict that keeps each
-    window's layout, keyed by ``(layer, head, start, stop)``, so a new threshold moves no node."""
+    window's layout, keyed by ``(layer, head, start, stop)``, so a new threshold moves no node.
+
+    Self-attention only: cross-attention's queries and keys are two sequences, whose graph is the
+    bipartite one the lines view draws (:func:`token_lines`); it is refused."""
     src = engine(source)
+    if src.is_cross:
+        raise ArgumentError(
+            f"the attention graph links tokens of one sequence; this is cross-attention ([query, key] = "
+            f"[{src.n}, {src.n_keys}], two sequences). Use the lines view (token_lines) to see which source "
+            "tokens each target token reads.")
     window = graph_window(src.n, focus)
     matrix = src.matrix(layer, head, window)[:, window]
     key = (layer, head, window.start, window.stop)

@@ -14,6 +14,9 @@ renormalised to sum to 1.
 
 Every function takes a :class:`~attnwidget.Capture` or a NumPy/torch array ``[layer, head, query, key]``.
 Layer selection: ``layers`` (indices, default all) filtered by ``start_layer`` (the first layer index used).
+Self-attention only: cross-attention (queries and keys from two sequences, ``query != key``) has no
+rollout on its own, and every function here refuses it with an
+:class:`~attnwidget.errors.ArgumentError` (``attnwidget._engine.CROSS_ROLLOUT``).
 
 Memory and time with a Capture
     The Capture is read through the pattern engine (``attnwidget._engine``), so nothing of size
@@ -34,7 +37,7 @@ import numpy as np
 
 from ._arrays import as_attention_array
 from ._checks import check_index, check_layer, check_layers, check_number, check_weights
-from ._engine import Engine, _recomputes
+from ._engine import Engine, _recomputes, check_rollout
 from ._memory import available_memory
 from ._progress import make_bar
 from .errors import ArgumentError, ArgumentTypeError, MemoryBudgetError
@@ -129,6 +132,7 @@ def _mixed_and_causal(attn, residual, head_fusion, start_layer, layers, bar=None
     head_fusion = _check_fusion(head_fusion)
     if _recomputes(attn):  # a Capture: each layer's rows in blocks, straight into M
         src = Engine(attn)
+        check_rollout(src)
         chosen = _select_layers(src.num_layers, start_layer, layers)
         n = src.num_tokens
         M = np.empty((len(chosen), n, n))
@@ -143,9 +147,11 @@ def _mixed_and_causal(attn, residual, head_fusion, start_layer, layers, bar=None
         parts, causal = [], bool(attn.is_causal)
         for l in chosen:  # one layer of patterns in memory at a time
             arr, causal = as_attention_array(attn, [l])
+            check_rollout(arr)
             parts.append(_fuse_and_mix(arr[0], residual, head_fusion))
         return np.stack(parts), causal
     arr, causal = as_attention_array(attn)
+    check_rollout(arr)
     chosen = _select_layers(arr.shape[0], start_layer, layers)
     return np.stack([_fuse_and_mix(arr[l], residual, head_fusion) for l in chosen]), causal
 
@@ -155,6 +161,7 @@ def _blocks_setup(attn, residual, head_fusion, start_layer, layers):
     residual = _check_residual(residual)
     head_fusion = _check_fusion(head_fusion)
     src = Engine(attn)
+    check_rollout(src)
     chosen = _select_layers(src.num_layers, start_layer, layers)
     return src, chosen, residual, head_fusion
 
@@ -344,6 +351,7 @@ def _check_flow_size(attn, start_layer, layers) -> None:
     """Refuse attention flow on a Capture whose dense network would not fit (before reading anything)."""
     if not _recomputes(attn):
         return
+    check_rollout(Engine(attn))
     num_layers, n = int(attn.num_layers), int(attn.num_tokens)
     chosen = _select_layers(num_layers, start_layer, layers)
     need = FLOW_BYTES_PER_ENTRY * len(chosen) * n * n

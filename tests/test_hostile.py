@@ -116,7 +116,8 @@ def test_analyses_accept_real_attention(analysis):
 
 ARRAY_SHAPES = [
     ("3d", GOOD[0], ArgumentError, r"expected an attention array of shape \[layer, head, query, key\].*got shape \(3, 6, 6\)"),
-    ("not square", GOOD[..., :4], ArgumentError, r"query == key; got shape \(2, 3, 6, 4\)"),
+    # rectangles are cross-attention now; cutting keys off square attention leaves rows that sum below 1
+    ("cut keys", GOOD[..., :4], NotAttentionError, r"sums to .* over its keys"),
     ("empty", GOOD[:0], ArgumentError, r"empty axis: shape \(0, 3, 6, 6\).*at least one layer"),
     ("bool", GOOD > 0.1, NotAttentionError, r"bool array; attention weights are probabilities"),
     ("strings", np.array([[[["a"]]]]), ArgumentTypeError, r"numeric array of weights; got dtype <U1"),
@@ -230,7 +231,8 @@ def test_capture_refuses_non_models(byte_tokenizer, case):
 @pytest.mark.parametrize("tokenizer", [None, 5, "gpt2"])
 def test_capture_refuses_non_tokenizers(llama, tokenizer):
     _check(lambda: attnwidget.capture(llama, tokenizer, "x"), ArgumentTypeError,
-           r"expects the model's tokenizer as its second argument; got " + type(tokenizer).__name__)
+           r"expects the model's tokenizer \(or, for a vision model, its image processor\) as its second argument; "
+           r"got " + type(tokenizer).__name__)
 
 
 def test_capture_refuses_a_model_on_the_meta_device(byte_tokenizer):
@@ -503,8 +505,13 @@ FILE_CASES = [
     ("is_causal 1", _set("is_causal", 1), r"is_causal must be true or false; got 1"),
     ("text int", _set("text", 5), r"text must be a string or null; got 5"),
     ("model_name list", _set("model_name", ["x"]), r"model_name must be a string; got \['x'\]"),
-    ("format 2", _set("format", 2), r"capture format 2; expected 1"),
-    ("format true", _set("format", True), r"capture format True; expected 1"),
+    ("format 3", _set("format", 3), r"capture format 3; expected one of \[1, 2\]"),
+    ("format true", _set("format", True), r"capture format True; expected one of \[1, 2\]"),
+    ("kind", _set("kind", "video"), r"kind must be 'capture' or 'seq2seq'; got 'video'"),
+    ("bias index", _meta(lambda m: m["layers"][0].update(bias=3)), r"layers\[0\].bias must be an int in -1..-1"),
+    ("biases", _set("biases", [{"bidirectional": 1}]), r"biases\[0\].bidirectional must be true or false"),
+    ("key tokens", _set("key_tokens", []), r"key_tokens must be a non-empty list of strings"),
+    ("patch grid", _set("patch_grid", [0, 3]), r"patch_grid must be \[rows, cols\], two ints >= 1"),
     ("missing layers", _meta(lambda m: m.pop("layers")), r"lacks \['layers'\]"),
     ("layers empty", _set("layers", []), r"layers must be a non-empty list of objects; got \[\]"),
     ("layers not objects", _set("layers", [1, 2, 3]), r"layers must be a non-empty list of objects"),
