@@ -18,47 +18,83 @@ import numpy as np
 import torch
 
 from ._checks import is_int as _int
+from ._position_bias import RelativeBias
 from ._recorder import QKRecord, WeightsRecord
-from .errors import ArgumentTypeError, CaptureFileError
+from .errors import ArgumentError, ArgumentTypeError, CaptureFileError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: parts (encoder-decoder), key tokens, position-bias tables, images
+_READABLE = (1, 2)
+_PARTS = ("encoder", "decoder", "cross")
 _FLOATS = ("F16", "BF16", "F32", "F64")
 _MAX_HEADER = 100 << 20  # safetensors' own limit on the JSON header
-_REQUIRED = ("format", "tokens", "text", "model_name", "is_causal", "num_heads", "layers", "num_masks")
+_REQUIRED = ("tokens", "text", "model_name", "is_causal", "num_heads", "layers", "num_masks")  # of each part
 
 
 def save(cap, path) -> Path:
     """Write ``cap`` to one ``.safetensors`` file (tensors plus a JSON description in the header)."""
+    tensors, meta = _part(cap, "")
+    return _write(path, tensors, {"format": FORMAT_VERSION, "kind": "capture", **meta})
+
+
+def save_parts(cap, path) -> Path:
+    """Write an encoder-decoder capture: each part's tensors under its own prefix ("encoder/"...)."""
+    tensors, parts = {}, {}
+    seen = set()
+    for name, part in cap.parts.items():
+        part_tensors, parts[name] = _part(part, f"{name}/")
+        for key, t in part_tensors.items():  # the parts share their masks and bias tables: one copy each
+            tensors[key] = t.clone() if t.data_ptr() in seen else t
+            seen.add(t.data_ptr())
+    return _write(path, tensors, {"format": FORMAT_VERSION, "kind": "seq2seq", "parts": parts})
+
+
+def _write(path, tensors, meta) -> Path:
     from safetensors.torch import save_file
 
-    tensors, layers = {}, []
-    for i, r in enumerate(cap._records):
-        if isinstance(r, WeightsRecord):
-            tensors[f"weights.{i}"] = r.weights.contiguous()
-            layers.append({"kind": "weights", "name": r.name})
-            continue
-        tensors[f"query.{i}"] = r.query.contiguous()
-        tensors[f"key.{i}"] = r.key.contiguous()
-        if r.sinks is not None:
-            tensors[f"sinks.{i}"] = r.sinks.contiguous()
-        layers.append({"kind": "qk", "name": r.name, "mask": r.mask, "causal": r.causal,
-                       "scaling": r.scaling, "softcap": r.softcap})
-    for i, m in enumerate(cap._masks):
-        tensors[f"mask.{i}"] = m.contiguous()
-    tensors["token_ids"] = torch.from_numpy(cap.token_ids.copy())
-    tensors["offsets"] = torch.from_numpy(cap.offsets.copy())
-    flags = np.stack([cap.special, cap.generated, cap.partial]).astype(np.uint8)
-    tensors["flags"] = torch.from_numpy(flags)
-    meta = {"format": FORMAT_VERSION, "tokens": cap.tokens, "text": cap.text,
-            "model_name": cap.model_name, "is_causal": cap.is_causal,
-            "num_heads": cap.num_heads, "layers": layers, "num_masks": len(cap._masks)}
     path = Path(path)
     save_file(tensors, str(path), metadata={"attnwidget": json.dumps(meta, ensure_ascii=False)})
     return path
 
 
+def _part(cap, prefix: str) -> tuple[dict, dict]:
+    """The tensors (names under ``prefix``) and the description of one Capture."""
+    tensors, layers = {}, []
+    for i, r in enumerate(cap._records):
+        if isinstance(r, WeightsRecord):
+            tensors[f"{prefix}weights.{i}"] = r.weights.contiguous()
+            layers.append({"kind": "weights", "name": r.name})
+            continue
+        tensors[f"{prefix}query.{i}"] = r.query.contiguous()
+        tensors[f"{prefix}key.{i}"] = r.key.contiguous()
+        if r.sinks is not None:
+            tensors[f"{prefix}sinks.{i}"] = r.sinks.contiguous()
+        layers.append({"kind": "qk", "name": r.name, "mask": r.mask, "causal": r.causal,
+                       "scaling": r.scaling, "softcap": r.softcap, "bias": r.bias})
+    for i, m in enumerate(cap._masks):
+        tensors[f"{prefix}mask.{i}"] = m.contiguous()
+    for i, b in enumerate(cap._biases):
+        tensors[f"{prefix}bias.{i}"] = b.weight.contiguous()
+    tensors[f"{prefix}token_ids"] = torch.from_numpy(cap.token_ids.copy())
+    tensors[f"{prefix}offsets"] = torch.from_numpy(cap.offsets.copy())
+    flags = np.stack([cap.special, cap.generated, cap.partial]).astype(np.uint8)
+    tensors[f"{prefix}flags"] = torch.from_numpy(flags)
+    meta = {"tokens": cap.tokens, "text": cap.text, "model_name": cap.model_name, "is_causal": cap.is_causal,
+            "num_heads": cap.num_heads, "layers": layers, "num_masks": len(cap._masks),
+            "biases": [{"bidirectional": b.bidirectional, "num_buckets": b.num_buckets,
+                        "max_distance": b.max_distance} for b in cap._biases]}
+    if cap.key_tokens is not cap.tokens:
+        meta["key_tokens"] = cap.key_tokens
+        tensors[f"{prefix}key_token_ids"] = torch.from_numpy(cap.key_token_ids.copy())
+    if cap.image is not None:
+        tensors[f"{prefix}image"] = torch.from_numpy(cap.image.copy())
+        meta["patch_grid"] = list(cap.patch_grid)
+        meta["patch_start"] = cap.patch_start
+    return tensors, meta
+
+
 def load(cls, path):
-    """Read a file written by :func:`save` into ``cls`` (a Capture), checking all of it first."""
+    """Read a file written by :func:`save` (a Capture, into ``cls``) or :func:`save_parts` (an
+    encoder-decoder capture), checking all of it first."""
     from safetensors import safe_open
 
     if not isinstance(path, (str, os.PathLike)):
@@ -72,13 +108,11 @@ def load(cls, path):
             meta = _metadata(path, f.metadata())
             shapes = {name: (f.get_slice(name).get_dtype(), tuple(f.get_slice(name).get_shape()))
                       for name in f.keys()}
-            _check_layout(path, meta, shapes)
-            records = [_record(path, f, i, layer, meta) for i, layer in enumerate(meta["layers"])]
-            masks = [_finite(path, f"mask.{i}", f.get_tensor(f"mask.{i}"), allow=-math.inf)
-                     for i in range(meta["num_masks"])]
-            token_ids = f.get_tensor("token_ids").numpy()
-            offsets = f.get_tensor("offsets").numpy()
-            flags = f.get_tensor("flags").numpy()
+            if meta.get("kind") == "seq2seq":
+                parts = {name: _load_part(cls, path, f, shapes, meta["parts"][name], f"{name}/")
+                         for name in _PARTS}
+            else:
+                capture = _load_part(cls, path, f, shapes, meta, "")
     except CaptureFileError:
         raise
     except Exception as error:  # noqa: BLE001 - a damaged file: say so, in our words
@@ -86,16 +120,43 @@ def load(cls, path):
             f"{path} could not be read as an attnwidget capture: {type(error).__name__}: {error}. "
             "The file is damaged or not a capture; write a new one with Capture.save(path)."
         ) from None
-    if (token_ids < 0).any():
-        raise CaptureFileError(f"{path}: token_ids must be non-negative; found {int(token_ids.min())}.")
+    if meta.get("kind") != "seq2seq":
+        return capture
+    from .seq2seq import Seq2SeqCapture
+
+    try:
+        return Seq2SeqCapture(**parts)
+    except ArgumentError as error:
+        raise CaptureFileError(f"{path}: the parts do not fit together: {error}") from None
+
+
+def _load_part(cls, path, f, shapes, meta, prefix):
+    """One Capture from the tensors under ``prefix``, checked against its description ``meta``."""
+    _check_layout(path, meta, shapes, prefix)
+    records = [_record(path, f, prefix, i, layer) for i, layer in enumerate(meta["layers"])]
+    masks = [_finite(path, f"{prefix}mask.{i}", f.get_tensor(f"{prefix}mask.{i}"), allow=-math.inf)
+             for i in range(meta["num_masks"])]
+    biases = [RelativeBias(_finite(path, f"{prefix}bias.{i}", f.get_tensor(f"{prefix}bias.{i}")).float(),
+                           b["bidirectional"], b["num_buckets"], b["max_distance"])
+              for i, b in enumerate(meta.get("biases", []))]
+    token_ids = f.get_tensor(f"{prefix}token_ids").numpy()
+    offsets = f.get_tensor(f"{prefix}offsets").numpy()
+    flags = f.get_tensor(f"{prefix}flags").numpy()
+    key_ids = f.get_tensor(f"{prefix}key_token_ids").numpy() if "key_tokens" in meta else None
+    image = f.get_tensor(f"{prefix}image").numpy() if "patch_grid" in meta else None
+    for name, ids in (("token_ids", token_ids), ("key_token_ids", key_ids)):
+        if ids is not None and (ids < 0).any():
+            raise CaptureFileError(f"{path}: {prefix}{name} must be non-negative; found {int(ids.min())}.")
     if ((offsets < 0) | (offsets[:, :1] > offsets[:, 1:])).any():
         raise CaptureFileError(f"{path}: offsets must be non-negative [start, end] pairs with start <= end.")
     if not np.isin(flags, (0, 1)).all():
         raise CaptureFileError(f"{path}: flags must be 0 or 1.")
     flags = flags.astype(bool)
-    return cls(records=records, masks=masks, token_ids=token_ids, tokens=meta["tokens"], offsets=offsets,
-               special=flags[0], generated=flags[1], partial=flags[2], text=meta["text"],
-               model_name=meta["model_name"], is_causal=meta["is_causal"], num_heads=meta["num_heads"])
+    return cls(records=records, masks=masks, biases=biases, token_ids=token_ids, tokens=meta["tokens"],
+               offsets=offsets, special=flags[0], generated=flags[1], partial=flags[2], text=meta["text"],
+               model_name=meta["model_name"], is_causal=meta["is_causal"], num_heads=meta["num_heads"],
+               key_tokens=meta.get("key_tokens"), key_token_ids=key_ids, image=image,
+               patch_grid=meta.get("patch_grid"), patch_start=meta.get("patch_start", 0))
 
 
 def _check_container(path: str) -> None:
@@ -138,8 +199,23 @@ def _metadata(path: str, raw_meta) -> dict:
         raise CaptureFileError(f"{path}: the capture description is not valid JSON ({error}).") from None
     if not isinstance(meta, dict):
         raise CaptureFileError(f"{path}: the capture description must be a JSON object; got {type(meta).__name__}.")
-    if meta.get("format") != FORMAT_VERSION or isinstance(meta.get("format"), bool):
-        raise CaptureFileError(f"{path} has capture format {meta.get('format')!r}; expected {FORMAT_VERSION}")
+    if meta.get("format") not in _READABLE or isinstance(meta.get("format"), bool):
+        raise CaptureFileError(f"{path} has capture format {meta.get('format')!r}; expected one of {list(_READABLE)}")
+    kind = meta.get("kind", "capture")
+    _expect(path, "kind", kind, kind in ("capture", "seq2seq"), "'capture' or 'seq2seq'")
+    if kind == "seq2seq":
+        parts = meta.get("parts")
+        _expect(path, "parts", parts, isinstance(parts, dict) and sorted(parts) == sorted(_PARTS)
+                and all(isinstance(p, dict) for p in parts.values()), f"an object with the parts {list(_PARTS)}")
+        for name in _PARTS:
+            _check_part(path, parts[name], f"parts.{name}.")
+        return meta
+    _check_part(path, meta, "")
+    return meta
+
+
+def _check_part(path: str, meta: dict, where: str) -> None:
+    """Check one Capture's description (every field: type and range)."""
     missing = [k for k in _REQUIRED if k not in meta]
     if missing:
         raise CaptureFileError(f"{path}: the capture description lacks {missing}; expected the keys {list(_REQUIRED)}.")
@@ -153,48 +229,84 @@ def _metadata(path: str, raw_meta) -> dict:
             "an int >= 1")
     _expect(path, "num_masks", meta["num_masks"], _int(meta["num_masks"]) and meta["num_masks"] >= 0,
             "an int >= 0")
+    biases = meta.get("biases", [])
+    _expect(path, f"{where}biases", biases, isinstance(biases, list) and all(isinstance(b, dict) for b in biases),
+            "a list of objects")
+    for i, b in enumerate(biases):
+        num, distance = b.get("num_buckets"), b.get("max_distance")
+        _expect(path, f"{where}biases[{i}].bidirectional", b.get("bidirectional"),
+                isinstance(b.get("bidirectional"), bool), "true or false")
+        _expect(path, f"{where}biases[{i}].num_buckets", num, _int(num) and num >= 4, "an int >= 4")
+        exact = num // (4 if b["bidirectional"] else 2)
+        _expect(path, f"{where}biases[{i}].max_distance", distance, _int(distance) and distance > exact,
+                f"an int > {exact} (the exact buckets)")
+    if "key_tokens" in meta:
+        keys = meta["key_tokens"]
+        _expect(path, f"{where}key_tokens", keys, isinstance(keys, list) and keys
+                and all(isinstance(t, str) for t in keys), "a non-empty list of strings")
+    if "patch_grid" in meta:
+        grid, start = meta["patch_grid"], meta.get("patch_start")
+        _expect(path, f"{where}patch_grid", grid, isinstance(grid, list) and len(grid) == 2
+                and all(_int(g) and g >= 1 for g in grid), "[rows, cols], two ints >= 1")
+        _expect(path, f"{where}patch_start", start, _int(start) and start >= 0
+                and start + grid[0] * grid[1] == len(meta["tokens"]),
+                f"an int: the tokens before rows x cols patches ({len(meta['tokens'])} tokens in all)")
     _expect(path, "layers", meta["layers"], isinstance(meta["layers"], list) and len(meta["layers"]) > 0
             and all(isinstance(x, dict) for x in meta["layers"]), "a non-empty list of objects")
     for i, layer in enumerate(meta["layers"]):
-        where = f"layers[{i}]"
-        _expect(path, f"{where}.kind", layer.get("kind"), layer.get("kind") in ("qk", "weights"), "'qk' or 'weights'")
-        _expect(path, f"{where}.name", layer.get("name"), isinstance(layer.get("name"), str), "a string")
+        at = f"{where}layers[{i}]"
+        _expect(path, f"{at}.kind", layer.get("kind"), layer.get("kind") in ("qk", "weights"), "'qk' or 'weights'")
+        _expect(path, f"{at}.name", layer.get("name"), isinstance(layer.get("name"), str), "a string")
         if layer["kind"] == "weights":
             continue
         mask = layer.get("mask")
-        _expect(path, f"{where}.mask", mask, _int(mask) and -1 <= mask < meta["num_masks"],
+        _expect(path, f"{at}.mask", mask, _int(mask) and -1 <= mask < meta["num_masks"],
                 f"an int in -1..{meta['num_masks'] - 1} (-1: no mask)")
-        _expect(path, f"{where}.causal", layer.get("causal"), isinstance(layer.get("causal"), bool), "true or false")
+        _expect(path, f"{at}.causal", layer.get("causal"), isinstance(layer.get("causal"), bool), "true or false")
         scaling = layer.get("scaling")
-        _expect(path, f"{where}.scaling", scaling, _real(scaling) and math.isfinite(scaling) and scaling > 0,
+        _expect(path, f"{at}.scaling", scaling, _real(scaling) and math.isfinite(scaling) and scaling > 0,
                 "a finite number > 0")
         softcap = layer.get("softcap")
-        _expect(path, f"{where}.softcap", softcap,
+        _expect(path, f"{at}.softcap", softcap,
                 softcap is None or (_real(softcap) and math.isfinite(softcap) and softcap > 0),
                 "null or a finite number > 0")
-    return meta
+        bias = layer.get("bias", -1)
+        _expect(path, f"{at}.bias", bias, _int(bias) and -1 <= bias < len(biases),
+                f"an int in -1..{len(biases) - 1} (-1: no position bias)")
 
 
-def _check_layout(path: str, meta: dict, shapes: dict) -> int:
+def _check_layout(path: str, meta: dict, shapes: dict, prefix: str = "") -> int:
     """Check every tensor the description names against it; return the token count."""
     n = len(meta["tokens"])
+    k = len(meta.get("key_tokens", meta["tokens"]))
     heads = meta["num_heads"]
     need = {"token_ids": (("I64",), (n,)), "offsets": (("I64",), (n, 2)), "flags": (("U8",), (3, n))}
+    if "key_tokens" in meta:
+        need["key_token_ids"] = (("I64",), (k,))
+    if "patch_grid" in meta:
+        image = shapes.get(f"{prefix}image")
+        size = image[1][:2] if image is not None and len(image[1]) == 3 and min(image[1][:2]) >= 1 else (None, None)
+        need["image"] = (("U8",), (*size, 3))
     for i in range(meta["num_masks"]):
-        need[f"mask.{i}"] = (("BOOL",) + _FLOATS, (n, n))
+        m = shapes.get(f"{prefix}mask.{i}")
+        per_head = m is not None and len(m[1]) == 3
+        need[f"mask.{i}"] = (("BOOL",) + _FLOATS, (heads, n, k) if per_head else (n, k))
+    for i, b in enumerate(meta.get("biases", [])):
+        need[f"bias.{i}"] = (_FLOATS, (b["num_buckets"], heads))
     for i, layer in enumerate(meta["layers"]):
         if layer["kind"] == "weights":
-            need[f"weights.{i}"] = (_FLOATS, (heads, n, n))
+            need[f"weights.{i}"] = (_FLOATS, (heads, n, k))
             continue
-        q = shapes.get(f"query.{i}")
+        q = shapes.get(f"{prefix}query.{i}")
         dim = q[1][-1] if q is not None and len(q[1]) == 3 else None
         need[f"query.{i}"] = (_FLOATS, (heads, n, dim))
-        k = shapes.get(f"key.{i}")
-        kv = k[1][0] if k is not None and len(k[1]) == 3 and k[1][0] >= 1 and heads % k[1][0] == 0 else None
-        need[f"key.{i}"] = (_FLOATS, (kv, n, dim))
-        if f"sinks.{i}" in shapes:
+        key = shapes.get(f"{prefix}key.{i}")
+        kv = key[1][0] if key is not None and len(key[1]) == 3 and key[1][0] >= 1 and heads % key[1][0] == 0 else None
+        need[f"key.{i}"] = (_FLOATS, (kv, k, dim))
+        if f"{prefix}sinks.{i}" in shapes:
             need[f"sinks.{i}"] = (_FLOATS, (heads,))
     for name, (dtypes, shape) in need.items():
+        name = prefix + name
         if name not in shapes:
             raise CaptureFileError(f"{path}: the tensor {name!r} the description needs is missing.")
         dtype, got = shapes[name]
@@ -203,23 +315,25 @@ def _check_layout(path: str, meta: dict, shapes: dict) -> int:
         if any(s is None for s in shape) or got != shape or (len(got) == 3 and got[-1] == 0):
             expected = "x".join("?" if s is None else str(s) for s in shape)
             raise CaptureFileError(
-                f"{path}: tensor {name!r} has shape {list(got)}; expected [{expected}] for {n} tokens and "
-                f"{heads} heads, as the description says."
+                f"{path}: tensor {name!r} has shape {list(got)}; expected [{expected}] for {n} tokens "
+                + ("" if k == n else f"attending to {k} keys ") + f"and {heads} heads, as the description says."
             )
     return n
 
 
-def _record(path, f, i, layer, meta):
+def _record(path, f, prefix, i, layer):
+    def tensor(name):
+        return _finite(path, f"{prefix}{name}", f.get_tensor(f"{prefix}{name}"))
+
     if layer["kind"] == "weights":
-        weights = _finite(path, f"weights.{i}", f.get_tensor(f"weights.{i}"))
+        weights = tensor(f"weights.{i}")
         if (weights < 0).any():
-            raise CaptureFileError(f"{path}: weights.{i} has negative entries; attention weights are >= 0.")
+            raise CaptureFileError(f"{path}: {prefix}weights.{i} has negative entries; attention weights are >= 0.")
         return WeightsRecord(layer["name"], weights)
-    query = _finite(path, f"query.{i}", f.get_tensor(f"query.{i}"))
-    key = _finite(path, f"key.{i}", f.get_tensor(f"key.{i}"))
-    sinks = _finite(path, f"sinks.{i}", f.get_tensor(f"sinks.{i}")) if f"sinks.{i}" in f.keys() else None
-    return QKRecord(layer["name"], query, key, layer["mask"], layer["causal"], float(layer["scaling"]),
-                    None if layer["softcap"] is None else float(layer["softcap"]), sinks)
+    sinks = tensor(f"sinks.{i}") if f"{prefix}sinks.{i}" in f.keys() else None
+    return QKRecord(layer["name"], tensor(f"query.{i}"), tensor(f"key.{i}"), layer["mask"], layer["causal"],
+                    float(layer["scaling"]), None if layer["softcap"] is None else float(layer["softcap"]), sinks,
+                    layer.get("bias", -1))
 
 
 def _finite(path: str, name: str, t: torch.Tensor, allow: float | None = None) -> torch.Tensor:

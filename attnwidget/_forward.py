@@ -25,7 +25,10 @@ from ._recorder import (
 from .errors import ArgumentError, ArgumentTypeError, OutOfRangeError
 
 
-def check_model(model, tokenizer=None) -> None:
+_NO_TOKENIZER = object()  # a vision model is checked without one
+
+
+def check_model(model, tokenizer=_NO_TOKENIZER) -> None:
     from transformers import PreTrainedModel
 
     if not isinstance(model, PreTrainedModel):
@@ -33,7 +36,7 @@ def check_model(model, tokenizer=None) -> None:
             f"capture expects a transformers PreTrainedModel; got {type(model).__name__}. "
             "Load one with attnwidget.load_model(...) or AutoModel*.from_pretrained(...)."
         )
-    if tokenizer is not None and (not callable(tokenizer) or not hasattr(tokenizer, "convert_ids_to_tokens")):
+    if tokenizer is not _NO_TOKENIZER and (not callable(tokenizer) or not hasattr(tokenizer, "convert_ids_to_tokens")):
         raise ArgumentTypeError(
             f"capture expects the model's tokenizer (or, for a vision model, its image processor) as its "
             f"second argument; got {type(tokenizer).__name__}"

@@ -348,13 +348,26 @@ def capture(model, tokenizer, inputs, *, target=None, generate: int = 0, attenti
 
 def capture_of(recording, part: str, *, is_causal, model=None, **fields) -> Capture:
     """The Capture of one part of a recording (``"self"`` for a plain model)."""
-    records = recording.ordered(part)
+    records, masks, biases = _own(recording.ordered(part), recording.masks, recording.biases)
     first = records[0]
     num_heads = first.weights.shape[0] if isinstance(first, WeightsRecord) else first.query.shape[0]
     if is_causal is None:
         is_causal = model_is_causal(model, records)
-    return Capture(records=records, masks=recording.masks, biases=recording.biases, is_causal=is_causal,
-                   num_heads=num_heads, **fields)
+    return Capture(records=records, masks=masks, biases=biases, is_causal=is_causal, num_heads=num_heads, **fields)
+
+
+def _own(records, masks, biases):
+    """The records re-indexed into just the masks and bias tables they use (the parts of an
+    encoder-decoder recording share one list, whose masks have each part's own shape)."""
+    import dataclasses
+
+    mask_ids = sorted({r.mask for r in records if isinstance(r, QKRecord) and r.mask >= 0})
+    bias_ids = sorted({r.bias for r in records if isinstance(r, QKRecord) and r.bias >= 0})
+    new_mask = {old: i for i, old in enumerate(mask_ids)}
+    new_bias = {old: i for i, old in enumerate(bias_ids)}
+    records = [dataclasses.replace(r, mask=new_mask.get(r.mask, -1), bias=new_bias.get(r.bias, -1))
+               if isinstance(r, QKRecord) else r for r in records]
+    return records, [masks[i] for i in mask_ids], [biases[i] for i in bias_ids]
 
 
 def _only_text_options(model, **options) -> None:
