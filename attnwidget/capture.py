@@ -51,6 +51,7 @@ class Capture:
         self.num_heads: int = int(num_heads)
         self.layer_names: list[str] = [r.name for r in records]
         # Cross-attention (Seq2SeqCapture.cross): the keys are another sequence's tokens.
+        self.is_cross: bool = key_tokens is not None
         self.key_tokens: list[str] = self.tokens if key_tokens is None else list(key_tokens)
         self.key_token_ids = self.token_ids if key_token_ids is None else np.asarray(key_token_ids, dtype=np.int64)
         # Vision: the preprocessed picture (uint8 [height, width, 3]) and the patch tokens' grid
