@@ -123,13 +123,53 @@ def _fuse_and_mix(arr: np.ndarray, residual: float, head_fusion: str, r0: int = 
     return mixed
 
 
+def _check_discard(discard_ratio) -> float:
+    value = check_number(discard_ratio, "discard_ratio", 0.0, 1.0,
+                         "It is the fraction of each layer's lowest fused weights set to 0 (ViT rollout uses ~0.9).")
+    if value >= 1.0:
+        raise ArgumentError("discard_ratio must be below 1: discarding every weight leaves nothing to roll out.")
+    return value
+
+
+def _discard(fused: np.ndarray, ratio: float) -> np.ndarray:
+    """Zero the ``floor(ratio x size)`` smallest entries of one layer's fused ``[query, key]`` matrix
+    (in place), never entry ``[0, 0]`` (the [CLS] token's attention to itself): the ViT rollout recipe
+    (Gildenblat's vit-explain), which filters the many small weights that wash the map out."""
+    count = int(fused.size * ratio)
+    if count:
+        flat = fused.reshape(-1)
+        flat[np.argpartition(flat[1:], count - 1)[:count] + 1] = 0.0
+    return fused
+
+
+def _layer_mixed(src: Engine, layer: int, residual: float, head_fusion: str, ratio: float) -> np.ndarray:
+    """One layer's whole mixed matrix (float64 ``[n, n]``) with the lowest ``ratio`` of its fused weights
+    discarded first (the threshold is over the whole layer, so the layer is assembled before mixing)."""
+    n = src.num_tokens
+    fused = np.empty((n, src.n_keys))
+    for r0, r1, p in src.blocks(layer):
+        a = np.asarray(p, dtype=np.float64)
+        check_weights(a, where=f" (query rows {r0}..{r1 - 1})")
+        fused[r0:r1] = getattr(a, head_fusion)(axis=0)
+    mixed = (1.0 - residual) * _discard(fused, ratio)
+    mixed[np.arange(n), np.arange(n)] += residual
+    sums = mixed.sum(axis=-1, keepdims=True)
+    np.divide(mixed, sums, out=mixed, where=sums > 0)
+    return mixed
+
+
 def _is_capture(obj) -> bool:
     return hasattr(obj, "patterns") and hasattr(obj, "is_causal")
 
 
-def _mixed_and_causal(attn, residual, head_fusion, start_layer, layers, bar=None):
+def _mixed_and_causal(attn, residual, head_fusion, start_layer, layers, bar=None, discard_ratio=0.0):
     residual = _check_residual(residual)
     head_fusion = _check_fusion(head_fusion)
+    if _check_discard(discard_ratio) > 0:
+        src = Engine(attn)
+        check_rollout(src)
+        chosen = _select_layers(src.num_layers, start_layer, layers)
+        return np.stack([_layer_mixed(src, l, residual, head_fusion, discard_ratio) for l in chosen]), src.is_causal
     if _recomputes(attn):  # a Capture: each layer's rows in blocks, straight into M
         src = Engine(attn)
         check_rollout(src)
@@ -167,30 +207,32 @@ def _blocks_setup(attn, residual, head_fusion, start_layer, layers):
 
 
 def mixed_attention(attn, residual: float = 0.5, head_fusion: str = "mean", *,
-                    start_layer: int = 0, layers=None) -> np.ndarray:
+                    start_layer: int = 0, layers=None, discard_ratio: float = 0.0) -> np.ndarray:
     """Per-layer matrices used by rollout and flow: float64 ``[L_used, query, key]``.
 
     ``M[l] = rownorm(residual * I + (1 - residual) * fuse_heads(attn[l]))`` for the used layers,
     bottom first. ``fuse_heads`` is the mean, max or min over heads. A row that is all zero (only
-    possible with ``residual=0``) stays zero.
+    possible with ``residual=0``) stays zero. ``discard_ratio``: before mixing, the lowest fraction
+    of each layer's fused weights is set to 0 (never ``[0, 0]``), as the usual ViT rollout recipe does.
 
     Memory: the result is dense, ``8 x L_used x n^2`` bytes (30 layers at 8192 tokens: 16 GiB). A
     Capture is read in blocks of rows straight into it (no further ``[heads, n, n]`` copy); for long
     inputs use :func:`rollout_row` / :func:`rollout_rows`, which never build it.
     """
-    return _mixed_and_causal(attn, residual, head_fusion, start_layer, layers)[0]
+    return _mixed_and_causal(attn, residual, head_fusion, start_layer, layers, discard_ratio=discard_ratio)[0]
 
 
 # ----------------------------------------------------------------------------- rollout
 
 
 def rollout(attn, *, residual: float = 0.5, head_fusion: str = "mean", start_layer: int = 0,
-            layers=None, progress=None) -> np.ndarray:
+            layers=None, progress=None, discard_ratio: float = 0.0) -> np.ndarray:
     """Attention rollout: float64 ``[query, key]`` = ``M[top] @ ... @ M[start]``.
 
     ``R[i, j]`` is the share of input token ``j`` in position ``i`` after the used layers, with the
     matrices of :func:`mixed_attention`. Rows sum to 1. For causal attention the strict upper
-    triangle is exactly zero.
+    triangle is exactly zero. For vision transformers the usual recipe fuses heads with ``"max"`` (or
+    ``"min"``) and discards the lowest weights: ``head_fusion="max", discard_ratio=0.9``.
 
     A Capture (any length) never builds ``mixed_attention``'s ``[L, n, n]``: ``R`` is updated layer by
     layer, ``R_new[rows] = M_l[rows] @ R`` for blocks of rows of ``M_l`` mixed on the fly, so it holds
@@ -200,6 +242,13 @@ def rollout(attn, *, residual: float = 0.5, head_fusion: str = "mean", start_lay
     An array is processed as before, from the stacked ``mixed_attention``. ``progress``: a
     ``tqdm.auto`` bar over the layers (None: automatic, for inputs estimated to take over about 2 s).
     """
+    if _check_discard(discard_ratio) > 0:  # each layer assembled whole: the threshold spans the layer
+        src, chosen, residual, head_fusion = _blocks_setup(attn, residual, head_fusion, start_layer, layers)
+        R = None
+        for l in chosen:
+            M = _layer_mixed(src, l, residual, head_fusion, discard_ratio)
+            R = M if R is None else M @ R
+        return np.tril(R) if src.is_causal else R
     if _recomputes(attn):
         src, chosen, residual, head_fusion = _blocks_setup(attn, residual, head_fusion, start_layer, layers)
         seconds = len(chosen) * src.num_tokens ** 3 * 2.5e-11  # dense products dominate
@@ -274,7 +323,7 @@ def _rows_arg(n: int, causal: bool, rows, name: str = "rows") -> tuple[list[int]
 
 
 def _propagate_rows(src: Engine, chosen: list[int], residual: float, head_fusion: str,
-                    targets: list[int], progress=None) -> np.ndarray:
+                    targets: list[int], progress=None, discard_ratio: float = 0.0) -> np.ndarray:
     """``[k, n]``: ``e_t @ M[top] @ ... @ M[start]`` for each target ``t``, one layer at a time.
 
     ``V_new = sum over row blocks b of V[:, b] @ M_l[b, :]``: each block of ``M_l`` is mixed on the
@@ -282,6 +331,12 @@ def _propagate_rows(src: Engine, chosen: list[int], residual: float, head_fusion
     causal row ``t`` the rows after ``t`` are never needed). Memory ``O(k x n + heads x block x n)``.
     """
     n = src.num_tokens
+    if discard_ratio > 0:  # each layer whole (its threshold spans the layer), then v <- v @ M_l
+        V = np.zeros((len(targets), n))
+        V[np.arange(len(targets)), targets] = 1.0
+        for l in reversed(chosen):
+            V = V @ _layer_mixed(src, l, residual, head_fusion, discard_ratio)
+        return V
     if src.kind == "capture" and head_fusion == "mean":
         # The engine's fused pass gives each layer's head mean (kept by the widget, or made now).
         from ._summary import estimate_seconds, summary_for
@@ -315,7 +370,7 @@ def _propagate_rows(src: Engine, chosen: list[int], residual: float, head_fusion
 
 
 def rollout_rows(attn, rows=None, *, residual: float = 0.5, head_fusion: str = "mean",
-                 start_layer: int = 0, layers=None, progress=None) -> np.ndarray:
+                 start_layer: int = 0, layers=None, progress=None, discard_ratio: float = 0.0) -> np.ndarray:
     """Several rows of :func:`rollout` in one pass: float64 ``[len(rows), key]``.
 
     ``rows``: an int, a sequence of ints (negative counts from the end) or ``None`` for the natural row
@@ -327,11 +382,11 @@ def rollout_rows(attn, rows=None, *, residual: float = 0.5, head_fusion: str = "
     """
     src, chosen, residual, head_fusion = _blocks_setup(attn, residual, head_fusion, start_layer, layers)
     targets, _ = _rows_arg(src.num_tokens, src.is_causal, rows)
-    return _propagate_rows(src, chosen, residual, head_fusion, targets, progress)
+    return _propagate_rows(src, chosen, residual, head_fusion, targets, progress, _check_discard(discard_ratio))
 
 
 def rollout_row(attn, row: int | None = None, *, residual: float = 0.5, head_fusion: str = "mean",
-                start_layer: int = 0, layers=None, progress=None) -> RowAttribution:
+                start_layer: int = 0, layers=None, progress=None, discard_ratio: float = 0.0) -> RowAttribution:
     """One row of :func:`rollout` (cheaper: a vector times ``L`` matrices), and which row it is.
 
     ``row=None`` picks the last token for causal attention and the first (CLS) token for encoders;
@@ -340,7 +395,7 @@ def rollout_row(attn, row: int | None = None, *, residual: float = 0.5, head_fus
     """
     src, chosen, residual, head_fusion = _blocks_setup(attn, residual, head_fusion, start_layer, layers)
     r, reason = _default_row(src.num_tokens, src.is_causal, row)
-    v = _propagate_rows(src, chosen, residual, head_fusion, [r], progress)[0]
+    v = _propagate_rows(src, chosen, residual, head_fusion, [r], progress, _check_discard(discard_ratio))[0]
     return RowAttribution(values=v, row=r, reason=reason, method="rollout")
 
 
