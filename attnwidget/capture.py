@@ -250,6 +250,16 @@ class Capture:
             out[i] = self.head_patterns(layer)
         return out
 
+    @classmethod
+    def from_attentions(cls, attentions, tokens=None, key_tokens=None, *, model_name: str = "attentions") -> "Capture":
+        """A Capture from attention you already have: an ``output_attentions`` tuple, a ``[L, 1, H, q,
+        k]`` or ``[L, H, q, k]`` array or tensor (any float dtype), or a TransformerLens
+        ``ActivationCache``. It is checked as attention, then kept as weights, so it saves, loads and
+        shows like a recorded capture. ``key_tokens``: the keys' tokens for cross-attention."""
+        from ._from_attentions import capture_from_attentions
+
+        return capture_from_attentions(cls, attentions, tokens, key_tokens, model_name=model_name)
+
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path) -> Path:
         """Write the capture to one ``.safetensors`` file that :meth:`load` reopens without a model."""

@@ -66,6 +66,22 @@ class Seq2SeqCapture:
                 f"{self.decoder.num_tokens} target tokens; encoder {self.encoder.num_layers} layers x "
                 f"{self.encoder.num_heads} heads, decoder {self.decoder.num_layers} x {self.decoder.num_heads}>")
 
+    @classmethod
+    def from_attentions(cls, encoder, decoder, cross, *, source_tokens=None, target_tokens=None,
+                        model_name: str = "attentions") -> "Seq2SeqCapture":
+        """From the three attention tuples an encoder-decoder returns with ``output_attentions=True``
+        (``encoder_attentions``, ``decoder_attentions``, ``cross_attentions``), each checked as attention."""
+        from ._from_attentions import seq2seq_from_attentions
+
+        return seq2seq_from_attentions(encoder, decoder, cross, source_tokens=source_tokens,
+                                       target_tokens=target_tokens, model_name=model_name)
+
+    @classmethod
+    def from_output(cls, output, *, source_tokens=None, target_tokens=None) -> "Seq2SeqCapture":
+        """From a model output (``Seq2SeqLMOutput``...) computed with ``output_attentions=True``."""
+        return cls.from_attentions(output.encoder_attentions, output.decoder_attentions, output.cross_attentions,
+                                   source_tokens=source_tokens, target_tokens=target_tokens)
+
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path) -> Path:
         """Write all three parts to one ``.safetensors`` file that :meth:`load` reopens."""
