@@ -71,8 +71,9 @@ TILE_SIDE = 256  # at most; the tokens per cell are a power of two (tile_factor)
 THUMB_SIZE = 64  # grid thumbnails: at most this many cells a side, pooled from the tiles
 
 #: The refusal of rollout (and attention flow) for cross-attention.
-CROSS_ROLLOUT = ("cross-attention has no rollout on its own: the encoder's and decoder's self-attention each "
-                 "have one; attnwidget does not invent a rollout across parts")
+CROSS_ROLLOUT = ("cross-attention has no rollout on its own: rollout chains one part's [token, token] layers, and "
+                 "cross-attention's are [target, source] (decoder queries over encoder keys); the encoder's and "
+                 "decoder's self-attention each have one, and attnwidget does not invent one across parts")
 
 
 def block_rows(heads: int, n: int) -> int:

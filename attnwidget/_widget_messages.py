@@ -32,7 +32,7 @@ class PageMessages:
             self._report(f"the page set {', '.join(sorted(sync_data))}", error)
             self.send_state(key=[k for k in sync_data if k in self.keys])
         else:
-            if self.error and sync_data.keys() & {"layer", "head", "view", "selected_tokens", "threshold"}:
+            if self.error and sync_data.keys() & {"layer", "head", "view", "selected_tokens", "threshold", "part"}:
                 self.error = ""
 
     def _report(self, what: str, error: Exception) -> None:
@@ -69,8 +69,10 @@ class PageMessages:
             direction = content.get("direction", "from")
             self._lines_direction = direction if direction in ("from", "to") else "from"
             token = content.get("token")
-            if token is not None:
-                self._push_lines(check_index(token, self._engine.n, "token", "tokens"))
+            if token is not None:  # "to": a key token (cross-attention: a source token)
+                size, unit = ((self._state.n_keys, "key tokens") if self._lines_direction == "to"
+                              else (self._engine.n, "tokens"))
+                self._push_lines(check_index(token, size, "token", unit))
         else:
             raise ArgumentError(f"unknown message type {kind!r} from the page; expected 'painted', "
                                 "'tile_request', 'png' or 'lines_hover'")

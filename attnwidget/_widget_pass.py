@@ -31,61 +31,87 @@ def _stop_passes() -> None:
         widget._go.set()
         widget._jobs.shutdown(wait=False, cancel_futures=True)
     for widget in widgets:
-        if widget._thread is not None:
-            widget._thread.join(timeout=60)
+        for thread in getattr(widget, "_threads", ()):
+            thread.join(timeout=60)
+
+
+class _Until:
+    """The ``stop`` of one pass: set when the widget closes or shows another part (a newer pass)."""
+
+    def __init__(self, widget, generation: int):
+        self.widget, self.generation = widget, generation
+
+    def is_set(self) -> bool:
+        return self.widget._stop.is_set() or self.widget._pass_generation != self.generation
 
 
 class BackgroundPass:
-    """The background pass of a widget (see the module docstring). Needs ``_engine``, ``_summary``,
-    ``_lock``, ``_stop``, ``_go``, ``_thread`` and ``_jobs`` set by the widget's constructor."""
+    """The background pass of a widget (see the module docstring), over the part shown (an
+    encoder-decoder capture's part switch starts one for the new part; the previous one stops after
+    its current layer). Needs ``_state``, ``_lock``, ``_stop``, ``_go``, ``_thread``, ``_threads``,
+    ``_pass_generation`` and ``_jobs`` set by the widget's constructor."""
 
     def _start_pass(self, background: bool, progress) -> None:
-        todo = self._engine.num_layers - len(self._summary.done)
+        state, generation = self._state, self._pass_generation
+        summary, layers = state.summary, state.engine.num_layers
+        todo = layers - len(summary.done)
         if not todo:
-            self._pass_done()
+            self._pass_done(state)
             return
-        bar = make_bar(todo, "attnwidget layers", progress, estimate_seconds(self._engine, todo))
-        order = sorted(range(self._engine.num_layers), key=lambda l: abs(l - self.layer))  # near ones first
+        what = f"attnwidget {state.name} layers" if state.name else "attnwidget layers"
+        bar = make_bar(todo, what, progress, estimate_seconds(state.engine, todo))
+        order = sorted(range(layers), key=lambda l: abs(l - self.layer))  # near ones first
+
+        def on_layer(layer, result):
+            self._layer_done(state)
+
         if not background:
             try:
-                self._summary.run(order, on_layer=self._layer_done, progress=bar)
+                summary.run(order, on_layer=on_layer, progress=bar)
             finally:
                 bar.close()
-            self._pass_done()
+            self._pass_done(state)
             return
 
         def work():
             self._go.wait(START_AFTER_SECONDS)
             try:
-                if self._summary.run(order, stop=self._stop, on_layer=self._layer_done, progress=bar):
-                    self._pass_done()
+                if summary.run(order, stop=_Until(self, generation), on_layer=on_layer, progress=bar):
+                    self._pass_done(state)
             except Exception as error:  # noqa: BLE001 - shown in the page, not lost in a thread
-                self.progress = f"the background pass stopped: {type(error).__name__}: {error}"
+                if self._state is state:
+                    self.progress = f"the background pass stopped: {type(error).__name__}: {error}"
                 raise
             finally:
                 bar.close()
 
+        self._threads = [thread for thread in self._threads if thread.is_alive()]
         self._thread = threading.Thread(target=work, name="attnwidget-pass", daemon=True)
+        self._threads.append(self._thread)
         _RUNNING.add(self)
         self._thread.start()
 
-    def _layer_done(self, layer: int, result) -> None:
-        done = len(self._summary.done)
-        eta = self._summary.eta()
+    def _layer_done(self, state) -> None:
+        done = len(state.summary.done)
+        eta = state.summary.eta()
         with self._lock:
+            if self._state is not state:  # the page shows another part now
+                return
             self.grid_data = self._grid()
             self.progress = f"layers {done}/{self.num_layers}" + (f", {eta:.0f} s left" if eta is not None else "")
             self.layers_done = done
 
-    def _pass_done(self) -> None:
+    def _pass_done(self, state) -> None:
         with self._lock:
+            if self._state is not state:
+                return
             self.grid_data = self._grid()
-            self.layers_done = self._engine.num_layers
+            self.layers_done = state.engine.num_layers
             self.progress = ""
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the background pass over every layer and for the answers still being computed
-        (rollout rows of long inputs); True when every layer is done."""
+        """Wait for the background pass over every layer of the part shown and for the answers still
+        being computed (rollout rows of long inputs); True when every layer is done."""
         self._go.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -104,10 +130,9 @@ class BackgroundPass:
             self._go.set()
         if jobs is not None:
             jobs.shutdown(wait=False, cancel_futures=True)
-        summary = getattr(self, "_summary", None)
-        if summary is not None:
-            thread = getattr(self, "_thread", None)
-            if thread is not None and thread.is_alive():
+        for thread in getattr(self, "_threads", ()):
+            if thread.is_alive():
                 thread.join(timeout=60)  # it stops after its current layer
-            summary.release_means()
+        for state in getattr(self, "_states", {}).values():
+            state.summary.release_means()
         super().close()

@@ -76,6 +76,7 @@ class Explorer(w.VBox):
         self.metric_map.observe(self._on_map_select, "selected")
         widget.observe(self._on_widget_select, ["layer", "head"])
         widget.observe(self._on_metric, "layers_done")  # the panels fill in as the background pass goes
+        widget.observe(self._on_part, "part")  # an encoder-decoder capture: the panels follow the part
         self._on_metric(None)
         self._on_widget_select(None)
 
@@ -95,13 +96,25 @@ class Explorer(w.VBox):
             self._on_metric(None)
         return done
 
+    def _on_part(self, change) -> None:
+        """Another part (encoder, decoder, cross) may have other layer and head counts: resize the panels."""
+        widget = self.widget
+        with self.metric_map.hold_sync(), self.layer_line.hold_sync():
+            self.metric_map.row = np.arange(widget.num_layers)
+            self.metric_map.column = np.arange(widget.num_heads)
+            self.layer_line.x = np.arange(widget.num_layers)
+            self._on_metric(None)
+
     def _on_metric(self, change) -> None:
         values = np.asarray(self.widget.metric_grid(self.metric.value), dtype=np.float64)
+        if values.shape != (len(self.metric_map.row), len(self.metric_map.column)):
+            return  # a part switch under way: _on_part resizes the panels, then fills them
         self.metric_map.color = values
         counts = np.isfinite(values).sum(axis=1)
         sums = np.where(np.isfinite(values), values, 0).sum(axis=1)
         self.layer_line.y = np.divide(sums, counts, out=np.full(len(counts), np.nan), where=counts > 0)
-        self.map_figure.title = f"{self.metric.value} per head"
+        part = f" ({self.widget.part})" if self.widget.part else ""
+        self.map_figure.title = f"{self.metric.value} per head{part}"
         self._on_widget_select(None)
 
     def _on_map_select(self, change) -> None:
@@ -123,19 +136,27 @@ class Explorer(w.VBox):
             self.metric_map.selected = target
 
 
-def show(model_or_capture, tokenizer=None, text=None, *, metric: str = DEFAULT_METRIC, **widget_kwargs) -> Explorer:
-    """One call to an explorer: ``show(model, tokenizer, text)`` or ``show(capture)``.
+def show(model_or_capture, tokenizer=None, text=None, *, target=None, generate: int = 0,
+         metric: str = DEFAULT_METRIC, **widget_kwargs) -> Explorer:
+    """One call to an explorer: ``show(model, tokenizer, text)`` or ``show(capture)`` (a Capture, or an
+    encoder-decoder ``Seq2SeqCapture``: one part at a time, ``part="cross"`` by default). For an
+    encoder-decoder model, ``target=`` (the decoder's text) or ``generate=N`` go to ``capture``; for a
+    vision model, ``tokenizer`` is its image processor and ``text`` the picture.
 
-    Extra keyword arguments go to :class:`AttentionWidget` (``layer``, ``head``, ``view``,
+    Extra keyword arguments go to :class:`AttentionWidget` (``part``, ``layer``, ``head``, ``view``,
     ``threshold``, ``color_by``, ``background``, ``progress``). It returns as soon as the selected
     layer is ready; the other layers are passed over in the background (``explorer.wait()`` waits).
     """
     from .capture import capture as run_capture
 
     if tokenizer is None and text is None:
+        if target is not None or generate:
+            raise ArgumentTypeError("show(capture) takes no target= or generate=: they are for "
+                                    "show(model, tokenizer, text, target=...)")
         cap = model_or_capture
     elif tokenizer is None or text is None:
         raise ArgumentTypeError("show expects show(model, tokenizer, text) or show(capture); got a partial call")
     else:
-        cap = run_capture(model_or_capture, tokenizer, text)
+        extra = {"target": target} if target is not None else {}
+        cap = run_capture(model_or_capture, tokenizer, text, generate=generate, **extra)
     return Explorer(AttentionWidget(cap, **widget_kwargs), metric=metric)

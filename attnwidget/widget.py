@@ -19,16 +19,17 @@ import traitlets as t
 
 from . import reduce as r
 from ._checks import check_choice, check_head, check_index, check_indices, check_layer, check_number
-from ._summary import Summary, default_options, summary_for
-from ._widget_data import ViewData
+from ._widget_image import ImageView
 from ._widget_messages import PageMessages
+from ._widget_parts import NO_CROSS_ROLLOUT, Parts
 from ._widget_pass import START_AFTER_SECONDS, BackgroundPass  # noqa: F401 (re-exported)
+from ._widget_rollout import ROLLOUT_MATRIX_TOKENS, RolloutRows
 from .errors import ArgumentError
+
 STATIC = pathlib.Path(__file__).parent / "static"
-VIEWS = ("heatmap", "text", "lines", "graph", "rollout")
+VIEWS = ("heatmap", "text", "lines", "graph", "rollout", "image")
 COLOR_SCALES = ("linear", "log", "no_sink")
 TEXT_SOURCES = ("attention", "rollout", "flow")
-ROLLOUT_MATRIX_TOKENS = 1024  # up to this length the widget keeps the whole rollout matrix
 
 
 class _Checked(t.Any):
@@ -48,8 +49,9 @@ def _bundle() -> pathlib.Path:
     return path
 
 
-class AttentionWidget(PageMessages, BackgroundPass, anywidget.AnyWidget):
-    """Linked views of one capture: layer x head grid, heatmap, text, token lines, graph, rollout strip.
+class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRows, anywidget.AnyWidget):
+    """Linked views of one capture: layer x head grid, heatmap, text, token lines, graph, rollout strip
+    (and the picture, for a vision capture; one part at a time, for an encoder-decoder capture).
 
     Hovering or clicking in the page sets the selection traits below, which Python can read and
     set (setting them updates the page). Data traits hold reduced arrays as bytes; they are
@@ -60,37 +62,56 @@ class AttentionWidget(PageMessages, BackgroundPass, anywidget.AnyWidget):
 
     # -- what the page shows about the capture -------------------------------------------------
     tokens = t.List(t.Unicode(), help="Readable token strings, one per position.").tag(sync=True)
-    """list[str]: readable token strings (the page renders them as text only)."""
+    """list[str]: readable token strings, one per query position (the page renders them as text only)."""
+    key_tokens = t.List(t.Unicode()).tag(sync=True)
+    """list[str]: the key positions' strings: ``tokens`` for self-attention; for cross-attention the
+    source (encoder) tokens, while ``tokens`` are the target (decoder) ones."""
     num_layers = t.Int(0).tag(sync=True)
     """int: number of attention layers."""
     num_heads = t.Int(0).tag(sync=True)
     """int: number of heads per layer."""
     is_causal = t.Bool(True).tag(sync=True)
     """bool: causal attention (the heatmap masks the upper triangle)."""
+    is_cross = t.Bool(False).tag(sync=True)
+    """bool: cross-attention: queries (``tokens``, the target) and keys (``key_tokens``, the source)
+    are two sequences; the heatmap is a rectangle, and there is no rollout and no graph view."""
+    parts = t.List(t.Unicode(), read_only=True).tag(sync=True)
+    """list[str]: the parts of an encoder-decoder capture, ``["encoder", "decoder", "cross"]``; ``[]``
+    for a plain capture (the page then shows no part selector)."""
+    views = t.List(t.Unicode(), read_only=True).tag(sync=True)
+    """list[str]: the views the part shown offers, in toolbar order: cross-attention has no 'graph'
+    (its bipartite picture is 'lines') and no 'rollout'; 'image' only for a capture with a picture."""
+    image = t.Dict().tag(sync=True)
+    """dict: a vision capture's picture, sent once: ``{"picture": uint8 [H, W, 3] bytes, "grid": [rows,
+    cols], "patch_start": int}`` ({} without one)."""
 
     # -- selection: set by the page, readable and settable from Python --------------------------
     # Typed by their validators (attnwidget._checks), not by traitlets, so that a refused value raises
     # the same error as everywhere else in attnwidget and never sticks.
+    part = _Checked("").tag(sync=True)
+    """str: the part shown of an encoder-decoder capture: 'encoder', 'decoder' or 'cross' (the default:
+    decoder queries over encoder keys); "" for a plain capture. Switching resets the selection."""
     layer = _Checked(0).tag(sync=True)
     """int: selected layer (default: the middle layer)."""
     head = t.Any(None).tag(sync=True)
     """int | None: selected head; None shows the mean over the layer's heads."""
     view = _Checked("heatmap").tag(sync=True)
-    """str: the view beside the grid: 'heatmap', 'text', 'lines', 'graph' or 'rollout'."""
+    """str: the view beside the grid, one of ``views``: 'heatmap', 'text', 'lines', 'graph', 'rollout'
+    or 'image' (default: 'image' for a capture with a picture, else 'heatmap')."""
     hovered_token = t.Any(None).tag(sync=True)
-    """int | None: token under the pointer in any view (heatmap: the query row)."""
+    """int | None: token under the pointer in any view (heatmap: the query row; image: the patch)."""
     selected_tokens = _Checked().tag(sync=True)
     """list[int]: tokens clicked in any view (sorted)."""
     heatmap_kind = _Checked("attention").tag(sync=True)
     """str: the heatmap shows the selected layer's 'attention' (head or mean) or the 'rollout' over
-    all layers (up to ROLLOUT_MATRIX_TOKENS tokens)."""
+    all layers (up to ROLLOUT_MATRIX_TOKENS tokens; not for cross-attention)."""
     color_scale = _Checked("linear").tag(sync=True)
-    """str: how weights map to colour in the heatmap, the text view and the rollout strip: 'linear'
-    (0..max), 'log' (four decades below the max) or 'no_sink' (linear, scaled without the first
-    token, which draws off the scale): long prompts put most weight on token 0."""
+    """str: how weights map to colour in the heatmap, the text and image views and the rollout strip:
+    'linear' (0..max), 'log' (four decades below the max) or 'no_sink' (linear, scaled without the
+    first token, which draws off the scale): long prompts put most weight on token 0."""
     text_source = _Checked("attention").tag(sync=True)
-    """str: what colours the text view: the 'attention' row of the focused token (selected layer and
-    head, or the mean), its 'rollout' row, or its attention 'flow' (after compute_flow)."""
+    """str: what colours the text and image views: the 'attention' row of the focused token (selected
+    layer and head, or the mean), its 'rollout' row, or its attention 'flow' (after compute_flow)."""
     threshold = _Checked(0.1).tag(sync=True)
     """float: the attention graph keeps edges with weight above this."""
     color_by = t.Any(None).tag(sync=False)
@@ -103,7 +124,8 @@ class AttentionWidget(PageMessages, BackgroundPass, anywidget.AnyWidget):
     progress = t.Unicode("").tag(sync=True)
     """str: the background pass, e.g. "layers 12/30, 18 s left" ("" once every layer is done)."""
     layers_done = t.Int(0).tag(sync=True)
-    """int: how many layers the background pass has finished (the explorer's panels follow it)."""
+    """int: how many layers of the part shown the background pass has finished (the explorer's
+    panels follow it)."""
 
     # -- reduced data (bytes), written by observers --------------------------------------------
     grid_data = t.Dict().tag(sync=True)
@@ -112,16 +134,14 @@ class AttentionWidget(PageMessages, BackgroundPass, anywidget.AnyWidget):
     lines_data = t.Dict().tag(sync=True)
     graph_data = t.Dict().tag(sync=True)
     rollout_data = t.Dict().tag(sync=True)
+    image_data = t.Dict().tag(sync=True)
+    """dict: the image view's row for the focused token: ``{"token", "values": float32 [rows, cols]
+    bytes (the patch tokens), "others": float32 [k] bytes (the tokens before the patches, [CLS] and
+    registers, then any after them), "source", "note"}``; no values while the source has no row."""
 
-    def __init__(self, capture, *, layer: int | None = None, head: int | None = None,
-                 view: str = "heatmap", threshold: float = 0.1, tokens=None, color_by=None,
+    def __init__(self, capture, *, part: str | None = None, layer: int | None = None, head: int | None = None,
+                 view: str | None = None, threshold: float = 0.1, tokens=None, color_by=None,
                  background: bool = True, progress=None, **kwargs):
-        engine = r.engine(capture)
-        if tokens is None:
-            tokens = getattr(capture, "tokens", None) or [str(i) for i in range(engine.n)]
-        self._engine, self._capture = engine, capture
-        self._summary: Summary = summary_for(capture, default_options(capture), keep_means=True)
-        self._data = ViewData(engine, self._summary)
         self._lines_direction = "from"
         self._flow_row: tuple[int, np.ndarray] | None = None
         self._png_requests: dict[int, str] = {}
@@ -130,30 +150,47 @@ class AttentionWidget(PageMessages, BackgroundPass, anywidget.AnyWidget):
         self._stop = threading.Event()
         self._go = threading.Event()
         self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._pass_generation = 0
+        self._background = bool(background)
+        self._quiet = False  # a part switch sets many traits: their observers wait for it
         self._jobs = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="attnwidget")
         self._pending_row: int | None = None
+        state = self._open_parts(capture, part, tokens)
+        engine = state.engine
         if layer is None:
             layer = engine.num_layers // 2
         layer = self._check_layer(layer)
-        self._checked({"head": head, "view": view, "threshold": threshold, "tokens": list(tokens),
+        if view is None:
+            view = "image" if state.has_image else "heatmap"
+        self._checked({"head": head, "view": view, "threshold": threshold, "tokens": state.tokens,
                        "color_by": color_by, **kwargs})
         self._summary.layer(layer)  # first paint needs only this layer
-        super().__init__(tokens=list(tokens), num_layers=engine.num_layers, num_heads=engine.num_heads,
-                         is_causal=engine.is_causal, layer=layer, head=self._check_head(head), view=view,
-                         threshold=threshold, color_by=color_by, layers_done=len(self._summary.done), **kwargs)
+        self._quiet = True  # the constructor pushes once, below
+        super().__init__(tokens=state.tokens, key_tokens=state.key_tokens, num_layers=engine.num_layers,
+                         num_heads=engine.num_heads, is_causal=engine.is_causal, is_cross=state.is_cross,
+                         part=state.name, layer=layer,
+                         head=self._check_head(head), view=view, threshold=threshold, color_by=color_by,
+                         layers_done=len(self._summary.done), **kwargs)
+        self._quiet = False
+        self.set_trait("parts", list(self._parts or ()))
+        self.set_trait("views", list(state.views))
+        self.image = self._image_trait()
         self.grid_data = self._grid()
         self._push_selection()
+        self._push_view()
         self.on_msg(self._on_message)
         self._start_pass(background, progress)
 
     @property
     def capture(self):
-        """The Capture (or array) this widget shows."""
-        return self._capture
+        """The Capture (or array, or Seq2SeqCapture) this widget shows; see also ``part_capture``."""
+        return self._source
 
     def __repr__(self) -> str:
+        part = f"part={self.part!r}, " if self.part else ""
         return (f"AttentionWidget({len(self.tokens)} tokens, {self.num_layers} layers x {self.num_heads} "
-                f"heads, layer={self.layer}, head={self.head}, view={self.view!r})")
+                f"heads, {part}layer={self.layer}, head={self.head}, view={self.view!r})")
 
     @t.default("selected_tokens")
     def _no_selection(self):
@@ -174,6 +211,10 @@ class AttentionWidget(PageMessages, BackgroundPass, anywidget.AnyWidget):
 
     def _check_head(self, head):
         return check_head(head, self._engine.num_heads)
+
+    @t.validate("part")
+    def _valid_part(self, proposal):
+        return self._check_part(proposal["value"])
 
     @t.validate("layer")
     def _valid_layer(self, proposal):
@@ -197,13 +238,12 @@ class AttentionWidget(PageMessages, BackgroundPass, anywidget.AnyWidget):
         return check_number(proposal["value"], "threshold", 0.0, 1.0,
                             "The graph keeps the edges whose weight is above it.")
 
-    @t.validate("tokens")
+    @t.validate("tokens", "key_tokens")
     def _valid_tokens(self, proposal):
-        tokens = proposal["value"]
-        if len(tokens) != self._engine.n:
-            raise ArgumentError(
-                f"tokens must hold one string per position: {self._engine.n}; got {len(tokens)}."
-            )
+        tokens, name = proposal["value"], proposal["trait"].name
+        size = self._engine.n if name == "tokens" else self._state.n_keys
+        if len(tokens) != size:
+            raise ArgumentError(f"{name} must hold one string per position: {size}; got {len(tokens)}.")
         return tokens
 
     @t.validate("color_by")
@@ -216,7 +256,7 @@ class AttentionWidget(PageMessages, BackgroundPass, anywidget.AnyWidget):
 
     @t.validate("view")
     def _valid_view(self, proposal):
-        return check_choice(proposal["value"], VIEWS, "view")
+        return self._check_view(proposal["value"])
 
     @t.validate("color_scale")
     def _valid_color_scale(self, proposal):
@@ -224,58 +264,71 @@ class AttentionWidget(PageMessages, BackgroundPass, anywidget.AnyWidget):
 
     @t.validate("text_source")
     def _valid_text_source(self, proposal):
-        return check_choice(proposal["value"], TEXT_SOURCES, "text_source")
+        value = check_choice(proposal["value"], TEXT_SOURCES, "text_source")
+        if value != "attention" and self._state.is_cross:
+            raise ArgumentError(NO_CROSS_ROLLOUT)
+        return value
 
     @t.validate("heatmap_kind")
     def _valid_heatmap_kind(self, proposal):
         check_choice(proposal["value"], ("attention", "rollout"), "heatmap_kind")
-        if proposal["value"] == "rollout" and self._engine.n > ROLLOUT_MATRIX_TOKENS:
-            raise ArgumentError(
-                f"the rollout heatmap needs the whole [query, key] rollout, offered up to "
-                f"{ROLLOUT_MATRIX_TOKENS} tokens; this capture has {self._engine.n}. Use the rollout "
-                "view or the text view (one row at a time) instead."
-            )
+        if proposal["value"] == "rollout":
+            self._refuse_cross_rollout()
+            if self._engine.n > ROLLOUT_MATRIX_TOKENS:
+                raise ArgumentError(
+                    f"the rollout heatmap needs the whole [query, key] rollout, offered up to "
+                    f"{ROLLOUT_MATRIX_TOKENS} tokens; this capture has {self._engine.n}. Use the rollout "
+                    "view or the text view (one row at a time) instead."
+                )
         return proposal["value"]
 
-    # -- observers -----------------------------------------------------------------------------
+    # -- observers (quiet while a part switch sets many traits at once) ---------------------------
+    @t.observe("part")
+    def _on_part(self, change):
+        if not self._quiet:
+            self._switch_part(change["new"])
+
+    @t.observe("tokens")
+    def _on_tokens(self, change):
+        if not self._quiet and not self._state.is_cross:  # relabelled self-attention: keys are the same tokens
+            self._state.tokens = self._state.key_tokens = list(self.tokens)
+            self.key_tokens = self._state.key_tokens
+
     @t.observe("layer", "head")
     def _on_layer_head(self, change):
-        self._push_selection()
+        if not self._quiet:
+            self._push_selection()
 
     @t.observe("hovered_token")
     def _on_hover(self, change):
+        if self._quiet:
+            return
         if self.hovered_token is not None:
+            if self._state.is_cross:
+                self._lines_direction = "from"  # a hovered token is a target token: its row
             self._push_lines(self.hovered_token)
-        if self.view == "text":
-            self._push_text()
-        elif self.view == "rollout":
-            self._push_rollout()
+        if self.view in ("text", "rollout", "image"):
+            self._push_view()
 
     @t.observe("selected_tokens")
     def _on_select(self, change):
-        if self.view == "text":
-            self._push_text()
-        elif self.view == "rollout":
-            self._push_rollout()
+        if not self._quiet and self.view in ("text", "rollout", "image"):
+            self._push_view()
 
     @t.observe("view")
     def _on_view(self, change):
-        if self.view == "graph":
-            self._push_graph()
-        elif self.view == "rollout":
-            self._push_rollout()
-        elif self.view == "text":
-            self._push_text()
-        elif self.view == "lines" and not self.lines_data:
-            self._push_lines(self._focus())
+        if not self._quiet:
+            self._push_view()
 
     @t.observe("text_source")
     def _on_text_source(self, change):
-        if self.view == "text":
-            self._push_text()
+        if not self._quiet and self.view in ("text", "image"):
+            self._push_view()
 
     @t.observe("threshold")
     def _on_threshold(self, change):
+        if self._quiet:
+            return
         if self.view == "graph":
             self._push_graph()
         else:
@@ -283,12 +336,13 @@ class AttentionWidget(PageMessages, BackgroundPass, anywidget.AnyWidget):
 
     @t.observe("color_by")
     def _on_color_by(self, change):
-        if self.grid_data:  # not during __init__, which builds the grid once
+        if not self._quiet and self.grid_data:  # not during __init__, which builds the grid once
             self.grid_data = self._grid()
 
     @t.observe("heatmap_kind")
     def _on_heatmap_kind(self, change):
-        self._push_selection()
+        if not self._quiet:
+            self._push_selection()
 
     # -- pushes --------------------------------------------------------------------------------
     def _focus(self) -> int:
@@ -311,7 +365,8 @@ class AttentionWidget(PageMessages, BackgroundPass, anywidget.AnyWidget):
     def _title(self) -> str:
         if self.heatmap_kind == "rollout":
             return "rollout over all layers"
-        return f"layer {self.layer}, " + ("mean of heads" if self.head is None else f"head {self.head}")
+        what = f"layer {self.layer}, " + ("mean of heads" if self.head is None else f"head {self.head}")
+        return f"{self.part}: {what}" if self.part else what
 
     def _push_selection(self) -> None:
         self.heatmap_data = {**self._tile(), "title": self._title()}
@@ -321,111 +376,30 @@ class AttentionWidget(PageMessages, BackgroundPass, anywidget.AnyWidget):
             self._push_graph()
         else:
             self.graph_data = {}
-        if self.view == "text":
-            self._push_text()
+        if self.view in ("text", "image"):
+            self._push_view()
         what = "mean of heads" if self.head is None else f"head {self.head}"
-        self.status = f"layer {self.layer}, {what}" + (
+        self.status = (f"{self.part}: " if self.part else "") + f"layer {self.layer}, {what}" + (
             "; heatmap: rollout over all layers" if self.heatmap_kind == "rollout" else "")
+
+    def _push_view(self) -> None:
+        """What the current view needs beyond the heatmap (which ``_push_selection`` sends)."""
+        if self.view == "graph":
+            self._push_graph()
+        elif self.view == "rollout":
+            self._push_rollout()
+        elif self.view == "text":
+            self._push_text()
+        elif self.view == "image":
+            self._push_image()
+        elif self.view == "lines" and not self.lines_data:
+            self._push_lines(self._focus())
 
     def _push_lines(self, token: int) -> None:
         self.lines_data = r.token_lines(self._engine, self.layer, self.head, token, self._lines_direction)
 
     def _push_graph(self) -> None:
         self.graph_data = self._data.graph(self.layer, self.head, self.threshold, self._focus())
-
-    def _push_text(self) -> None:
-        token = self._focus()
-        values, note = self._text_values(token)
-        data = {"token": int(token), "source": self.text_source, "note": note}
-        if values is not None:
-            data["values"] = r.wire(np.asarray(values, dtype=np.float32))
-        self.text_data = data
-
-    def _text_values(self, token: int):
-        """``(values [n] or None, note)`` for the text view's current source."""
-        if self.text_source == "attention":
-            what = "mean of heads" if self.head is None else f"head {self.head}"
-            return self._engine.matrix(self.layer, self.head, [token])[0], f"attention of token {token}, layer {self.layer}, {what}"
-        if self.text_source == "flow":
-            if self._flow_row is not None and self._flow_row[0] == token:
-                return self._flow_row[1], f"attention flow into token {token}"
-            return None, f"no attention flow for token {token}: call widget.compute_flow({token})"
-        cached = self._data.cached_rollout(token)
-        if cached is None and (self._engine.n <= ROLLOUT_MATRIX_TOKENS or token != self.hovered_token):
-            cached = self._rollout_now_or_later(token)
-        if cached is None:
-            return None, f"rollout of token {token}: click it to compute ({self._engine.n} tokens)"
-        return cached, f"rollout of token {token} over all layers"
-
-    def rollout_matrix(self) -> np.ndarray:
-        """Attention rollout over all layers (computed once, cached): float ``[query, key]``."""
-        return self._data.rollout_matrix(self._capture)
-
-    def rollout_values(self, row: int) -> np.ndarray:
-        """The rollout row of one query token (computed now; see ``attnwidget.rollout_row``).
-
-        Up to ``ROLLOUT_MATRIX_TOKENS`` tokens the whole matrix is computed once and rows are looked
-        up; beyond, rows are pushed through the head-mean patterns the background pass kept."""
-        return self._data.rollout_row(self._capture, row, ROLLOUT_MATRIX_TOKENS)
-
-    def _rollout_now_or_later(self, row: int):
-        """The rollout row if it is cheap now (short inputs), else start it on the worker and return None."""
-        if self._engine.n <= ROLLOUT_MATRIX_TOKENS:
-            return self.rollout_values(row)
-        if self._pending_row == row:
-            return None
-        self._pending_row = row
-        self.status = f"computing the rollout row of token {row} ({self._engine.n} tokens)..."
-
-        def work():
-            values = self.rollout_values(row)
-            with self._lock:
-                self._pending_row = None
-                self.status = f"rollout row of token {row} ready"
-                if self._focus() == row or row in self.selected_tokens:
-                    if self.view == "rollout":
-                        self._push_rollout()
-                    elif self.view == "text":
-                        self._push_text()
-            return values
-
-        self._jobs.submit(work)
-        return None
-
-    def _push_rollout(self) -> None:
-        row = self._focus()
-        values = self._data.cached_rollout(row)
-        if values is None:
-            long_hover = self._engine.n > ROLLOUT_MATRIX_TOKENS and row == self.hovered_token
-            if long_hover:
-                # A long sequence: a hover must not start a pass over every layer; clicks do.
-                self.status = f"rollout: click a token to compute its row ({self._engine.n} tokens)"
-                if self.rollout_data:
-                    return
-                row = self._natural_row()
-                values = self._data.cached_rollout(row)
-            if values is None:
-                values = self._rollout_now_or_later(row)
-        if values is None:
-            return
-        data = {"values": r.wire(np.asarray(values, dtype=np.float32)), "row": int(row)}
-        if self._flow_row is not None and self._flow_row[0] == row:
-            data["flow"] = r.wire(self._flow_row[1].astype(np.float32))
-        self.rollout_data = data
-
-    def compute_flow(self, row: int | None = None, progress=None) -> np.ndarray:
-        """Exact attention flow into ``row`` (default: the focused token); shown in the rollout and
-        text views. Long inputs take minutes (``progress`` shows a bar; see ``attention_flow``)."""
-        from .rollout import attention_flow_row
-
-        row = self._focus() if row is None else int(row)
-        result = attention_flow_row(self._capture, row, progress=progress)
-        self._flow_row = (result.row, result.values)
-        if self.view == "rollout":
-            self._push_rollout()
-        elif self.view == "text":
-            self._push_text()
-        return result.values
 
     def _grid(self) -> dict:
         thumbs, means, ready = self._summary.thumbnails()
@@ -436,11 +410,12 @@ class AttentionWidget(PageMessages, BackgroundPass, anywidget.AnyWidget):
         return data
 
     def metric_grid(self, name: str) -> np.ndarray:
-        """A ``[layer, head]`` metric (see attnwidget.metrics.METRICS) or head-role score; NaN for the
-        layers the background pass has not reached yet (``wait()`` first for all of them)."""
+        """A ``[layer, head]`` metric (see attnwidget.metrics.METRICS) or head-role score of the part
+        shown; NaN for the layers the background pass has not reached yet (``wait()`` first for all)."""
         return self._data.metric_grid(name)
 
     def initial_bytes(self) -> int:
         """Bytes of binary data in the widget's synced state (what the first render receives)."""
         state = self.get_state()
-        return r.wire_nbytes(state) + len("".join(self.tokens).encode())
+        keys = self.key_tokens if self.is_cross else []
+        return r.wire_nbytes(state) + len("".join(self.tokens).encode()) + len("".join(keys).encode())

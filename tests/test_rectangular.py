@@ -35,8 +35,7 @@ ROLES = ("previous", "duplicate", "induction", "sink", "local", "broad")
 NAN_METRICS = {"mean_distance", "locality"}
 NAN_ROLES = {"previous", "duplicate", "induction", "local"}
 MIN32 = float(np.finfo(np.float32).min)
-ROLLOUT_MESSAGE = ("cross-attention has no rollout on its own: the encoder's and decoder's self-attention each "
-                   "have one; attnwidget does not invent a rollout across parts")
+ROLLOUT_MESSAGE = E.CROSS_ROLLOUT
 
 
 # ----------------------------------------------------------------------------- sources and dense reference
@@ -300,12 +299,12 @@ def test_pattern_match():
 
 def test_square_cross_attention_is_cross_by_declaration():
     """Equal lengths do not make two sequences one: a source that says ``is_cross`` gets NaN too."""
-    cap = cross_capture(8, 8)
-    assert not E.Engine(cap).is_cross
-    assert not np.isnan(compute_metrics(cap, ["locality"], progress=False)["locality"]).any()
-    cap = cross_capture(8, 8)
-    cap.is_cross = True
-    assert E.Engine(cap).is_cross
+    cap = cross_capture(8, 8)  # built with key_tokens: a Capture of cross-attention says so itself
+    assert cap.is_cross and E.Engine(cap).is_cross
+    plain = cross_capture(8, 8)
+    plain.is_cross = False  # what a square self-attention source looks like to the engine
+    assert not E.Engine(plain).is_cross
+    assert not np.isnan(compute_metrics(plain, ["locality"], progress=False)["locality"]).any()
     got = compute_metrics(cap, progress=False)
     assert np.isnan(got["locality"]).all() and not np.isnan(got["entropy"]).any()
     with pytest.raises(ArgumentError, match="cross-attention has no rollout"):

@@ -73,6 +73,17 @@ export function sameWindow(a, b) {
   return !!a && !!b && a.row0 === b.row0 && a.col0 === b.col0 && a.rows === b.rows && a.cols === b.cols;
 }
 
+/**
+ * Plot {width, height} (CSS px) of a `rows` x `cols` token matrix in at most `size` px a side: square
+ * cells, the long side `size`; a rectangle's short side at least `minSide` px (or `size`, if smaller),
+ * so 1 target token over 300 source tokens stays visible. A square matrix is `size` x `size`.
+ */
+export function matrixSize(rows, cols, size, minSide = 96) {
+  const long = Math.max(rows, cols, 1);
+  const short = (n) => Math.max(Math.min(size, minSide), Math.round((size * n) / long));
+  return { width: cols >= rows ? size : short(cols), height: rows >= cols ? size : short(rows) };
+}
+
 /** Matrix plot area: token window `view` drawn in a `width` x `height` box at (left, top). */
 export function matrixLayout({ left, top, width, height, view }) {
   return { left, top, width, height, view, cellW: width / view.cols, cellH: height / view.rows };

@@ -19,14 +19,16 @@ function countNewlines(text) {
  * fit on the current line starts a new one; a token wider than the whole line sits alone on its
  * line and is clipped to `width`. A token containing k newlines ends its line after it and leaves
  * k - 1 empty lines (a paragraph break). `gap` px separate neighbours; every token is at least
- * `minWidth` px wide (empty tokens stay hoverable).
+ * `minWidth` px wide (empty tokens stay hoverable). `breakAfter`: token indices after which a paragraph
+ * ends (a new line after one blank line), e.g. between the target and source text of cross-attention.
  *
  * Returns {count, lines, width, lineHeight, gap, height, x, line, widths, clipped, lineStart}:
  * per token i: x[i], line[i], widths[i] (after clipping; typed arrays), clipped[i] = 1 when cut;
  * the tokens of line l are lineStart[l] .. lineStart[l + 1] - 1 (empty lines have none).
  * No tokens: zero lines.
  */
-export function layoutTokens(texts, measure, { width, lineHeight, gap = 0, minWidth = 4 }) {
+export function layoutTokens(texts, measure, { width, lineHeight, gap = 0, minWidth = 4, breakAfter = [] }) {
+  const paragraphEnds = new Set(breakAfter);
   const count = texts.length;
   const x = new Float32Array(count);
   const line = new Int32Array(count);
@@ -55,7 +57,7 @@ export function layoutTokens(texts, measure, { width, lineHeight, gap = 0, minWi
     widths[i] = w;
     cursor += w + gap;
     empty = false;
-    const breaks = countNewlines(raw);
+    const breaks = Math.max(countNewlines(raw), paragraphEnds.has(i) ? 2 : 0);
     if (breaks > 0) newLine(i + 1, breaks - 1);
     else if (clipped[i]) newLine(i + 1); // an over-wide token has its line to itself
   }

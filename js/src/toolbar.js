@@ -1,12 +1,15 @@
-// The widget's toolbar: view tabs, graph threshold slider, selectors, PNG export button.
-// Built with DOM APIs; every text goes through textContent.
+// The widget's toolbar: part selector (encoder-decoder captures), view tabs, graph threshold slider,
+// selectors, PNG export button. Built with DOM APIs; every text goes through textContent.
 
 import { SCALE_LABELS, SCALES } from "./scale.js";
 import { createListeners, element } from "./views/canvas.js";
 
-export const VIEW_NAMES = ["heatmap", "text", "lines", "graph", "rollout"];
+export const VIEW_NAMES = ["heatmap", "text", "lines", "graph", "rollout", "image"];
+/** The views a model without a `views` trait offers (an older static page): all but the image. */
+export const DEFAULT_VIEWS = VIEW_NAMES.filter((name) => name !== "image");
 export const HEATMAP_KINDS = ["attention", "rollout"];
 export const TEXT_SOURCES = ["attention", "rollout", "flow"];
+export const PART_LABELS = { encoder: "encoder", decoder: "decoder", cross: "cross-attention" };
 
 function buttonStyle(theme, active) {
   return {
@@ -48,14 +51,74 @@ function selector(listeners, theme, { name, label, aria, options, views, onChang
       refresh();
     },
     show(active) { view = active; refresh(); },
+    /** Offer only some options (the others stay listed, disabled: e.g. no rollout for cross-attention). */
+    allow(allowed) {
+      for (const option of select.options) option.disabled = !allowed(option.value);
+    },
+  };
+}
+
+/**
+ * The part selector of an encoder-decoder capture: a radio group of buttons (encoder, decoder,
+ * cross-attention). Tab reaches the checked one; the arrow keys move and choose, as in any radio
+ * group. Hidden while the model has no parts. Returns {box, set(parts, part)}.
+ */
+function partSelector(listeners, theme, onPart) {
+  const box = element("div", "attnwidget-parts", { display: "none", gap: "0", marginRight: "8px" });
+  box.setAttribute("role", "radiogroup");
+  box.setAttribute("aria-label", "part of the encoder-decoder model");
+  let buttons = [];
+  let names = [];
+  let current = null;
+  const paint = () => {
+    buttons.forEach((button, i) => {
+      const on = names[i] === current;
+      Object.assign(button.style, buttonStyle(theme, on), { borderRadius: i === 0 ? "3px 0 0 3px"
+        : i === buttons.length - 1 ? "0 3px 3px 0" : "0", marginLeft: i ? "-1px" : "0" });
+      button.setAttribute("aria-checked", String(on));
+      button.tabIndex = on || (current == null && i === 0) ? 0 : -1;
+    });
+  };
+  const choose = (i, focus) => {
+    if (focus) buttons[i].focus();
+    if (names[i] !== current) onPart?.(names[i]);
+  };
+  return {
+    box,
+    set(parts, part) {
+      const list = Array.isArray(parts) ? parts : [];
+      if (list.join() !== names.join()) {
+        box.replaceChildren();
+        names = list;
+        buttons = list.map((name, i) => {
+          const button = element("button", "attnwidget-part");
+          button.type = "button";
+          button.dataset.part = name;
+          button.setAttribute("role", "radio");
+          button.textContent = PART_LABELS[name] ?? name;
+          listeners.on(button, "click", () => choose(i, false));
+          listeners.on(button, "keydown", (event) => {
+            const step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[event.key];
+            if (step == null) return;
+            event.preventDefault();
+            choose((i + step + names.length) % names.length, true);
+          });
+          box.append(button);
+          return button;
+        });
+      }
+      current = part ?? null;
+      box.style.display = names.length ? "inline-flex" : "none";
+      paint();
+    },
   };
 }
 
 /**
  * toolbar = createToolbar(parent, theme, {onView(name), onThreshold(value), onExport(),
- *   onHeatmapKind?(kind), onScale?(kind), onTextSource?(source)})
- * toolbar.setView(name), setThreshold(value), setHeatmapKind(kind|null), setScale(kind|null),
- * setTextSource(source|null), destroy()
+ *   onHeatmapKind?(kind), onScale?(kind), onTextSource?(source), onPart?(part)})
+ * toolbar.setView(name), setViews(names|null), setParts(parts, part), setRollout(offered),
+ * setThreshold(value), setHeatmapKind(kind|null), setScale(kind|null), setTextSource(source|null), destroy()
  */
 export function createToolbar(parent, theme, handlers) {
   const listeners = createListeners();
@@ -63,7 +126,10 @@ export function createToolbar(parent, theme, handlers) {
     display: "flex", alignItems: "center", gap: "6px", flexWrap: "wrap", margin: "0 0 6px 0",
   });
   bar.setAttribute("role", "toolbar");
+  const parts = partSelector(listeners, theme, handlers.onPart);
+  bar.append(parts.box);
   const tabs = new Map();
+  let offered = DEFAULT_VIEWS;
   for (const name of VIEW_NAMES) {
     const button = element("button", "attnwidget-tab");
     button.type = "button";
@@ -95,11 +161,11 @@ export function createToolbar(parent, theme, handlers) {
     options: HEATMAP_KINDS.map((k) => [k, k === "rollout" ? "rollout (all layers)" : "attention (layer, head)"]),
   });
   const source = selector(listeners, theme, {
-    name: "text-source", label: "colour by", aria: "text colour source", views: ["text"],
+    name: "text-source", label: "colour by", aria: "text colour source", views: ["text", "image"],
     onChange: handlers.onTextSource, options: TEXT_SOURCES.map((k) => [k, k]),
   });
   const scale = selector(listeners, theme, {
-    name: "color-scale", label: "scale", aria: "colour scale", views: ["heatmap", "text", "rollout"],
+    name: "color-scale", label: "scale", aria: "colour scale", views: ["heatmap", "text", "rollout", "image"],
     onChange: handlers.onScale, options: SCALES.map((k) => [k, SCALE_LABELS[k]]),
   });
 
@@ -119,9 +185,21 @@ export function createToolbar(parent, theme, handlers) {
       for (const [name, button] of tabs) {
         Object.assign(button.style, buttonStyle(theme, name === active));
         button.setAttribute("aria-pressed", String(name === active));
+        button.style.display = offered.includes(name) ? "" : "none";
       }
       sliderBox.style.display = active === "graph" ? "inline-flex" : "none";
       for (const s of [kind, source, scale]) s.show(active);
+    },
+    /** The views the model offers (null: the default five); the others' tabs are hidden. */
+    setViews(names) {
+      offered = Array.isArray(names) && names.length ? names : DEFAULT_VIEWS;
+      for (const [name, button] of tabs) button.style.display = offered.includes(name) ? "" : "none";
+    },
+    setParts: (list, part) => parts.set(list, part),
+    /** Rollout and flow offered (false for cross-attention: their options are disabled). */
+    setRollout(offeredRollout) {
+      kind.allow((value) => offeredRollout || value === "attention");
+      source.allow((value) => offeredRollout || value === "attention");
     },
     setHeatmapKind: (value) => kind.set(value),
     setTextSource: (value) => source.set(value),

@@ -4,27 +4,32 @@
 import { decode, decodeOptional, isWireArray } from "./codec.js";
 
 /** grid_data {thumbs, layer_mean, color_by?, ready?, size} -> {thumbs, layer_mean, color_by, ready, size}
- * (ready: uint8 [L], 0 for a layer the kernel's background pass has not reached yet; absent = all ready) */
+ * (ready: uint8 [L], 0 for a layer the kernel's background pass has not reached yet; absent = all ready).
+ * Thumbnails are [L, H, sq, sk]: square for self-attention, a rectangle for cross-attention. */
 export function gridData(value) {
   if (!value || !isWireArray(value.thumbs)) return null;
   const thumbs = decode(value.thumbs);
   if (thumbs.shape.length !== 4 || thumbs.dtype !== "uint8") {
-    throw new TypeError(`grid_data.thumbs: expected uint8 [L, H, s, s], got ${thumbs.dtype} [${thumbs.shape}]`);
+    throw new TypeError(`grid_data.thumbs: expected uint8 [L, H, s, s] (or [L, H, sq, sk]), got ${thumbs.dtype} [${thumbs.shape}]`);
   }
   return { thumbs, layer_mean: decodeOptional(value.layer_mean), color_by: decodeOptional(value.color_by),
     ready: decodeOptional(value.ready), size: value.size ?? thumbs.shape[2] };
 }
 
-/** heatmap_data {matrix, row0, col0, n_rows, n_cols} (tile messages have the same fields). */
+/** heatmap_data {matrix, row0, col0, n_rows, n_cols, n_queries?, n_keys?, title?} (tile messages have the
+ * same fields): the matrix covers query rows row0..row0+n_rows and keys col0..col0+n_cols of the whole
+ * n_queries x n_keys pattern (a rectangle for cross-attention; absent: unknown, the view uses its tokens). */
 export function heatmapData(value) {
   if (!value || !isWireArray(value.matrix)) return null;
   const matrix = decode(value.matrix);
   if (matrix.shape.length !== 2) throw new TypeError(`heatmap_data.matrix: expected 2-D, got [${matrix.shape}]`);
   return { matrix, row0: value.row0 ?? 0, col0: value.col0 ?? 0,
-    n_rows: value.n_rows ?? matrix.shape[0], n_cols: value.n_cols ?? matrix.shape[1], title: value.title };
+    n_rows: value.n_rows ?? matrix.shape[0], n_cols: value.n_cols ?? matrix.shape[1], title: value.title,
+    n_queries: value.n_queries ?? null, n_keys: value.n_keys ?? null };
 }
 
-/** lines_data {weights [heads, n], token, direction, heads} */
+/** lines_data {weights [heads, n], token, direction, heads}: "from": token is a query, weights over the keys;
+ * "to": token is a key, weights over the queries (cross-attention: queries are target tokens, keys source). */
 export function linesData(value) {
   if (!value || !isWireArray(value.weights) || value.token == null) return null;
   const weights = decode(value.weights);
@@ -66,4 +71,25 @@ export function textData(value) {
   const values = decodeOptional(value.values);
   if (values && values.shape.length !== 1) throw new TypeError(`text_data.values: expected 1-D, got [${values.shape}]`);
   return { values, token: value.token, source: value.source ?? "attention", note: value.note ?? "" };
+}
+
+/** image {picture: uint8 [H, W, 3], grid: [rows, cols], patch_start} -> {picture, grid, patchStart}, or null. */
+export function pictureData(value) {
+  if (!value || !isWireArray(value.picture)) return null;
+  const picture = decode(value.picture);
+  if (picture.dtype !== "uint8" || picture.shape.length !== 3 || picture.shape[2] !== 3) {
+    throw new TypeError(`image.picture: expected uint8 [H, W, 3], got ${picture.dtype} [${picture.shape}]`);
+  }
+  const grid = Array.isArray(value.grid) && value.grid.length === 2 ? value.grid.map(Number) : null;
+  if (!grid || !(grid[0] > 0 && grid[1] > 0)) throw new TypeError(`image.grid: expected [rows, cols], got ${JSON.stringify(value.grid)}`);
+  return { picture, grid, patchStart: value.patch_start ?? 0 };
+}
+
+/** image_data {token, values? float32 [rows, cols], others? float32 [k], source, note} -> decoded, or null. */
+export function imageData(value) {
+  if (!value || value.token == null) return null;
+  const values = decodeOptional(value.values);
+  if (values && values.shape.length !== 2) throw new TypeError(`image_data.values: expected [rows, cols], got [${values.shape}]`);
+  return { token: value.token, values, others: decodeOptional(value.others), source: value.source ?? "attention",
+    note: value.note ?? "" };
 }

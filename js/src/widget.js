@@ -2,12 +2,15 @@
 // Drawing lives in views/*.js; decoding in traits.js. See docs/frontend.md.
 
 import { readTheme, themeLUT } from "./colors.js";
-import { createToolbar, VIEW_NAMES } from "./toolbar.js";
-import { gridData, graphData, heatmapData, linesData, rolloutData, textData, tileData, toggleToken } from "./traits.js";
+import { createToolbar, DEFAULT_VIEWS } from "./toolbar.js";
+import {
+  gridData, graphData, heatmapData, imageData, linesData, pictureData, rolloutData, textData, tileData, toggleToken,
+} from "./traits.js";
 import { canvasToPNGBytes, downloadPNG, element } from "./views/canvas.js";
 import { mountGraph } from "./views/graph.js";
 import { mountGrid } from "./views/grid.js";
 import { mountHeatmap } from "./views/heatmap.js";
+import { mountImage } from "./views/image.js";
 import { mountLines } from "./views/lines.js";
 import { mountStrip } from "./views/strip.js";
 import { mountText } from "./views/text.js";
@@ -18,6 +21,7 @@ const VIEWS = {
   lines: { trait: "lines_data", mount: mountLines, data: linesData },
   graph: { trait: "graph_data", mount: mountGraph, data: graphData },
   rollout: { trait: "rollout_data", mount: mountStrip, data: rolloutData },
+  image: { trait: "image_data", mount: mountImage, data: imageData },
 };
 
 function render({ model, el }) {
@@ -44,6 +48,7 @@ function render({ model, el }) {
     onHeatmapKind: (kind) => save({ heatmap_kind: kind }),
     onScale: (kind) => save({ color_scale: kind }),
     onTextSource: (source) => save({ text_source: source }),
+    onPart: (part) => save({ part }),
   });
   const body = element("div", "attnwidget-body", { display: "flex", gap: "16px", flexWrap: "wrap", alignItems: "flex-start" });
   const gridBox = element("div", "attnwidget-grid-box");
@@ -64,6 +69,14 @@ function render({ model, el }) {
   let viewName = null;
 
   const tokens = () => model.get("tokens") ?? [];
+  // Cross-attention (an encoder-decoder's "cross" part): queries are the target tokens, keys the
+  // source tokens (key_tokens); every other part and plain captures are square (key_tokens = tokens).
+  const isCross = () => !!model.get("is_cross") || model.get("part") === "cross";
+  const keyTokens = () => (isCross() ? model.get("key_tokens") ?? tokens() : tokens());
+  const offeredViews = () => {
+    const views = model.get("views");
+    return Array.isArray(views) && views.length ? views : DEFAULT_VIEWS;
+  };
   // A failure in the page (error) or in answering the page (the "error" trait) shows in red until
   // the next successful request clears it; otherwise the kernel's status line.
   const showStatus = (error) => {
@@ -96,14 +109,16 @@ function render({ model, el }) {
     },
     lines: {
       hover: (token, side) => {
-        hover(token);
+        // A source token (right side of cross-attention) is no query: hovered_token names target tokens.
+        hover(side === "to" && isCross() ? null : token);
         if (token != null) model.send({ type: "lines_hover", token, direction: side });
       },
-      click: toggle,
+      click: (token, side) => { if (!(side === "to" && isCross())) toggle(token); },
     },
     text: { hover, click: toggle },
     graph: { hover, click: toggle },
     rollout: { hover, click: toggle },
+    image: { hover, click: toggle },
   };
 
   function mountGridView() {
@@ -114,22 +129,44 @@ function render({ model, el }) {
     grid.setHovered(model.get("hovered_token") ?? null, tokens().length);
   }
 
+  // What a mounted view depends on besides its data trait: a change of any of these remounts it
+  // (a part switch changes several at once; the view is remounted once).
+  let mounted = null;
+  const mountKey = () => [model.get("view"), model.get("part"), model.get("tokens"), model.get("key_tokens"),
+    model.get("is_causal"), model.get("is_cross"), model.get("image"), model.get("views")];
+  const sameKey = (a, b) => !!a && a.length === b.length && a.every((v, i) => v === b[i]);
+
   function mountView() {
     view?.destroy();
-    viewName = VIEW_NAMES.includes(model.get("view")) ? model.get("view") : "heatmap";
+    mounted = mountKey();
+    const wanted = model.get("view");
+    viewName = offeredViews().includes(wanted) && VIEWS[wanted] ? wanted : "heatmap";
     const spec = VIEWS[viewName];
     view = spec.mount(viewBox, dataOf(spec.data, model.get(spec.trait)), {
-      theme, lut, tokens: tokens(), causal: !!model.get("is_causal"), threshold: model.get("threshold") ?? 0,
-      scale: model.get("color_scale") ?? "linear",
+      theme, lut, tokens: tokens(), keyTokens: keyTokens(), cross: isCross(), causal: !!model.get("is_causal"),
+      threshold: model.get("threshold") ?? 0, scale: model.get("color_scale") ?? "linear",
+      picture: viewName === "image" ? dataOf(pictureData, model.get("image")) : null,
     }, callbacks[viewName]);
     view.setHovered(model.get("hovered_token") ?? null);
     view.setSelected(model.get("selected_tokens") ?? []);
+    toolbar.setViews(offeredViews());
     toolbar.setView(viewName);
+  }
+
+  /** Remount the view if what it was mounted with changed (idempotent within one batch of changes). */
+  function remountView() {
+    if (!sameKey(mounted, mountKey())) mountView();
+  }
+
+  function showParts() {
+    toolbar.setParts(model.get("parts") ?? [], model.get("part") ?? null);
+    toolbar.setRollout(!isCross());
   }
 
   function exportPNG() {
     const head = model.get("head");
-    const name = `attention-${viewName}-L${model.get("layer") ?? 0}-${head == null ? "mean" : `H${head}`}.png`;
+    const part = model.get("part") ? `${model.get("part")}-` : "";
+    const name = `attention-${part}${viewName}-L${model.get("layer") ?? 0}-${head == null ? "mean" : `H${head}`}.png`;
     return downloadPNG(view.toCanvas(), name);
   }
 
@@ -140,9 +177,12 @@ function render({ model, el }) {
     else model.send({ type: "png", request_id, error: "the page could not encode the canvas as PNG" });
   }
 
-  on("change:view", mountView);
-  on("change:tokens", () => { mountGridView(); mountView(); });
-  on("change:is_causal", mountView);
+  on("change:view", remountView);
+  on("change:tokens", () => { mountGridView(); remountView(); });
+  for (const name of ["key_tokens", "is_causal", "image", "views"]) on(`change:${name}`, remountView);
+  on("change:is_cross", () => { showParts(); remountView(); });
+  on("change:part", () => { showParts(); remountView(); });
+  on("change:parts", showParts);
   on("change:grid_data", () => grid.update(dataOf(gridData, model.get("grid_data"))));
   on("change:layer", () => grid.select(model.get("layer"), model.get("head") ?? null));
   on("change:head", () => grid.select(model.get("layer"), model.get("head") ?? null));
@@ -179,6 +219,7 @@ function render({ model, el }) {
   });
 
   toolbar.setThreshold(model.get("threshold"));
+  showParts();
   toolbar.setHeatmapKind(model.get("heatmap_kind") ?? null);
   toolbar.setScale(model.get("color_scale") ?? null);
   toolbar.setTextSource(model.get("text_source") ?? null);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import * as layout from "../src/layout.js";
 import {
   binMax, cellOrigin, clampWindow, fitPositions, gridCellSize, gridLayout, hitGrid, hitMatrix, isPlaced, labelIndices,
   matrixLayout, nearestPoint, panWindow, placedIndices, rowAt, thinStep, tileIndex, truncateLabel, visibleText, zoomWindow,
@@ -147,5 +148,16 @@ describe("visible text", () => {
     expect(visibleText("a\tb\r")).toBe("a⇥b␍");
     expect(visibleText("<img src=x>")).toBe("<img src=x>");
     expect(visibleText(null)).toBe("");
+  });
+});
+
+describe("matrix plot size", () => {
+  it("is square for self-attention and keeps square cells for a rectangle", () => {
+    const { matrixSize } = layout;
+    expect(matrixSize(12, 12, 420)).toEqual({ width: 420, height: 420 });
+    expect(matrixSize(6, 8, 420)).toEqual({ width: 420, height: 315 });
+    expect(matrixSize(8, 6, 420)).toEqual({ width: 315, height: 420 });
+    expect(matrixSize(1, 300, 420)).toEqual({ width: 420, height: 96 }); // flat: a readable band
+    expect(matrixSize(1, 300, 60)).toEqual({ width: 60, height: 60 });
   });
 });

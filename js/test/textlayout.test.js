@@ -175,3 +175,18 @@ describe("minimap", () => {
     expect(minimapScroll(layout, 299, 3, 100)).toBe(2000 - 100);
   });
 });
+
+describe("paragraph ends (cross-attention: target text, then source text)", () => {
+  it("starts the tokens after a paragraph end two lines down", () => {
+    const layout = lay(["Die", " Katze", "The", " cat"], { breakAfter: [1] });
+    expect(lineOf(layout)).toEqual([0, 0, 2, 2]);
+    expect(xOf(layout)).toEqual([0, 30, 0, 30]);
+    expect(layout.lines).toBe(3);
+    expect(lineTokens(layout, 1)).toEqual([2, 2]); // the blank line between
+    expect(tokenAt(layout, 5, 45)).toBe(2);
+  });
+
+  it("does not add a break to a token that already ends with newlines", () => {
+    expect(lineOf(lay(["a\n\n", "b"], { breakAfter: [0] }))).toEqual([0, 2]);
+  });
+});

@@ -21,6 +21,7 @@ sys.path.insert(0, str(HERE))  # harness_data sits beside this file; importable 
 sys.path.insert(0, str(HERE.parents[1] / "tools"))  # the Jupyter / Chromium runner shared with benchmarks
 import jupyter_run  # noqa: E402
 from harness_data import make_state  # noqa: E402
+from kernel_bridge import KernelBridge  # noqa: E402
 
 ROOT = HERE.parents[1]
 JS = ROOT / "js"
@@ -142,4 +143,33 @@ def mount(browser_context, server):
     yield _mount
     for page in pages:
         page.close()
+    assert browser_context.blocked_requests == [], "requests left 127.0.0.1/data:/blob:"
+
+
+@pytest.fixture
+def mount_kernel(browser_context, server):
+    """mount_kernel(widget, css=None) -> page: a real AttentionWidget behind the harness page (see
+    kernel_bridge.py): the page starts from the widget's state, what it saves or sends goes to the
+    widget, and the widget's changes come back. ``page.bridge`` is the KernelBridge."""
+    pages = []
+
+    def _mount(widget, css: dict | None = None):
+        page = browser_context.new_page()
+        pages.append(page)
+        bridge = KernelBridge(widget)
+        page.expose_function("__kernel", bridge.receive)
+        page.goto(server + "/")
+        page.wait_for_function("window.harnessReady === true")
+        if css:
+            page.evaluate("""css => { for (const [name, value] of Object.entries(css))
+                document.body.style.setProperty(name, value); }""", css)
+        page.evaluate("state => window.mountWidget(state)", bridge.sent)
+        page.bridge = bridge
+        return page
+
+    yield _mount
+    for page in pages:
+        errors = page.evaluate("window.__kernelErrors ?? []")
+        page.close()
+        assert errors == [], errors
     assert browser_context.blocked_requests == [], "requests left 127.0.0.1/data:/blob:"

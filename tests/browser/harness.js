@@ -19,24 +19,61 @@ function revive(value) {
   return value;
 }
 
+/** Bytes of an ArrayBuffer, typed array or DataView. */
+const bytesOf = (b) => (b instanceof ArrayBuffer ? new Uint8Array(b) : new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
+
+/** Bytes -> base64 (in chunks: a PNG has more bytes than a call may take arguments). */
+function toBase64(bytes) {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode(...bytes.subarray(i, i + 8192));
+  return btoa(text);
+}
+
 class FakeModel {
   constructor(state) {
     this.state = { ...state };
     this.listeners = new Map();
     this.calls = { set: [], save: 0, send: [], buffers: [] };
+    this.pending = {}; // values set since the last save_changes (what a kernel would receive)
+    this.inFlight = 0; // kernel round trips not answered yet
   }
   get(name) { return this.state[name]; }
   set(name, value) {
     this.calls.set.push([name, value]);
+    this.pending[name] = value;
     this.state[name] = value;
     this.emit(`change:${name}`);
   }
-  save_changes() { this.calls.save += 1; }
+  save_changes() {
+    this.calls.save += 1;
+    const changes = this.pending;
+    this.pending = {};
+    this.toKernel({ state: changes });
+  }
   /** anywidget's model.send(content, callbacks, buffers); buffers are recorded as byte arrays. */
   send(message, callbacks, buffers) {
     this.calls.send.push(message);
-    this.calls.buffers.push((buffers ?? []).map((b) => Array.from(
-      b instanceof ArrayBuffer ? new Uint8Array(b) : new Uint8Array(b.buffer, b.byteOffset, b.byteLength))));
+    this.calls.buffers.push((buffers ?? []).map((b) => Array.from(bytesOf(b))));
+    if (typeof window.__kernel === "function") {
+      this.toKernel({ msg: message, buffers: (buffers ?? []).map((b) => toBase64(bytesOf(b))) });
+    }
+  }
+  /** With a Python widget behind the page (tests/browser/kernel_bridge.py): send, then apply its answer. */
+  toKernel(payload) {
+    if (typeof window.__kernel !== "function") return;
+    this.inFlight += 1;
+    window.__kernel(payload).then((answer) => {
+      this.kernelUpdate(answer.state);
+      for (const { content, buffers } of answer.messages) {
+        this.emit("msg:custom", revive(content), buffers.map((b) => unalignedView(b)));
+      }
+    }).catch((error) => { window.__kernelErrors = [...(window.__kernelErrors ?? []), String(error)]; })
+      .finally(() => { this.inFlight -= 1; });
+  }
+  /** Several kernel changes at once: every value first, then the change events (as Backbone does). */
+  kernelUpdate(changes) {
+    for (const [name, value] of Object.entries(changes)) this.state[name] = revive(value);
+    for (const name of Object.keys(changes)) this.emit(`change:${name}`);
   }
   on(event, handler) {
     if (!this.listeners.has(event)) this.listeners.set(event, new Set());

@@ -56,3 +56,22 @@ def make_state(**overrides) -> dict:
     }
     state.update(overrides)
     return state
+
+
+def image_state(values: np.ndarray | None = None, token: int = 0, rows: int = 3, cols: int = 4) -> dict:
+    """Overrides of make_state for the image view: a 48 x 64 picture, [CLS] + rows x cols patch tokens,
+    and the focused token's row over the patches (``values``, default uniform) and over [CLS]."""
+    y, x = np.mgrid[0:48, 0:64]
+    picture = np.stack([x * 4, y * 5, np.full_like(x, 96)], axis=-1).astype(np.uint8)
+    values = np.full((rows, cols), 1.0 / (rows * cols + 1), np.float32) if values is None else values
+    tokens = ["[CLS]"] + [f"patch {r},{c}" for r in range(rows) for c in range(cols)]
+    return {"tokens": tokens, "view": "image", "is_causal": False,
+            "views": ["heatmap", "text", "lines", "graph", "rollout", "image"],
+            "image": {"picture": wire(picture), "grid": [rows, cols], "patch_start": 1},
+            "image_data": image_row(values, token)}
+
+
+def image_row(values: np.ndarray, token: int, others=(0.1,), source: str = "attention") -> dict:
+    """An image_data value: ``values`` [rows, cols] over the patches, ``others`` over [CLS]."""
+    return {"token": token, "values": wire(np.asarray(values, np.float32)),
+            "others": wire(np.asarray(others, np.float32)), "source": source, "note": f"{source} of token {token}"}

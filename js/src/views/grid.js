@@ -1,8 +1,9 @@
 // Layer x head grid of pooled attention thumbnails, plus a layer-mean column.
 //
-// data: {thumbs: uint8 [L, H, s, s], layer_mean: uint8 [L, s, s], color_by: float32 [L, H] | null,
+// data: {thumbs: uint8 [L, H, sq, sk], layer_mean: uint8 [L, sq, sk], color_by: float32 [L, H] | null,
 //        ready: uint8 [L] | null} (decoded arrays {data, shape, dtype}); a layer whose ready flag is 0
-//        is still being computed in the kernel: its cells are drawn as placeholders.
+//        is still being computed in the kernel: its cells are drawn as placeholders. Thumbnails are
+//        square (sq = sk) for self-attention; cross-attention's rectangles are stretched to the cells.
 // options: {theme, lut, layer, head, numTokens, maxWidth, maxHeight}
 // callbacks: {select(layer, head | null)}
 
@@ -16,14 +17,14 @@ const GAP = 3;
 
 /** Paint every thumbnail into one offscreen canvas: row = layer, column = head (+ mean). */
 function paintAtlas(thumbs, layerMean, lut) {
-  const [layers, heads, size] = thumbs.shape;
-  const width = (heads + 1) * size;
-  const image = new ImageData(width, layers * size);
+  const [layers, heads, rows, cols] = thumbs.shape;
+  const width = (heads + 1) * cols;
+  const image = new ImageData(width, layers * rows);
   const put = (source, offset, layer, col) => {
-    for (let y = 0; y < size; y++) {
-      for (let x = 0; x < size; x++) {
-        const k = source[offset + y * size + x] * 4;
-        const p = ((layer * size + y) * width + col * size + x) * 4;
+    for (let y = 0; y < rows; y++) {
+      for (let x = 0; x < cols; x++) {
+        const k = source[offset + y * cols + x] * 4;
+        const p = ((layer * rows + y) * width + col * cols + x) * 4;
         image.data[p] = lut[k];
         image.data[p + 1] = lut[k + 1];
         image.data[p + 2] = lut[k + 2];
@@ -32,12 +33,12 @@ function paintAtlas(thumbs, layerMean, lut) {
     }
   };
   for (let layer = 0; layer < layers; layer++) {
-    for (let head = 0; head < heads; head++) put(thumbs.data, (layer * heads + head) * size * size, layer, head);
-    if (layerMean) put(layerMean.data, layer * size * size, layer, heads);
+    for (let head = 0; head < heads; head++) put(thumbs.data, (layer * heads + head) * rows * cols, layer, head);
+    if (layerMean) put(layerMean.data, layer * rows * cols, layer, heads);
   }
   const canvas = document.createElement("canvas");
   canvas.width = width;
-  canvas.height = layers * size;
+  canvas.height = layers * rows;
   canvas.getContext("2d").putImageData(image, 0, 0);
   return canvas;
 }
@@ -69,14 +70,14 @@ export function mountGrid(parent, data, options, callbacks = {}) {
   const isReady = (layer) => !current.ready || current.ready.data[layer] !== 0;
 
   function drawBase() {
-    const { grid, atlas, scores, size } = current;
+    const { grid, atlas, scores, rows, cols } = current;
     stack.resize(grid.width + 12, grid.height + 2); // room for the centred "mean" header
     stack.box.dataset.geometry = JSON.stringify({ cell: grid.cell, layers: grid.layers, heads: grid.heads,
       rows: Array.from({ length: grid.layers }, (_, l) => grid.rowY(l)),
       columns: Array.from({ length: grid.heads + 1 }, (_, c) => grid.columnX(c)) });
     const ctx = stack.baseCtx;
     stack.clear(ctx);
-    ctx.imageSmoothingEnabled = size > grid.cell;
+    ctx.imageSmoothingEnabled = Math.max(rows, cols) > grid.cell;
     const pending = hatchPattern(ctx, withAlpha(theme.muted, 0.6));
     for (let layer = 0; layer < grid.layers; layer++) {
       for (let col = 0; col <= grid.heads; col++) {
@@ -89,7 +90,7 @@ export function mountGrid(parent, data, options, callbacks = {}) {
           ctx.fillRect(x, y, grid.cell, grid.cell);
           continue;
         }
-        ctx.drawImage(atlas, col * size, layer * size, size, size, x, y, grid.cell, grid.cell);
+        ctx.drawImage(atlas, col * cols, layer * rows, cols, rows, x, y, grid.cell, grid.cell);
         if (scores && col < grid.heads) {
           const k = Math.round(scores[layer * grid.heads + col] * 255) * 4;
           ctx.strokeStyle = `rgb(${borderLUT[k]},${borderLUT[k + 1]},${borderLUT[k + 2]})`;
@@ -159,10 +160,10 @@ export function mountGrid(parent, data, options, callbacks = {}) {
       drawOverlay();
       return;
     }
-    const [layers, heads, size] = next.thumbs.shape;
+    const [layers, heads, rows, cols] = next.thumbs.shape;
     const scores = next.color_by ? normalise(next.color_by.data) : null;
     current = { grid: layout(layers, heads), atlas: paintAtlas(next.thumbs, next.layer_mean, options.lut),
-      scores, raw: next.color_by, ready: next.ready ?? null, size };
+      scores, raw: next.color_by, ready: next.ready ?? null, rows, cols };
     drawBase();
   }
 

@@ -4,13 +4,15 @@
 //   The matrix covers query tokens row0..row0+n_rows and key tokens col0..col0+n_cols;
 //   r < n_rows (or c < n_cols) means the tile is pooled, each cell covering several tokens.
 //   title names what is shown ("layer 15, mean of heads"); drawn above the matrix.
-// options: {theme, lut, tokens, causal, size, scale: "linear" | "log" | "no_sink"}
+// options: {theme, lut, tokens, keyTokens?, cross?, causal, size, scale: "linear" | "log" | "no_sink"}
+//   tokens label the rows (queries), keyTokens the columns (keys; default: tokens). Cross-attention
+//   (cross: true) is a rectangle: target tokens down, source tokens across, cells kept square.
 // Labels read "index token"; a colour bar on the right shows the scale.
 // callbacks: {hover(query|null, key|null), window({row0, col0, rows, cols}), click(query, key)}
 
 import { withAlpha } from "../colors.js";
 import {
-  cellOrigin, clampWindow, hitMatrix, labelIndices, matrixLayout, panWindow, sameWindow,
+  cellOrigin, clampWindow, hitMatrix, labelIndices, matrixLayout, matrixSize, panWindow, sameWindow,
   thinStep, tileIndex, truncateLabel, visibleText, zoomWindow,
 } from "../layout.js";
 import { scaleFor } from "../scale.js";
@@ -29,6 +31,9 @@ export function tokenLabel(tokens, i, chars = LABEL_CHARS) {
 export function mountHeatmap(parent, data, options, callbacks = {}) {
   const { theme } = options;
   const tokens = options.tokens ?? [];
+  const keyTokens = options.keyTokens ?? tokens;
+  const cross = !!options.cross;
+  const [rowName, colName] = cross ? ["target", "source"] : ["query", "key"];
   const listeners = createListeners();
   const size = options.size ?? 420;
   const stack = createStack(parent, { name: "heatmap", width: size, height: size });
@@ -48,21 +53,23 @@ export function mountHeatmap(parent, data, options, callbacks = {}) {
   let scale = null;
 
   const total = () => {
-    const n = tokens.length || (tile ? Math.max(tile.row0 + tile.n_rows, tile.col0 + tile.n_cols) : 1);
-    return { rows: n, cols: n };
+    const extent = tile ? Math.max(tile.row0 + tile.n_rows, tile.col0 + tile.n_cols) : 1;
+    return { rows: tokens.length || tile?.n_queries || extent, cols: keyTokens.length || tile?.n_keys || extent };
   };
 
-  function margins() {
+  function margin(labels) {
     const ctx = stack.baseCtx;
     setFont(ctx, 11, theme.monoFamily);
     let widest = 0;
-    for (let i = 0; i < Math.min(tokens.length, 2000); i++) {
-      widest = Math.max(widest, ctx.measureText(tokenLabel(tokens, i)).width);
+    for (let i = 0; i < Math.min(labels.length, 2000); i++) {
+      widest = Math.max(widest, ctx.measureText(tokenLabel(labels, i)).width);
     }
     return Math.ceil(Math.min(120, Math.max(24, widest + 10)));
   }
-  const margin = margins();
-  stack.resize(margin + size + BAR, TITLE + margin + size + 6);
+  const marginLeft = margin(tokens);
+  const marginTop = cross ? margin(keyTokens) : marginLeft;
+  const area = matrixSize(total().rows, total().cols, size);
+  stack.resize(marginLeft + area.width + BAR, TITLE + marginTop + area.height + 6);
 
   function drawLabels(ctx) {
     const { view: win, cellW, cellH, left, top } = plot;
@@ -75,7 +82,7 @@ export function mountHeatmap(parent, data, options, callbacks = {}) {
       ctx.save();
       ctx.translate(x, y);
       if (rotate) ctx.rotate(-Math.PI / 2);
-      ctx.fillText(tokenLabel(tokens, i), 0, 0);
+      ctx.fillText(tokenLabel(rotate ? keyTokens : tokens, i), 0, 0);
       ctx.restore();
     };
     ctx.textAlign = "right";
@@ -110,9 +117,9 @@ export function mountHeatmap(parent, data, options, callbacks = {}) {
     const ctx = stack.baseCtx;
     stack.clear(ctx);
     if (!view) return drawOverlay();
-    plot = matrixLayout({ left: margin, top: TITLE + margin, width: size, height: size, view });
+    plot = matrixLayout({ left: marginLeft, top: TITLE + marginTop, width: area.width, height: area.height, view });
     stack.box.dataset.geometry = JSON.stringify({ left: plot.left, top: plot.top, cellW: plot.cellW,
-      cellH: plot.cellH, ...view });
+      cellH: plot.cellH, width: plot.width, height: plot.height, total: total(), cross, ...view });
     ctx.save();
     ctx.beginPath();
     ctx.rect(plot.left, plot.top, plot.width, plot.height);
@@ -155,7 +162,7 @@ export function mountHeatmap(parent, data, options, callbacks = {}) {
     setFont(ctx, 10, theme.fontFamily);
     ctx.fillStyle = theme.muted;
     ctx.textAlign = "right";
-    ctx.fillText("query ↓  key →", plot.left + plot.width, 4);
+    ctx.fillText(`${rowName} ↓  ${colName} →`, plot.left + plot.width, 4);
   }
 
   function band(ctx, row, col, color) {
@@ -173,7 +180,7 @@ export function mountHeatmap(parent, data, options, callbacks = {}) {
     ctx.beginPath();
     ctx.rect(plot.left, plot.top, plot.width, plot.height);
     ctx.clip();
-    if (hoveredToken != null && !hover) band(ctx, hoveredToken, hoveredToken, withAlpha(theme.highlight, 0.25));
+    if (hoveredToken != null && !hover) band(ctx, hoveredToken, cross ? null : hoveredToken, withAlpha(theme.highlight, 0.25));
     if (hover) {
       band(ctx, hover.row, hover.col, withAlpha(theme.accent, 0.18));
       const { x, y } = cellOrigin(plot, hover.row, hover.col);
@@ -207,8 +214,8 @@ export function mountHeatmap(parent, data, options, callbacks = {}) {
     const changed = (next?.row ?? null) !== (hover?.row ?? null) || (next?.col ?? null) !== (hover?.col ?? null);
     hover = next;
     if (next && point) {
-      const text = `query ${next.row}: ${visibleText(tokens[next.row])}\nkey ${next.col}: ${visibleText(tokens[next.col])}\n` +
-        weightText(next.row, next.col);
+      const text = `${rowName} ${next.row}: ${visibleText(tokens[next.row])}\n` +
+        `${colName} ${next.col}: ${visibleText(keyTokens[next.col])}\n${weightText(next.row, next.col)}`;
       tooltip.show(text, point.x, point.y);
     } else {
       tooltip.hide();

@@ -4,8 +4,9 @@
 //   direction "from": row `token` (what the token attends to), lines left token -> every right key;
 //   direction "to": column `token` (what attends to it), lines every left query -> right token.
 //   heads lists the head index of each weights row ([] or null: one row, the mean over heads).
-// options: {theme, tokens, width, maxHeight}
-// callbacks: {hover(token|null, side "from"|"to"|null), click(token)}
+// options: {theme, tokens, keyTokens?, cross?, width, maxHeight}: tokens on the left (queries), keyTokens
+//   on the right (keys; default tokens). Cross-attention: target tokens left, source tokens right.
+// callbacks: {hover(token|null, side "from"|"to"|null), click(token, side)}
 
 import { headColor, withAlpha } from "../colors.js";
 import { labelIndices, rowAt, thinStep, truncateLabel, visibleText } from "../layout.js";
@@ -18,7 +19,10 @@ const MAX_HEIGHT = 2400;
 export function mountLines(parent, data, options, callbacks = {}) {
   const { theme } = options;
   const tokens = options.tokens ?? [];
-  const count = tokens.length;
+  const keyTokens = options.keyTokens ?? tokens;
+  const cross = !!options.cross;
+  const counts = { from: tokens.length, to: keyTokens.length }; // rows of the left and right columns
+  const count = Math.max(counts.from, counts.to);
   const width = options.width ?? 420;
   // Fit maxHeight; long sequences may grow to MAX_HEIGHT, beyond that rows get thinner than a pixel.
   const fit = ((options.maxHeight ?? 560) - LEGEND - 2 * PAD) / Math.max(count, 1);
@@ -28,7 +32,8 @@ export function mountLines(parent, data, options, callbacks = {}) {
   const rightEdge = width - leftEdge;
   const listeners = createListeners();
   const stack = createStack(parent, { name: "lines", width, height: top + count * lineHeight + PAD });
-  stack.box.dataset.geometry = JSON.stringify({ leftEdge, rightEdge, top, lineHeight, count });
+  stack.box.dataset.geometry = JSON.stringify({ leftEdge, rightEdge, top, lineHeight, count, left: counts.from,
+    right: counts.to });
   const tooltip = createTooltip(stack.box, theme);
 
   let current = null;
@@ -64,7 +69,7 @@ export function mountLines(parent, data, options, callbacks = {}) {
     ctx.lineWidth = rows > 1 ? 1.5 : 2;
     for (let k = 0; k < rows; k++) {
       ctx.strokeStyle = heads.length ? headColor(heads[k]) : theme.accent;
-      for (let j = 0; j < Math.min(n, count); j++) {
+      for (let j = 0; j < Math.min(n, direction === "to" ? counts.from : counts.to); j++) {
         const w = weights.data[k * n + j];
         if (!(w > 0.004)) continue;
         ctx.globalAlpha = Math.min(1, w);
@@ -82,13 +87,18 @@ export function mountLines(parent, data, options, callbacks = {}) {
     setFont(ctx, fontSize, theme.monoFamily);
     ctx.textBaseline = "middle";
     const step = thinStep(lineHeight, fontSize + 1);
+    const text = (list, i) => `${i} ${truncateLabel(list[i], Math.max(1, 17 - String(i).length))}`;
     for (const i of labelIndices(0, count, step)) {
-      ctx.fillStyle = selected.has(i) ? theme.accent : theme.foreground;
-      const text = `${i} ${truncateLabel(tokens[i], Math.max(1, 17 - String(i).length))}`;
-      ctx.textAlign = "right";
-      ctx.fillText(text, leftEdge - 4, rowY(i));
-      ctx.textAlign = "left";
-      ctx.fillText(text, rightEdge + 4, rowY(i));
+      if (i < counts.from) {
+        ctx.fillStyle = selected.has(i) ? theme.accent : theme.foreground;
+        ctx.textAlign = "right";
+        ctx.fillText(text(tokens, i), leftEdge - 4, rowY(i));
+      }
+      if (i < counts.to) {
+        ctx.fillStyle = selected.has(i) && !cross ? theme.accent : theme.foreground;
+        ctx.textAlign = "left";
+        ctx.fillText(text(keyTokens, i), rightEdge + 4, rowY(i));
+      }
     }
   }
 
@@ -111,7 +121,7 @@ export function mountLines(parent, data, options, callbacks = {}) {
     const ctx = stack.overlayCtx;
     stack.clear(ctx);
     const mark = (i, side) => {
-      if (i == null || i < 0 || i >= count) return;
+      if (i == null || i < 0 || i >= counts[side]) return;
       ctx.strokeStyle = theme.highlight;
       ctx.lineWidth = 2;
       const x = side === "to" ? rightEdge : 0;
@@ -121,13 +131,13 @@ export function mountLines(parent, data, options, callbacks = {}) {
       mark(pointer.token, pointer.side);
     } else if (hoveredToken != null) {
       mark(hoveredToken, "from");
-      mark(hoveredToken, "to");
+      if (!cross) mark(hoveredToken, "to"); // a hovered token is a query: a target token, left only
     }
   }
 
   function hitAt(point) {
     const side = point.x < width / 2 ? "from" : "to";
-    const token = rowAt(point.y, top, lineHeight, count);
+    const token = rowAt(point.y, top, lineHeight, counts[side]);
     return token == null ? null : { token, side };
   }
 
@@ -135,8 +145,9 @@ export function mountLines(parent, data, options, callbacks = {}) {
     const point = localPoint(event, stack.base);
     const hit = hitAt(point);
     if (hit) {
-      const role = hit.side === "from" ? "query" : "key";
-      tooltip.show(`${role} ${hit.token}: ${visibleText(tokens[hit.token])}`, point.x, point.y);
+      const role = hit.side === "from" ? (cross ? "target" : "query") : (cross ? "source" : "key");
+      const list = hit.side === "from" ? tokens : keyTokens;
+      tooltip.show(`${role} ${hit.token}: ${visibleText(list[hit.token])}`, point.x, point.y);
     } else {
       tooltip.hide();
     }
@@ -154,7 +165,7 @@ export function mountLines(parent, data, options, callbacks = {}) {
   });
   listeners.on(stack.base, "click", (event) => {
     const hit = hitAt(localPoint(event, stack.base));
-    if (hit) callbacks.click?.(hit.token);
+    if (hit) callbacks.click?.(hit.token, hit.side);
   });
 
   function update(next) {

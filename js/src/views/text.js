@@ -4,8 +4,11 @@
 // stay fast; hover feedback goes to the overlay canvas without any new layout.
 //
 // data: {values: decoded float [n] | null, token: int (focus), source: "attention"|"rollout"|"flow", note}
-// options: {theme, lut, tokens, scale: "linear"|"log"|"no_sink", width, height}
-// callbacks: {hover(token|null), click(token)}
+// options: {theme, lut, tokens, keyTokens?, cross?, scale: "linear"|"log"|"no_sink", width, height}
+//   Cross-attention (cross: true): the target tokens (tokens, the queries) come first, then a blank
+//   line and the source tokens (keyTokens), coloured by the focused target token's row (values [keys]);
+//   hovering or clicking a target token focuses or selects it, a source token only shows its weight.
+// callbacks: {hover(token|null), click(token)} (token: a query index)
 
 import { luminance, parseColor, withAlpha } from "../colors.js";
 import { visibleText } from "../layout.js";
@@ -60,6 +63,12 @@ function fitText(ctx, text, width) {
 export function mountText(parent, data, options, callbacks = {}) {
   const { theme, lut } = options;
   const tokens = options.tokens ?? [];
+  const cross = !!options.cross && Array.isArray(options.keyTokens);
+  const keyTokens = cross ? options.keyTokens : tokens;
+  // What is laid out: the tokens, or for cross-attention the targets then the sources (display index
+  // keyOffset + j is source token j; below keyOffset, display index = target token index).
+  const shown = cross ? [...tokens, ...keyTokens] : tokens;
+  const keyOffset = cross ? tokens.length : 0;
   const width = options.width ?? 560;
   const height = options.height ?? 420;
   const textWidth = width - MINIMAP - MINIMAP_GAP;
@@ -95,8 +104,9 @@ export function mountText(parent, data, options, callbacks = {}) {
     }
     return w;
   };
-  const drawn = tokens.map((t) => visibleText(t));
-  const layout = layoutTokens(tokens, measure, { width: textWidth - 2 * PAD_X, lineHeight: LINE_HEIGHT, gap: GAP });
+  const drawn = shown.map((t) => visibleText(t));
+  const layout = layoutTokens(shown, measure, { width: textWidth - 2 * PAD_X, lineHeight: LINE_HEIGHT, gap: GAP,
+    breakAfter: cross && tokens.length ? [tokens.length - 1] : [] });
   spacer.style.height = `${layout.height + 2 * PAD_Y}px`;
   const mini = minimapScale(layout.lines, viewHeight);
   const miniImage = document.createElement("canvas");
@@ -105,7 +115,7 @@ export function mountText(parent, data, options, callbacks = {}) {
 
   let current = null; // {values, token, source, note}
   let scale = null;
-  let indices = null; // LUT index per token, or null when uncoloured
+  let indices = null; // LUT index per displayed token (-1: uncoloured), or null when nothing is
   let scaleKind = options.scale ?? "linear";
   let hoveredToken = null;
   let selected = new Set();
@@ -118,14 +128,17 @@ export function mountText(parent, data, options, callbacks = {}) {
     layout.widths[i], LINE_HEIGHT - 2 * BOX_INSET];
   const isVisible = (i) => visible && i >= 0 && i < layout.count &&
     layout.line[i] >= visible.first && layout.line[i] <= visible.last;
-  const valueOf = (i) => (current?.values && i < current.values.data.length ? current.values.data[i] : null);
+  const valueOf = (i) => (current?.values && i >= keyOffset && i - keyOffset < current.values.data.length
+    ? current.values.data[i - keyOffset] : null);
 
   function recolor() {
     const values = current?.values?.data;
     scale = values ? scaleFor(scaleKind, values) : null;
-    indices = values ? new Uint8Array(layout.count) : null;
+    indices = values ? new Int16Array(layout.count).fill(cross ? -1 : 0) : null;
     if (!values) return;
-    for (let i = 0; i < Math.min(layout.count, values.length); i++) indices[i] = Math.round(scale.t(values[i]) * 255);
+    for (let j = 0; j < Math.min(layout.count - keyOffset, values.length); j++) {
+      indices[keyOffset + j] = Math.round(scale.t(values[j]) * 255);
+    }
   }
 
   function renderMinimapImage() {
@@ -133,7 +146,7 @@ export function mountText(parent, data, options, callbacks = {}) {
     let pooled = null;
     if (indices) {
       pooled = new Float32Array(layout.count);
-      for (let i = 0; i < layout.count; i++) pooled[i] = indices[i] / 255;
+      for (let i = 0; i < layout.count; i++) pooled[i] = Math.max(0, indices[i]) / 255;
     }
     const grid = minimapGrid(layout, pooled, { cols: MINIMAP, rows, rowHeight: mini.rowHeight, textWidth: textWidth - 2 * PAD_X });
     const image = new ImageData(MINIMAP, rows);
@@ -284,7 +297,8 @@ export function mountText(parent, data, options, callbacks = {}) {
   }
 
   function describe(i) {
-    const head = `token ${i}: ${visibleText(tokens[i])}`;
+    const head = !cross ? `token ${i}: ${visibleText(tokens[i])}`
+      : i < keyOffset ? `target ${i}: ${visibleText(tokens[i])}` : `source ${i - keyOffset}: ${visibleText(keyTokens[i - keyOffset])}`;
     const value = valueOf(i);
     return value == null ? head : `${head}\n${current.source} ${value.toFixed(4)}`;
   }
@@ -297,8 +311,8 @@ export function mountText(parent, data, options, callbacks = {}) {
   const pointerToken = trackTokenPointer(listeners, scroller, shiftedTooltip, {
     hitAt: (point) => tokenAt(layout, point.x, point.y, { left: PAD_X, top: PAD_Y - scrollTop }),
     describe,
-    changed: (hit) => { drawOverlay(); callbacks.hover?.(hit); },
-    click: (hit) => callbacks.click?.(hit),
+    changed: (hit) => { drawOverlay(); callbacks.hover?.(hit != null && cross && hit >= keyOffset ? null : hit); },
+    click: (hit) => { if (!(cross && hit >= keyOffset)) callbacks.click?.(hit); },
   });
 
   function onScroll() {
