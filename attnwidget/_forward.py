@@ -86,10 +86,12 @@ def forward_kwargs(model, ids, attention_mask) -> dict:
     return kwargs
 
 
-def run(model, method, store_dtype, forward, part_of=None) -> Recording:
+def run(model, method, store_dtype, forward, part_of=None, attention_mask=None) -> Recording:
     """Record one forward (``forward(output_attentions)`` runs the model) with the recorder for
     ``method``; the weights fallback's result is checked, retried in eager attention when it fails
-    (as loading with ``attn_implementation="eager"`` would), and refused when that fails too."""
+    (as loading with ``attn_implementation="eager"`` would), and refused when that fails too.
+    ``attention_mask`` (``[1, n]``, 0 for padding): padded query rows see no real key, so the causal check
+    skips them (eager gives them some weight everywhere; the views do not read them)."""
     use_qk = method == "qk" or (method == "auto" and model._can_set_attn_implementation())
     if method == "qk" and not model._can_set_attn_implementation():
         raise UnsupportedAttentionError(
@@ -107,20 +109,20 @@ def run(model, method, store_dtype, forward, part_of=None) -> Recording:
             qk_refusal = refusal
         else:
             if recording.records or method == "qk":
-                return checked(model, recording, method)
+                return checked(model, recording, method, attention_mask)
     with record_weights(model) as recording:
         forward(True)
     if qk_refusal is not None and not recording.records:
         raise qk_refusal
     try:
-        return checked(model, recording, method)
+        return checked(model, recording, method, attention_mask)
     except UnsupportedAttentionError as refusal:
         if all(impl == "eager" for _, impl in _implementations(model)):
             raise
         with forced_eager(model), record_weights(model) as retry:
             forward(True)
         try:
-            return checked(model, retry, method)
+            return checked(model, retry, method, attention_mask)
         except UnsupportedAttentionError:
             advice = ("Use method='auto' (the default): this model's attention goes through transformers' attention "
                       "interface, where attnwidget records queries and keys exactly."
@@ -145,7 +147,7 @@ def forced_eager(model):
             config._attn_implementation = implementation
 
 
-def check_returned_weights(model, recording: Recording) -> None:
+def check_returned_weights(model, recording: Recording, attention_mask=None) -> None:
     """The weights fallback takes what the model returns as attention: refuse anything that is not
     (non-finite or negative entries, rows not summing to 1, weight on later tokens of a causal model),
     naming the layer. T5's encoder returns its position bias there and Falcon under sdpa returns
@@ -166,7 +168,7 @@ def check_returned_weights(model, recording: Recording) -> None:
             problem = f"negative values (min {float(w.min()):.3g})"
         elif float((sums - 1).abs().max()) > tolerance:
             problem = f"rows summing to {float(sums.min()):.3g}..{float(sums.max()):.3g}, not 1"
-        elif causal and w.shape[-1] > 1 and bool(torch.triu(w, 1).any()):
+        elif causal and w.shape[-1] > 1 and bool(_real_rows(torch.triu(w, 1), attention_mask).any()):
             problem = "weight on later tokens, although the model is causal"
         else:
             continue
@@ -177,8 +179,16 @@ def check_returned_weights(model, recording: Recording) -> None:
         )
 
 
-def checked(model, recording: Recording, method: str) -> Recording:
-    check_returned_weights(model, recording)
+def _real_rows(w: torch.Tensor, attention_mask) -> torch.Tensor:
+    """The query rows of real tokens (all rows without a padding mask)."""
+    if attention_mask is None:
+        return w
+    real = attention_mask.reshape(-1).bool()
+    return w[:, real] if real.numel() == w.shape[1] else w
+
+
+def checked(model, recording: Recording, method: str, attention_mask=None) -> Recording:
+    check_returned_weights(model, recording, attention_mask)
     if not recording.records:
         found = attention_modules(model)
         advice = ("; its attention does not go through transformers' attention interface: use "
@@ -211,12 +221,13 @@ def generate(model, encoded, steps: int) -> torch.Tensor:
     return out.cpu()
 
 
-def is_causal(model, records) -> bool:
+def is_causal(model, records, attention_mask=None) -> bool:
     qk = [r for r in records if isinstance(r, QKRecord)]
     if qk:
         return any(r.causal for r in qk) or bool(getattr(model.config, "is_decoder", False))
-    # Returned weights: causal when no query attends to a later key in any layer.
-    return all(bool((torch.triu(r.weights, diagonal=1) == 0).all()) for r in records) and records[0].weights.shape[-1] > 1
+    # Returned weights: causal when no real query (padding rows aside) attends to a later key in any layer.
+    return (records[0].weights.shape[-1] > 1
+            and all(not bool(_real_rows(torch.triu(r.weights, diagonal=1), attention_mask).any()) for r in records))
 
 
 def model_name(model) -> str:

@@ -347,23 +347,25 @@ def capture(model, tokenizer, inputs, *, target=None, generate: int = 0, attenti
             ids = generate_ids(model, encoded, int(generate))
         kwargs = forward_kwargs(model, ids, encoded.attention_mask)
         recording = run(model, method, store_dtype,
-                        lambda weights: model(**kwargs, output_attentions=True) if weights else model(**kwargs))
+                        lambda weights: model(**kwargs, output_attentions=True) if weights else model(**kwargs),
+                        attention_mask=encoded.attention_mask)
     release_free_memory()  # the forward's activations are freed; give their pages back
     readable, text, offsets = describe(tokenizer, encoded, ids[0])
     generated = np.zeros(ids.shape[1], dtype=bool)
     generated[encoded.ids.shape[1]:] = True
     return capture_of(recording, "self", token_ids=ids[0].numpy(), tokens=readable.tokens, offsets=offsets,
                       special=readable.special, generated=generated, partial=readable.partial, text=text,
-                      model_name=model_name(model), is_causal=None, model=model)
+                      model_name=model_name(model), is_causal=None, model=model,
+                      attention_mask=encoded.attention_mask)
 
 
-def capture_of(recording, part: str, *, is_causal, model=None, **fields) -> Capture:
+def capture_of(recording, part: str, *, is_causal, model=None, attention_mask=None, **fields) -> Capture:
     """The Capture of one part of a recording (``"self"`` for a plain model)."""
     records, masks, biases = _own(recording.ordered(part), recording.masks, recording.biases)
     first = records[0]
     num_heads = first.weights.shape[0] if isinstance(first, WeightsRecord) else first.query.shape[0]
     if is_causal is None:
-        is_causal = model_is_causal(model, records)
+        is_causal = model_is_causal(model, records, attention_mask)
     return Capture(records=records, masks=masks, biases=biases, is_causal=is_causal, num_heads=num_heads, **fields)
 
 

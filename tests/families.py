@@ -67,18 +67,18 @@ def _families():
             vocab_size=V, n_embd=32, n_layer=2, n_head=4, n_positions=128, **SPECIAL))),
         Family("falcon", "causal", lambda: _t("FalconForCausalLM", tf.FalconConfig(
             vocab_size=V, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-            new_decoder_architecture=False, alibi=False, **SPECIAL)), padding=False),
+            new_decoder_architecture=False, alibi=False, **SPECIAL))),
         Family("bloom", "causal", lambda: _t("BloomForCausalLM", tf.BloomConfig(
-            vocab_size=V, hidden_size=32, n_layer=2, n_head=4, **SPECIAL)), padding=False),
+            vocab_size=V, hidden_size=32, n_layer=2, n_head=4, **SPECIAL))),
         Family("mpt", "causal", lambda: _t("MptForCausalLM", tf.MptConfig(
-            vocab_size=V, d_model=32, n_layers=2, n_heads=4, max_seq_len=128, **SPECIAL)), padding=False),
+            vocab_size=V, d_model=32, n_layers=2, n_heads=4, max_seq_len=128, **SPECIAL))),
         # encoders
         Family("bert", "encoder", lambda: _t("BertModel", tf.BertConfig(**ENC))),
         Family("roberta", "encoder", lambda: _t("RobertaModel", tf.RobertaConfig(**{**ENC, "max_position_embeddings": 130}))),
         Family("modernbert", "encoder", lambda: _t("ModernBertModel", tf.ModernBertConfig(
             vocab_size=V, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
             max_position_embeddings=128, global_attn_every_n_layers=2, local_attention=4, **SPECIAL))),
-        Family("deberta_v2", "encoder", lambda: _t("DebertaV2Model", tf.DebertaV2Config(**ENC)), padding=False),
+        Family("deberta_v2", "encoder", lambda: _t("DebertaV2Model", tf.DebertaV2Config(**ENC))),
         Family("clip_text", "causal", lambda: _t("CLIPTextModel", tf.CLIPTextConfig(**clip_text))),
         Family("t5_encoder", "encoder", lambda: _t("T5EncoderModel", tf.T5Config(**t5))),
         # encoder-decoders

@@ -57,7 +57,18 @@ def _capture_text(name, model, eager, tokenizer, kind, padding):
         assert cap.is_causal == (kind == "causal")
         diff = _max_diff(cap, reference, real)
         assert diff <= TOL, f"{name} ({case}): {diff:.2e} from eager"
-        yield case, diff
+        yield case, diff, _method(cap)
+
+
+def _method(cap) -> str:
+    """How the capture was made, for the README's table."""
+    from attnwidget._recorder import WeightsRecord
+
+    if any(isinstance(r, WeightsRecord) for r in cap._records):
+        return "returned weights (checked)"
+    extras = ["T5 position-bias table"] if cap._biases else []
+    extras += ["per-head bias"] if any(m.dim() == 3 for m in cap._masks) else []
+    return "queries and keys" + (f" + {', '.join(extras)}" if extras else "")
 
 
 def _capture_seq2seq(name, model, eager, tokenizer):
@@ -85,7 +96,7 @@ def _capture_seq2seq(name, model, eager, tokenizer):
             diff = _max_diff(got, reference, rows)
             assert diff <= TOL, f"{name} ({case}) {part}: {diff:.2e} from eager"
             assert got.pattern(0).shape == (got.num_tokens, len(source) if part != "decoder" else n_target)
-            yield f"{case} {part}", diff
+            yield f"{case} {part}", diff, _method(got)
 
 
 def _capture_vision(name, model, eager, photo):
@@ -105,7 +116,7 @@ def _capture_vision(name, model, eager, photo):
     assert cap.num_tokens == cap.patch_start + rows * cols
     diff = _max_diff(cap, reference, np.ones(cap.num_tokens, bool))
     assert diff <= TOL, f"{name}: {diff:.2e} from eager"
-    yield "image", diff
+    yield "image", diff, _method(cap)
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
@@ -122,5 +133,7 @@ def test_family(name, byte_tokenizer, photo, record_property):
         results = list(_capture_vision(name, model, eager, photo))
     else:
         results = list(_capture_text(name, model, eager, byte_tokenizer, family.kind, family.padding))
-    record_property("max_diff", max(d for _, d in results))
+    record_property("max_diff", max(d for _, d, _ in results))
+    record_property("method", " / ".join(sorted({m for _, _, m in results})))
+    record_property("cases", ", ".join(sorted({c.split()[0] for c, _, _ in results})))
     assert results
