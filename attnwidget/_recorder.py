@@ -317,6 +317,9 @@ def record_qk(model, store_dtype: torch.dtype | None = None, part_of=None):
         try:
             with _eval_mode(model):
                 model.set_attn_implementation(name)
+                for config, implementation in saved:  # configs set_attn_implementation did not reach
+                    if implementation == original and config._attn_implementation != name:
+                        config._attn_implementation = name  # (EncoderDecoderModel's modules keep stale copies)
                 if model.config._attn_implementation != name:
                     raise UnsupportedAttentionError(
                         f"{type(model).__name__} refused to switch its attention implementation"

@@ -89,6 +89,9 @@ def _families():
         Family("bart", "seq2seq", lambda: _t("BartForConditionalGeneration", tf.BartConfig(**bart))),
         Family("marian", "seq2seq", lambda: _t("MarianMTModel", tf.MarianConfig(**bart))),
         Family("pegasus", "seq2seq", lambda: _t("PegasusForConditionalGeneration", tf.PegasusConfig(**bart))),
+        Family("bert2bert", "seq2seq", lambda: _t("EncoderDecoderModel", tf.EncoderDecoderConfig.from_encoder_decoder_configs(
+            tf.BertConfig(**ENC), tf.BertConfig(**ENC, is_decoder=True, add_cross_attention=True),
+            decoder_start_token_id=0, pad_token_id=2))),
         # vision
         Family("vit", "vision", lambda: _t("ViTModel", tf.ViTConfig(**IMG))),
         Family("deit", "vision", lambda: _t("DeiTModel", tf.DeiTConfig(**IMG))),
