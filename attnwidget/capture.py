@@ -321,6 +321,11 @@ def capture(model, tokenizer, inputs, *, target=None, generate: int = 0, attenti
 
         return capture_image(model, tokenizer, inputs, method=method, store_dtype=store_dtype)
     check_model(model, tokenizer)
+    if getattr(model, "main_input_name", "input_ids") == "pixel_values":
+        raise ArgumentError(
+            f"{type(model).__name__} reads images, not text: pass its image processor and an image, "
+            "capture(model, image_processor, image), e.g. AutoImageProcessor.from_pretrained(<the model's name>)."
+        )
     preload()  # the pattern engine's kernels load while the model runs
     from ._capture_seq2seq import capture_seq2seq, is_seq2seq
 
