@@ -32,7 +32,8 @@ class PageMessages:
             self._report(f"the page set {', '.join(sorted(sync_data))}", error)
             self.send_state(key=[k for k in sync_data if k in self.keys])
         else:
-            if self.error and sync_data.keys() & {"layer", "head", "view", "selected_tokens", "threshold", "part"}:
+            if self.error and sync_data.keys() & {"layer", "head", "view", "selected_tokens", "threshold", "part",
+                                                  "rollout_fusion", "discard_ratio"}:
                 self.error = ""
 
     def _report(self, what: str, error: Exception) -> None:

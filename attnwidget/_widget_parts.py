@@ -20,7 +20,7 @@ from ._checks import check_choice
 from ._summary import Summary, default_options, summary_for
 from ._widget_data import ViewData
 from ._engine import CROSS_ROLLOUT
-from .errors import ArgumentError
+from .errors import ArgumentError, ArgumentTypeError
 
 PARTS = ("encoder", "decoder", "cross")
 #: The part an encoder-decoder capture opens on: cross-attention, the view BertViz users come for.
@@ -91,13 +91,28 @@ def open_part(capture, name: str, tokens=None) -> PartState:
     return state
 
 
+def _key_tokens(state: PartState, key_tokens) -> list:
+    """``key_tokens`` checked as the key strings of a plain capture's cross-attention."""
+    if not state.is_cross:
+        raise ArgumentError("key_tokens= names the keys of cross-attention (the source's tokens); this capture "
+                            "is self-attention, whose keys are its tokens: leave key_tokens out.")
+    if isinstance(key_tokens, str) or not all(isinstance(token, str) for token in key_tokens):
+        raise ArgumentTypeError(f"key_tokens must be a list of strings, one per key position; got "
+                                f"{type(key_tokens).__name__}")
+    key_tokens = list(key_tokens)
+    if len(key_tokens) != state.n_keys:
+        raise ArgumentError(f"key_tokens must hold one string per key position: {state.n_keys}; got {len(key_tokens)}.")
+    return key_tokens
+
+
 class Parts:
     """Part bookkeeping of a widget (see the module docstring). Needs the widget's traits and
     ``_lock``; sets ``_state``, ``_engine``, ``_summary``, ``_data`` and ``_capture``."""
 
-    def _open_parts(self, capture, part, tokens) -> PartState:
+    def _open_parts(self, capture, part, tokens, key_tokens=None) -> PartState:
         """The first part to show: ``part`` of an encoder-decoder capture (default :data:`DEFAULT_PART`),
-        or the capture itself (part "")."""
+        or the capture itself (part "", its strings relabelled by ``tokens`` and, for cross-attention,
+        ``key_tokens``)."""
         self._source = capture
         self._parts = parts_of(capture)
         self._states: dict[str, PartState] = {}
@@ -106,10 +121,12 @@ class Parts:
                 raise ArgumentError(f"part={part!r} is for an encoder-decoder capture (Seq2SeqCapture); this "
                                     "capture has one part: leave part out.")
             state = open_part(capture, "", tokens)
+            if key_tokens is not None:
+                state.key_tokens = _key_tokens(state, key_tokens)
         else:
-            if tokens is not None:
-                raise ArgumentError("tokens= relabels a plain capture; an encoder-decoder capture takes its "
-                                    "parts' tokens (source and target): leave tokens out.")
+            if tokens is not None or key_tokens is not None:
+                raise ArgumentError("tokens= and key_tokens= relabel a plain capture; an encoder-decoder capture "
+                                    "takes its parts' tokens (source and target): leave them out.")
             name = DEFAULT_PART if part is None else check_choice(part, PARTS, "part")
             state = open_part(self._parts[name], name)
         self._states[state.name] = state

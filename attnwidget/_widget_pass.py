@@ -9,6 +9,7 @@ layer; so does the interpreter's exit.
 from __future__ import annotations
 
 import atexit
+import sys
 import threading
 import weakref
 
@@ -133,6 +134,7 @@ class BackgroundPass:
         for thread in getattr(self, "_threads", ()):
             if thread.is_alive():
                 thread.join(timeout=60)  # it stops after its current layer
-        for state in getattr(self, "_states", {}).values():
-            state.summary.release_means()
+        if not sys.is_finalizing():  # from Widget.__del__ at exit the memory goes anyway, and imports fail
+            for state in getattr(self, "_states", {}).values():
+                state.summary.release_means()
         super().close()

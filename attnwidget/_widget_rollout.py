@@ -1,8 +1,11 @@
 """The widget's rows over all layers (rollout, attention flow) and the rows the text view colours by.
 
 A mixin of :class:`attnwidget.AttentionWidget`. Short inputs keep the whole rollout matrix (computed
-once per part); long ones compute one row at a time on the widget's worker thread, so a hover never
-waits for a pass over every layer. Cross-attention has no rollout (see attnwidget._widget_parts).
+once per part and per set of rollout options); long ones compute one row at a time on the widget's
+worker thread, so a hover never waits for a pass over every layer. The options are the widget's
+``rollout_fusion`` and ``discard_ratio`` traits (``attnwidget.rollout``'s ``head_fusion`` and
+``discard_ratio``); with the head mean and nothing discarded, rows of long inputs reuse the head-mean
+patterns the background pass kept. Cross-attention has no rollout (see attnwidget._widget_parts).
 """
 
 from __future__ import annotations
@@ -10,6 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import reduce as r
+from ._widget_data import MEAN
+
+#: The head fusions rollout offers (``attnwidget.rollout``'s ``head_fusion``).
+ROLLOUT_FUSIONS = ("mean", "max", "min")
 
 #: Up to this length the widget keeps the whole rollout matrix (the heatmap can then show it).
 ROLLOUT_MATRIX_TOKENS = 1024
@@ -21,9 +28,26 @@ def _matrix_tokens() -> int:
     return widget.ROLLOUT_MATRIX_TOKENS
 
 
+def rollout_label(options: tuple = MEAN) -> str:
+    """What a rollout with ``options`` (``(head_fusion, discard_ratio)``) is, in words:
+    "rollout (mean of heads)", "rollout (max of heads, lowest 90% discarded)"."""
+    fusion, discard = options
+    dropped = f", lowest {discard * 100:.4g}% discarded" if discard > 0 else ""
+    return f"rollout ({fusion} of heads{dropped})"
+
+
 class RolloutRows:
     """Rollout, flow and text rows of a widget. Needs ``_state``, ``_engine``, ``_data``, ``_capture``,
-    ``_lock``, ``_jobs``, ``_flow_row``, ``_pending_row`` and the selection traits."""
+    ``_lock``, ``_jobs``, ``_flow_row``, ``_pending_row``, the selection traits and the rollout options
+    (``rollout_fusion``, ``discard_ratio``)."""
+
+    def _rollout_options(self) -> tuple:
+        """``(head_fusion, discard_ratio)`` of the rollout shown: the cache key of its rows."""
+        return (self.rollout_fusion, float(self.discard_ratio))
+
+    def rollout_label(self) -> str:
+        """The rollout shown, in words, e.g. "rollout (max of heads, lowest 90% discarded)"."""
+        return rollout_label(self._rollout_options())
 
     def _push_text(self) -> None:
         token = self._focus()
@@ -47,45 +71,57 @@ class RolloutRows:
             if self._flow_row is not None and self._flow_row[0] == token:
                 return self._flow_row[1], f"attention flow into token {token}"
             return None, f"no attention flow for token {token}: call widget.compute_flow({token})"
-        cached = self._data.cached_rollout(token)
+        options = self._rollout_options()
+        cached = self._data.cached_rollout(token, options)
         if cached is None and (self._engine.n <= _matrix_tokens() or token != self.hovered_token):
             cached = self._rollout_now_or_later(token)
+        label = rollout_label(options)
         if cached is None:
-            return None, f"rollout of token {token}: click it to compute ({self._engine.n} tokens)"
-        return cached, f"rollout of token {token} over all layers"
+            return None, f"{label} of token {token}: click it to compute ({self._engine.n} tokens)"
+        return cached, f"{label} of token {token} over all layers"
 
     def rollout_matrix(self) -> np.ndarray:
-        """Attention rollout over all layers of the part shown (computed once, cached): float
-        ``[query, key]``. Refused for cross-attention, which has none on its own."""
+        """Attention rollout over all layers of the part shown, with the widget's ``rollout_fusion``
+        and ``discard_ratio`` (computed once per options, cached): float ``[query, key]``, equal to
+        ``attnwidget.rollout(part_capture, head_fusion=..., discard_ratio=...)``. Refused for
+        cross-attention, which has none on its own."""
         self._refuse_cross_rollout()
-        return self._data.rollout_matrix(self._capture)
+        return self._data.rollout_matrix(self._capture, self._rollout_options())
 
     def rollout_values(self, row: int) -> np.ndarray:
-        """The rollout row of one query token (computed now; see ``attnwidget.rollout_row``).
+        """The rollout row of one query token with the widget's ``rollout_fusion`` and ``discard_ratio``
+        (computed now): ``attnwidget.rollout_row(part_capture, row, head_fusion=..., discard_ratio=...)``.
 
         Up to ``ROLLOUT_MATRIX_TOKENS`` tokens the whole matrix is computed once and rows are looked
-        up; beyond, rows are pushed through the head-mean patterns the background pass kept."""
+        up; beyond, rows are pushed through the head-mean patterns the background pass kept (head
+        mean, nothing discarded) or computed from every head of every layer (other options)."""
         self._refuse_cross_rollout()
-        return self._data.rollout_row(self._capture, row, _matrix_tokens())
+        return self._data.rollout_row(self._capture, row, _matrix_tokens(), self._rollout_options())
 
     def _rollout_now_or_later(self, row: int):
         """The rollout row if it is cheap now (short inputs), else start it on the worker and return None."""
         if self._engine.n <= _matrix_tokens():
             return self.rollout_values(row)
-        if self._pending_row == row:
+        options = self._rollout_options()
+        if self._pending_row == (options, row):
             return None
-        self._pending_row = row
-        self.status = f"computing the rollout row of token {row} ({self._engine.n} tokens)..."
+        self._pending_row = (options, row)
+        label = rollout_label(options)
+        self.status = f"computing the {label} row of token {row} ({self._engine.n} tokens)..."
         state, data, capture = self._state, self._data, self._capture
 
         def work():
-            values = data.rollout_row(capture, row, _matrix_tokens())
+            values = data.rollout_row(capture, row, _matrix_tokens(), options)
             with self._lock:
                 if self._state is not state:  # the page switched parts meanwhile: the row is cached
                     return values
-                self._pending_row = None
-                self.status = f"rollout row of token {row} ready"
-                if self._focus() == row or row in self.selected_tokens:
+                if self._pending_row == (options, row):
+                    self._pending_row = None
+                if self._rollout_options() != options:  # the options changed meanwhile: cached, not shown
+                    return values
+                self.status = f"{label} row of token {row} ready"
+                # the natural row stands in for a long hover's row while the strip shows other options
+                if self._focus() == row or row in self.selected_tokens or row == self._natural_row():
                     self._push_view()
             return values
 
@@ -94,21 +130,23 @@ class RolloutRows:
 
     def _push_rollout(self) -> None:
         row = self._focus()
-        values = self._data.cached_rollout(row)
+        options = self._rollout_options()
+        values = self._data.cached_rollout(row, options)
         if values is None:
             long_hover = self._engine.n > _matrix_tokens() and row == self.hovered_token
             if long_hover:
                 # A long sequence: a hover must not start a pass over every layer; clicks do.
                 self.status = f"rollout: click a token to compute its row ({self._engine.n} tokens)"
-                if self.rollout_data:
-                    return
+                if self.rollout_data and self.rollout_data.get("options") == list(options):
+                    return  # the row shown stays (it has the current options)
                 row = self._natural_row()
-                values = self._data.cached_rollout(row)
+                values = self._data.cached_rollout(row, options)
             if values is None:
                 values = self._rollout_now_or_later(row)
         if values is None:
             return
-        data = {"values": r.wire(np.asarray(values, dtype=np.float32)), "row": int(row)}
+        data = {"values": r.wire(np.asarray(values, dtype=np.float32)), "row": int(row),
+                "label": rollout_label(options), "options": list(options)}
         if self._flow_row is not None and self._flow_row[0] == row:
             data["flow"] = r.wire(self._flow_row[1].astype(np.float32))
         self.rollout_data = data
@@ -116,7 +154,9 @@ class RolloutRows:
     def compute_flow(self, row: int | None = None, progress=None) -> np.ndarray:
         """Exact attention flow into ``row`` (default: the focused token); shown in the rollout, text
         and image views. Long inputs take minutes (``progress`` shows a bar; see ``attention_flow``).
-        Refused for cross-attention (no rollout, hence no flow, on its own)."""
+        The flow fuses heads by their mean, whatever ``rollout_fusion`` and ``discard_ratio`` say
+        (``attention_flow`` has no discarding). Refused for cross-attention (no rollout, hence no flow,
+        on its own)."""
         from .rollout import attention_flow_row
 
         self._refuse_cross_rollout()

@@ -137,15 +137,22 @@ class Explorer(w.VBox):
 
 
 def show(model_or_capture, tokenizer=None, text=None, *, target=None, generate: int = 0,
-         metric: str = DEFAULT_METRIC, **widget_kwargs) -> Explorer:
+         metric: str = DEFAULT_METRIC, tokens=None, key_tokens=None, **widget_kwargs) -> Explorer:
     """One call to an explorer: ``show(model, tokenizer, text)`` or ``show(capture)`` (a Capture, or an
     encoder-decoder ``Seq2SeqCapture``: one part at a time, ``part="cross"`` by default). For an
     encoder-decoder model, ``target=`` (the decoder's text) or ``generate=N`` go to ``capture``; for a
     vision model, ``tokenizer`` is its image processor and ``text`` the picture.
 
+    ``show(output, tokens=..., key_tokens=...)`` shows attention you already have: an encoder-decoder
+    model's output run with ``output_attentions=True`` (``Seq2SeqLMOutput`` and kin; ``tokens`` are the
+    target's strings, ``key_tokens`` the source's), or an ``output_attentions`` tuple or array
+    (``key_tokens`` with a rectangular one: cross-attention over those source tokens). See
+    :class:`AttentionWidget`.
+
     Extra keyword arguments go to :class:`AttentionWidget` (``part``, ``layer``, ``head``, ``view``,
-    ``threshold``, ``color_by``, ``background``, ``progress``). It returns as soon as the selected
-    layer is ready; the other layers are passed over in the background (``explorer.wait()`` waits).
+    ``threshold``, ``color_by``, ``rollout_fusion``, ``discard_ratio``, ``background``, ``progress``).
+    It returns as soon as the selected layer is ready; the other layers are passed over in the
+    background (``explorer.wait()`` waits).
     """
     from .capture import capture as run_capture
 
@@ -156,7 +163,10 @@ def show(model_or_capture, tokenizer=None, text=None, *, target=None, generate: 
         cap = model_or_capture
     elif tokenizer is None or text is None:
         raise ArgumentTypeError("show expects show(model, tokenizer, text) or show(capture); got a partial call")
+    elif tokens is not None or key_tokens is not None:
+        raise ArgumentTypeError("show(model, tokenizer, text) takes its tokens from the tokenizer: tokens= and "
+                                "key_tokens= are for show(capture_or_attentions, tokens=..., key_tokens=...)")
     else:
         extra = {"target": target} if target is not None else {}
         cap = run_capture(model_or_capture, tokenizer, text, generate=generate, **extra)
-    return Explorer(AttentionWidget(cap, **widget_kwargs), metric=metric)
+    return Explorer(AttentionWidget(cap, tokens=tokens, key_tokens=key_tokens, **widget_kwargs), metric=metric)

@@ -23,8 +23,9 @@ from ._widget_image import ImageView
 from ._widget_messages import PageMessages
 from ._widget_parts import NO_CROSS_ROLLOUT, Parts
 from ._widget_pass import START_AFTER_SECONDS, BackgroundPass  # noqa: F401 (re-exported)
-from ._widget_rollout import ROLLOUT_MATRIX_TOKENS, RolloutRows
+from ._widget_rollout import ROLLOUT_FUSIONS, ROLLOUT_MATRIX_TOKENS, RolloutRows, rollout_label  # noqa: F401
 from .errors import ArgumentError
+from .rollout import _check_discard
 
 STATIC = pathlib.Path(__file__).parent / "static"
 VIEWS = ("heatmap", "text", "lines", "graph", "rollout", "image")
@@ -37,6 +38,36 @@ class _Checked(t.Any):
     ``t.Any`` lets None through unvalidated, and its ``allow_none=False`` is ignored."""
 
     allow_none = False
+
+
+def _as_source(obj, tokens, key_tokens):
+    """``(source, tokens, key_tokens)``: an encoder-decoder model's output, or attention arrays with
+    ``key_tokens``, made into a capture (``attnwidget._from_attentions.as_source``, which takes the
+    token strings: None is left for the page to relabel); a capture or anything else as it is."""
+    from ._from_attentions import as_source, is_seq2seq_output
+    from ._widget_parts import parts_of
+
+    capture_like = parts_of(obj) is not None or (hasattr(obj, "patterns") and hasattr(obj, "is_causal"))
+    if is_seq2seq_output(obj):
+        _check_output_tokens(obj, tokens, key_tokens)
+    if is_seq2seq_output(obj) or (key_tokens is not None and not capture_like):
+        return as_source(obj, tokens, key_tokens), None, None
+    return obj, tokens, key_tokens
+
+
+def _check_output_tokens(output, tokens, key_tokens) -> None:
+    """An encoder-decoder output's strings: ``tokens`` the target's, ``key_tokens`` the source's (said
+    here in those words; the capture made from it names the encoder's and decoder's own tokens)."""
+    for name, given, attribute, what in (("tokens", tokens, "decoder_attentions", "target (decoder)"),
+                                         ("key_tokens", key_tokens, "encoder_attentions", "source (encoder)")):
+        layers = getattr(output, attribute, None)
+        if given is None or isinstance(given, str) or not layers:
+            continue
+        count = int(layers[0].shape[-1])
+        if len(given) != count:
+            raise ArgumentError(
+                f"{name} has {len(given)} strings but the {what} has {count} tokens: for an encoder-decoder "
+                "output, tokens= are the target's strings and key_tokens= the source's.")
 
 
 def _bundle() -> pathlib.Path:
@@ -56,6 +87,18 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRow
     Hovering or clicking in the page sets the selection traits below, which Python can read and
     set (setting them updates the page). Data traits hold reduced arrays as bytes; they are
     recomputed by observers when the selection changes.
+
+    ``capture``: a :class:`~attnwidget.Capture` or :class:`~attnwidget.Seq2SeqCapture`; attention as
+    transformers returns it (an ``output_attentions`` tuple, a ``[layer, head, query, key]`` array or
+    tensor); or an encoder-decoder model's output (``Seq2SeqLMOutput`` and kin, run with
+    ``output_attentions=True``), shown part by part like a Seq2SeqCapture. ``tokens``: the query
+    tokens' strings (for a model output, the target's). ``key_tokens``: the key tokens' strings of
+    cross-attention (for a model output, the source's); with a rectangular array or tuple it makes a
+    cross-attention capture (``Capture.from_attentions(attn, tokens, key_tokens)``).
+
+    Rollout options (``rollout_fusion``, ``discard_ratio``) apply wherever rollout shows; for the
+    usual ViT recipe open a vision capture with ``AttentionWidget(capture, rollout_fusion="max",
+    discard_ratio=0.9)``.
     """
 
     _esm = _bundle() if (STATIC / "widget.js").is_file() else "export default {render({el}) {el.textContent = 'attnwidget: JS bundle missing, run make js';}}"
@@ -114,6 +157,19 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRow
     layer and head, or the mean), its 'rollout' row, or its attention 'flow' (after compute_flow)."""
     threshold = _Checked(0.1).tag(sync=True)
     """float: the attention graph keeps edges with weight above this."""
+    rollout_fusion = _Checked("mean").tag(sync=True)
+    """str: how rollout fuses each layer's heads, in everything that shows rollout (the rollout view,
+    the rollout heatmap, the text and image views with ``text_source="rollout"``): 'mean' (the default,
+    Abnar & Zuidema), 'max' or 'min' (``attnwidget.rollout``'s ``head_fusion``). Vision captures open
+    with 'mean' too; the usual ViT recipe is ``rollout_fusion="max", discard_ratio=0.9``. With 'mean'
+    and nothing discarded, rows of long inputs reuse the head means the background pass kept; other
+    options read every head again (on the worker thread for long inputs). Not for cross-attention,
+    which has no rollout: changing it while the cross part is shown is refused."""
+    discard_ratio = _Checked(0.0).tag(sync=True)
+    """float in [0, 1): the fraction of each layer's lowest fused weights set to 0 before rollout mixes
+    the layers (never the first token's weight on itself), as the ViT rollout recipe does (e.g. 0.9
+    with ``rollout_fusion="max"``); 0 (the default) keeps every weight. ``attnwidget.rollout``'s
+    ``discard_ratio``; shown wherever rollout is, like ``rollout_fusion``."""
     color_by = t.Any(None).tag(sync=False)
     """str | None: colour grid cells by a metric (see attnwidget.metrics.METRICS) or head role."""
     status = t.Unicode("").tag(sync=True)
@@ -140,8 +196,8 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRow
     registers, then any after them), "source", "note"}``; no values while the source has no row."""
 
     def __init__(self, capture, *, part: str | None = None, layer: int | None = None, head: int | None = None,
-                 view: str | None = None, threshold: float = 0.1, tokens=None, color_by=None,
-                 background: bool = True, progress=None, **kwargs):
+                 view: str | None = None, threshold: float = 0.1, tokens=None, key_tokens=None,
+                 color_by=None, background: bool = True, progress=None, **kwargs):
         self._lines_direction = "from"
         self._flow_row: tuple[int, np.ndarray] | None = None
         self._png_requests: dict[int, str] = {}
@@ -155,8 +211,9 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRow
         self._background = bool(background)
         self._quiet = False  # a part switch sets many traits: their observers wait for it
         self._jobs = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="attnwidget")
-        self._pending_row: int | None = None
-        state = self._open_parts(capture, part, tokens)
+        self._pending_row: tuple | None = None  # ((fusion, discard), row) being computed on the worker
+        capture, tokens, key_tokens = _as_source(capture, tokens, key_tokens)
+        state = self._open_parts(capture, part, tokens, key_tokens)
         engine = state.engine
         if layer is None:
             layer = engine.num_layers // 2
@@ -238,6 +295,23 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRow
         return check_number(proposal["value"], "threshold", 0.0, 1.0,
                             "The graph keeps the edges whose weight is above it.")
 
+    @t.validate("rollout_fusion")
+    def _valid_rollout_fusion(self, proposal):
+        value = check_choice(proposal["value"], ROLLOUT_FUSIONS, "rollout_fusion")
+        self._refuse_cross_option("rollout_fusion", value)
+        return value
+
+    @t.validate("discard_ratio")
+    def _valid_discard_ratio(self, proposal):
+        value = _check_discard(proposal["value"])
+        self._refuse_cross_option("discard_ratio", value)
+        return value
+
+    def _refuse_cross_option(self, name: str, value) -> None:
+        """A rollout option may not change while cross-attention (no rollout) is shown."""
+        if self._state.is_cross and value != self._trait_values.get(name, self.traits()[name].default_value):
+            raise ArgumentError(NO_CROSS_ROLLOUT)
+
     @t.validate("tokens", "key_tokens")
     def _valid_tokens(self, proposal):
         tokens, name = proposal["value"], proposal["trait"].name
@@ -318,11 +392,25 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRow
     @t.observe("view")
     def _on_view(self, change):
         if not self._quiet:
+            self.status = self._status_line()
             self._push_view()
 
     @t.observe("text_source")
     def _on_text_source(self, change):
         if not self._quiet and self.view in ("text", "image"):
+            self.status = self._status_line()
+            self._push_view()
+
+    @t.observe("rollout_fusion", "discard_ratio")
+    def _on_rollout_options(self, change):
+        """Everything that shows rollout follows the new options (computed now for short inputs, on
+        the worker thread for long ones; earlier options stay cached)."""
+        if self._quiet or self._state.is_cross:
+            return
+        self.status = self._status_line()
+        if self.heatmap_kind == "rollout":
+            self.heatmap_data = {**self._tile(), "title": self._title()}
+        if self.view == "rollout" or (self.view in ("text", "image") and self.text_source == "rollout"):
             self._push_view()
 
     @t.observe("threshold")
@@ -364,7 +452,7 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRow
 
     def _title(self) -> str:
         if self.heatmap_kind == "rollout":
-            return "rollout over all layers"
+            return f"{self.rollout_label()} over all layers"
         what = f"layer {self.layer}, " + ("mean of heads" if self.head is None else f"head {self.head}")
         return f"{self.part}: {what}" if self.part else what
 
@@ -376,11 +464,25 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRow
             self._push_graph()
         else:
             self.graph_data = {}
+        self.status = self._status_line()  # before the views: they may say a row is being computed
         if self.view in ("text", "image"):
             self._push_view()
+
+    def _status_line(self) -> str:
+        """What is shown, in words: the part, layer and head, and which rollout where it shows, e.g.
+        "layer 3, mean of heads; image: rollout (max of heads, lowest 90% discarded)"."""
         what = "mean of heads" if self.head is None else f"head {self.head}"
-        self.status = (f"{self.part}: " if self.part else "") + f"layer {self.layer}, {what}" + (
-            "; heatmap: rollout over all layers" if self.heatmap_kind == "rollout" else "")
+        line = (f"{self.part}: " if self.part else "") + f"layer {self.layer}, {what}"
+        if self._state.is_cross:
+            return line
+        label = self.rollout_label()
+        if self.heatmap_kind == "rollout":
+            line += f"; heatmap: {label}"
+        if self.view == "rollout":
+            line += f"; strip: {label}"
+        elif self.view in ("text", "image") and self.text_source == "rollout":
+            line += f"; {self.view}: {label}"
+        return line
 
     def _push_view(self) -> None:
         """What the current view needs beyond the heatmap (which ``_push_selection`` sends)."""

@@ -226,14 +226,14 @@ def test_long_sequences_compute_rollout_rows_on_click_only(cap, monkeypatch):
     widget.wait()
     assert widget.rollout_data["row"] == 3
     np.testing.assert_allclose(decode(widget.rollout_data["values"]), attnwidget.rollout(cap)[3], atol=1e-6)
-    assert widget._data._matrix is None  # the n x n matrix was never built
+    assert not widget._data._matrices  # the n x n matrix was never built
 
 
 def test_heatmap_can_show_rollout(cap, monkeypatch):
     widget = AttentionWidget(cap, head=1)
     widget.heatmap_kind = "rollout"
     np.testing.assert_allclose(decode(widget.heatmap_data["matrix"]), attnwidget.rollout(cap), atol=1e-3)
-    assert widget.status.endswith("heatmap: rollout over all layers")
+    assert widget.status.endswith("heatmap: rollout (mean of heads)")
     sent = []
     monkeypatch.setattr(widget, "send", lambda content, buffers=None: sent.append((content, buffers)))
     widget._on_message(widget, {"type": "tile_request", "row0": 4, "col0": 2, "rows": 5, "cols": 3}, [])

@@ -169,7 +169,7 @@ def test_a_plain_capture_has_no_parts(s2s):
         widget.part = "cross"
     with pytest.raises(ArgumentError, match="part='cross' is for an encoder-decoder capture"):
         AttentionWidget(s2s.decoder, part="cross")
-    with pytest.raises(ArgumentError, match="tokens= relabels a plain capture"):
+    with pytest.raises(ArgumentError, match="tokens= and key_tokens= relabel a plain capture"):
         AttentionWidget(s2s, tokens=["x"] * 6)
     widget.close()
 

@@ -1,5 +1,5 @@
 // The widget's toolbar: part selector (encoder-decoder captures), view tabs, graph threshold slider,
-// selectors, PNG export button. Built with DOM APIs; every text goes through textContent.
+// selectors, rollout options, PNG export button. Built with DOM APIs; every text goes through textContent.
 
 import { SCALE_LABELS, SCALES } from "./scale.js";
 import { createListeners, element } from "./views/canvas.js";
@@ -10,6 +10,51 @@ export const DEFAULT_VIEWS = VIEW_NAMES.filter((name) => name !== "image");
 export const HEATMAP_KINDS = ["attention", "rollout"];
 export const TEXT_SOURCES = ["attention", "rollout", "flow"];
 export const PART_LABELS = { encoder: "encoder", decoder: "decoder", cross: "cross-attention" };
+/** Rollout's head fusions (the kernel's `rollout_fusion`), with their captions. */
+export const ROLLOUT_FUSIONS = ["mean", "max", "min"];
+export const FUSION_LABELS = { mean: "mean of heads", max: "max of heads", min: "min of heads" };
+/** The discard ratio box: 0 .. DISCARD_MAX in steps of DISCARD_STEP (the arrow keys; any value can be typed). */
+export const DISCARD_STEP = 0.05;
+export const DISCARD_MAX = 0.99;
+
+/**
+ * Whether the view shows rollout, so that the rollout options apply: the rollout strip, the heatmap of
+ * the rollout, the text or image view coloured by it. Never for cross-attention (it has none).
+ */
+export function rolloutShown({ view, heatmapKind, textSource, rolloutOffered = true }) {
+  if (!rolloutOffered) return false;
+  if (view === "rollout") return true;
+  if (view === "heatmap") return heatmapKind === "rollout";
+  if (view === "text" || view === "image") return textSource === "rollout";
+  return false;
+}
+
+/**
+ * The discard ratio typed in its box -> the number to send, or null when there is none (an empty box,
+ * or text that is no finite number: the box then shows the kernel's value again). A number out of
+ * range is sent as it is: the kernel refuses it with its reason, shown in the status line.
+ */
+export function parseDiscard(text) {
+  const trimmed = String(text ?? "").trim();
+  if (!trimmed) return null;
+  const value = Number(trimmed);
+  return Number.isFinite(value) ? value : null;
+}
+
+/** A ratio for its box: at most four decimals, no trailing zeros ("0.9", "0", "0.875"). */
+export function formatDiscard(value) {
+  const v = value == null ? Number.NaN : Number(value);
+  return Number.isFinite(v) ? String(Number(v.toFixed(4))) : "";
+}
+
+/** Form controls in the theme's colours (a dark notebook gets dark controls, not white boxes). */
+function controlStyle(theme) {
+  return {
+    font: `12px ${theme.fontFamily}`, color: theme.foreground, background: theme.background,
+    border: `1px solid ${theme.border}`, borderRadius: "3px", padding: "1px 2px",
+    colorScheme: theme.isDark ? "dark" : "light",
+  };
+}
 
 function buttonStyle(theme, active) {
   return {
@@ -30,7 +75,7 @@ function selector(listeners, theme, { name, label, aria, options, views, onChang
   });
   const text = element("span");
   text.textContent = label;
-  const select = element("select");
+  const select = element("select", null, controlStyle(theme));
   select.setAttribute("aria-label", aria);
   for (const [value, caption] of options) {
     const option = element("option");
@@ -55,6 +100,69 @@ function selector(listeners, theme, { name, label, aria, options, views, onChang
     allow(allowed) {
       for (const option of select.options) option.disabled = !allowed(option.value);
     },
+  };
+}
+
+/**
+ * The rollout options: a <select> for the head fusion and a number box for the discard ratio, shown
+ * where rollout shows (see rolloutShown) and only once the model has both traits (an older static
+ * export has neither). A change is sent when committed (select: on choosing; box: Enter, leaving it, or
+ * its arrow keys), not on every keystroke: each value recomputes the rollout in the kernel.
+ * Returns {box, set(fusion|null, discard|null), show(visible)}.
+ */
+function rolloutOptions(listeners, theme, { onFusion, onDiscard }) {
+  const box = element("div", "attnwidget-rollout-options", {
+    display: "none", alignItems: "center", gap: "4px", font: `12px ${theme.fontFamily}`, color: theme.muted,
+  });
+  box.setAttribute("role", "group");
+  box.setAttribute("aria-label", "rollout options");
+  const caption = element("span");
+  caption.textContent = "rollout";
+  const fusion = element("select", "attnwidget-rollout-fusion", controlStyle(theme));
+  fusion.setAttribute("aria-label", "rollout head fusion");
+  fusion.title = "How each layer's heads are fused before rollout multiplies the layers";
+  for (const value of ROLLOUT_FUSIONS) {
+    const option = element("option");
+    option.value = value;
+    option.textContent = FUSION_LABELS[value];
+    fusion.append(option);
+  }
+  const discardLabel = element("label", null, { display: "inline-flex", alignItems: "center", gap: "4px" });
+  const discardText = element("span");
+  discardText.textContent = "discard";
+  const discard = element("input", "attnwidget-discard-ratio", { ...controlStyle(theme), width: "4.5em" });
+  discard.type = "number";
+  discard.min = "0";
+  discard.max = String(DISCARD_MAX);
+  discard.step = String(DISCARD_STEP);
+  discard.setAttribute("aria-label", "rollout discard ratio: the lowest fraction of each layer's weights set to 0");
+  discard.title = "Fraction of each layer's lowest fused weights set to 0 before rollout (0 to below 1; ViT recipe: max, 0.9)";
+  discardLabel.append(discardText, discard);
+  box.append(caption, fusion, discardLabel);
+
+  let fusionValue = null;
+  let discardValue = null;
+  let visible = false;
+  const refresh = () => {
+    const known = fusionValue != null && discardValue != null;
+    box.style.display = known && visible ? "inline-flex" : "none";
+  };
+  listeners.on(fusion, "change", () => onFusion?.(fusion.value));
+  listeners.on(discard, "change", () => {
+    const value = parseDiscard(discard.value);
+    if (value == null) discard.value = formatDiscard(discardValue);  // nothing to send: the kernel's value
+    else if (value !== discardValue) onDiscard?.(value);
+  });
+  return {
+    box,
+    set(fusionNext, discardNext) {
+      fusionValue = ROLLOUT_FUSIONS.includes(fusionNext) ? fusionNext : null;
+      discardValue = typeof discardNext === "number" && Number.isFinite(discardNext) ? discardNext : null;
+      if (fusionValue != null) fusion.value = fusionValue;
+      if (discardValue != null) discard.value = formatDiscard(discardValue);
+      refresh();
+    },
+    show(next) { visible = !!next; refresh(); },
   };
 }
 
@@ -116,9 +224,11 @@ function partSelector(listeners, theme, onPart) {
 
 /**
  * toolbar = createToolbar(parent, theme, {onView(name), onThreshold(value), onExport(),
- *   onHeatmapKind?(kind), onScale?(kind), onTextSource?(source), onPart?(part)})
+ *   onHeatmapKind?(kind), onScale?(kind), onTextSource?(source), onPart?(part),
+ *   onRolloutFusion?(fusion), onDiscardRatio?(ratio)})
  * toolbar.setView(name), setViews(names|null), setParts(parts, part), setRollout(offered),
- * setThreshold(value), setHeatmapKind(kind|null), setScale(kind|null), setTextSource(source|null), destroy()
+ * setThreshold(value), setHeatmapKind(kind|null), setScale(kind|null), setTextSource(source|null),
+ * setRolloutOptions(fusion|null, discard|null), destroy()
  */
 export function createToolbar(parent, theme, handlers) {
   const listeners = createListeners();
@@ -169,6 +279,15 @@ export function createToolbar(parent, theme, handlers) {
     onChange: handlers.onScale, options: SCALES.map((k) => [k, SCALE_LABELS[k]]),
   });
 
+  const options = rolloutOptions(listeners, theme, { onFusion: handlers.onRolloutFusion,
+    onDiscard: handlers.onDiscardRatio });
+  // What decides whether rollout shows (and so its options): kept here as the setters below learn it.
+  const shown = { view: null, heatmapKind: null, textSource: null, rolloutOffered: true };
+  const refreshOptions = (change) => {
+    Object.assign(shown, change);
+    options.show(rolloutShown(shown));
+  };
+
   const exportButton = element("button", "attnwidget-export");
   exportButton.type = "button";
   exportButton.textContent = "PNG";
@@ -176,7 +295,7 @@ export function createToolbar(parent, theme, handlers) {
   Object.assign(exportButton.style, buttonStyle(theme, false), { marginLeft: "auto" });
   listeners.on(exportButton, "click", () => handlers.onExport());
 
-  bar.append(sliderBox, kind.box, source.box, scale.box, exportButton);
+  bar.append(sliderBox, kind.box, source.box, scale.box, options.box, exportButton);
   parent.append(bar);
 
   return {
@@ -189,6 +308,7 @@ export function createToolbar(parent, theme, handlers) {
       }
       sliderBox.style.display = active === "graph" ? "inline-flex" : "none";
       for (const s of [kind, source, scale]) s.show(active);
+      refreshOptions({ view: active });
     },
     /** The views the model offers (null: the default five); the others' tabs are hidden. */
     setViews(names) {
@@ -200,9 +320,18 @@ export function createToolbar(parent, theme, handlers) {
     setRollout(offeredRollout) {
       kind.allow((value) => offeredRollout || value === "attention");
       source.allow((value) => offeredRollout || value === "attention");
+      refreshOptions({ rolloutOffered: !!offeredRollout });
     },
-    setHeatmapKind: (value) => kind.set(value),
-    setTextSource: (value) => source.set(value),
+    setHeatmapKind(value) {
+      kind.set(value);
+      refreshOptions({ heatmapKind: value });
+    },
+    setTextSource(value) {
+      source.set(value);
+      refreshOptions({ textSource: value });
+    },
+    /** The kernel's rollout_fusion and discard_ratio (null: the model has no such trait, nothing shown). */
+    setRolloutOptions: (fusion, discard) => options.set(fusion, discard),
     setScale: (value) => scale.set(value),
     setThreshold(value) {
       const v = Number(value ?? 0);

@@ -46,10 +46,12 @@ export function graphData(value) {
     stop: value.stop ?? pos.shape[0], total: value.total ?? pos.shape[0] };
 }
 
-/** rollout_data {values [n], flow? [n], row} */
+/** rollout_data {values [n], flow? [n], row, label?} (label: which rollout, e.g. "rollout (max of heads,
+ * lowest 90% discarded)"; absent from older exports: plain "rollout") */
 export function rolloutData(value) {
   if (!value || !isWireArray(value.values)) return null;
-  return { values: decode(value.values), flow: decodeOptional(value.flow), row: value.row ?? null };
+  return { values: decode(value.values), flow: decodeOptional(value.flow), row: value.row ?? null,
+    label: typeof value.label === "string" && value.label ? value.label : "rollout" };
 }
 
 /** A custom "tile" message plus its binary buffers -> heatmap data. */

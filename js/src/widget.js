@@ -49,6 +49,8 @@ function render({ model, el }) {
     onScale: (kind) => save({ color_scale: kind }),
     onTextSource: (source) => save({ text_source: source }),
     onPart: (part) => save({ part }),
+    onRolloutFusion: (fusion) => save({ rollout_fusion: fusion }),
+    onDiscardRatio: (ratio) => save({ discard_ratio: ratio }),
   });
   const body = element("div", "attnwidget-body", { display: "flex", gap: "16px", flexWrap: "wrap", alignItems: "flex-start" });
   const gridBox = element("div", "attnwidget-grid-box");
@@ -210,6 +212,10 @@ function render({ model, el }) {
     view.setScale?.(model.get("color_scale") ?? "linear");
   });
   on("change:text_source", () => toolbar.setTextSource(model.get("text_source") ?? null));
+  const showRolloutOptions = () => toolbar.setRolloutOptions(model.get("rollout_fusion") ?? null,
+    model.get("discard_ratio") ?? null);
+  on("change:rollout_fusion", showRolloutOptions);
+  on("change:discard_ratio", showRolloutOptions);
   // Kernel messages: a tile answering a "tile_request" ({type: "tile", row0, col0, n_rows, n_cols,
   // dtype, shape} + buffers[0]); a "png_request" ({request_id, view: "current"|"grid"}), answered with
   // {type: "png", request_id} + the PNG bytes as buffers[0] (or {type: "png", request_id, error}).
@@ -223,6 +229,7 @@ function render({ model, el }) {
   toolbar.setHeatmapKind(model.get("heatmap_kind") ?? null);
   toolbar.setScale(model.get("color_scale") ?? null);
   toolbar.setTextSource(model.get("text_source") ?? null);
+  showRolloutOptions();
   showStatus(null);
   showProgress();
   mountGridView();

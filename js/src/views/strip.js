@@ -1,8 +1,9 @@
 // Rollout strip: one bar per token (max-pooled per pixel for long sequences),
 // an optional second series (attention flow) as a line, token labels below.
 //
-// data: {values: decoded float32 [n], flow: decoded float32 [n] | null, row: int}
-//   row is the query token whose rollout/flow row is shown (marked with a triangle).
+// data: {values: decoded float32 [n], flow: decoded float32 [n] | null, row: int, label?: string}
+//   row is the query token whose rollout/flow row is shown (marked with a triangle); label names the
+//   rollout in the legend (e.g. "rollout (max of heads, lowest 90% discarded)"; default "rollout").
 // options: {theme, tokens, width, height, scale: "linear" | "log" | "no_sink"}
 //   The scale (scale.js) sets the bar heights: linear, log, or linear without the first token
 //   (the sink usually holds nearly all the weight; its bar then runs off the top, marked).
@@ -39,7 +40,7 @@ export function mountStrip(parent, data, options, callbacks = {}) {
     setFont(ctx, 10, theme.fontFamily);
     ctx.textBaseline = "middle";
     ctx.textAlign = "left";
-    const entries = [["rollout", theme.accent, current.valueScale.max]];
+    const entries = [[current.label, theme.accent, current.valueScale.max]];
     if (current.flow) entries.push(["flow", theme.highlight, current.flowScale.max]);
     let x = plot.left;
     for (const [name, color, max] of entries) {
@@ -50,8 +51,9 @@ export function mountStrip(parent, data, options, callbacks = {}) {
       ctx.fillText(text, x + 13, 11);
       x += 24 + ctx.measureText(text).width;
     }
-    const text = `row ${current.row}: ${truncateLabel(tokens[current.row] ?? "", 16)} · ${current.valueScale.label}`;
-    ctx.fillText(text, x, 11);
+    const row = `row ${current.row}: ${truncateLabel(tokens[current.row] ?? "", 16)}`;
+    const text = `${row} · ${current.valueScale.label}`;
+    ctx.fillText(ctx.measureText(text).width <= width - RIGHT - x ? text : row, x, 11);  // a long label: no scale
   }
 
   function drawBars(ctx) {
@@ -178,7 +180,7 @@ export function mountStrip(parent, data, options, callbacks = {}) {
     } else {
       const values = next.values.data;
       const flow = next.flow ? next.flow.data : null;
-      current = { values, flow, n: values.length, row: next.row ?? null };
+      current = { values, flow, n: values.length, row: next.row ?? null, label: next.label ?? "rollout" };
       rescale();
       stack.box.dataset.geometry = JSON.stringify({ ...plot, count: current.n });
     }
