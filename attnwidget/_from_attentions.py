@@ -30,7 +30,8 @@ def _token_list(tokens, count: int, name: str, what: str) -> list[str]:
 
 
 def capture_from_attentions(cls, attentions, tokens=None, key_tokens=None, *, model_name: str = "attentions",
-                            is_causal: bool | None = None, cross: bool = False):
+                            is_causal: bool | None = None, cross: bool = False,
+                            names: tuple[str, str] = ("tokens", "key_tokens")):
     """A ``cls`` (Capture) holding ``attentions`` as returned weights (see the module docstring)."""
     arr, causal = as_attention_array(attentions)
     layers, heads, n_q, n_k = arr.shape
@@ -40,8 +41,8 @@ def capture_from_attentions(cls, attentions, tokens=None, key_tokens=None, *, mo
             f"this attention is [{n_q} queries, {n_k} keys]: cross-attention over another sequence. Pass its "
             "tokens as key_tokens= (the source's, for an encoder-decoder's cross-attention)."
         )
-    query_tokens = _token_list(tokens, n_q, "tokens", "query position")
-    keys = _token_list(key_tokens, n_k, "key_tokens", "key position") if cross else None
+    query_tokens = _token_list(tokens, n_q, names[0], "query position")
+    keys = _token_list(key_tokens, n_k, names[1], "key position") if cross else None
     records = [WeightsRecord(f"layer {i}", torch.from_numpy(np.ascontiguousarray(arr[i], dtype=np.float32)))
                for i in range(layers)]
     zeros = np.zeros(n_q, dtype=bool)
@@ -63,8 +64,10 @@ def seq2seq_from_attentions(encoder, decoder, cross, *, source_tokens=None, targ
             raise ArgumentError(f"{name} attention is missing: run the model with output_attentions=True "
                                 "(and attn_implementation='eager') to get all three")
         parts[name] = attn
-    enc = capture_from_attentions(Capture, parts["encoder"], source_tokens, model_name=model_name, is_causal=False)
-    dec = capture_from_attentions(Capture, parts["decoder"], target_tokens, model_name=model_name)
+    enc = capture_from_attentions(Capture, parts["encoder"], source_tokens, model_name=model_name, is_causal=False,
+                                  names=("source_tokens (the encoder's)", ""))
+    dec = capture_from_attentions(Capture, parts["decoder"], target_tokens, model_name=model_name,
+                                  names=("target_tokens (the decoder's)", ""))
     crs = capture_from_attentions(Capture, parts["cross"], dec.tokens, enc.tokens, model_name=model_name,
                                   is_causal=False, cross=True)
     return Seq2SeqCapture(encoder=enc, decoder=dec, cross=crs)

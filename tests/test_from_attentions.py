@@ -66,5 +66,7 @@ def test_refusals_name_the_problem(llama):
         attnwidget.Capture.from_attentions(rect)
     with pytest.raises(NotAttentionError, match="sums to"):
         attnwidget.Capture.from_attentions(np.full((1, 2, 3, 3), 0.5, np.float32))
+    with pytest.raises(ArgumentError, match=r"source_tokens \(the encoder's\) has 1 strings"):
+        Seq2SeqCapture.from_attentions(attentions, attentions, attentions, source_tokens=["x"])
     with pytest.raises(ArgumentError, match="cross attention is missing"):
         Seq2SeqCapture.from_attentions(attentions, attentions, None)
