@@ -4,7 +4,9 @@ The page inlines the built front end (``attnwidget/static/widget.js``) and a sma
 (``attnwidget/static/static_model.js``, from ``js/src/static_model.js``) that implements anywidget's
 ``get/set/on/off/save_changes/send`` over precomputed data, so the widget's ``render({model, el})``
 runs with no kernel, no server and no network. What is embedded, and at which resolution, is
-described in docs/export.md and in a note on the page itself.
+described in docs/export.md and in a note on the page itself. An encoder-decoder capture embeds its
+three parts (attnwidget._export_parts builds each) and the page's part selector swaps them as the live
+widget does; a vision capture embeds its picture for the image view.
 
 Data are embedded as base64 of (zlib-compressed) little-endian buffers inside one JSON blob; the
 page inflates them with the browser's ``DecompressionStream``. Every inlined text (bundle sources,
@@ -19,25 +21,25 @@ import hashlib
 import html
 import json
 import pathlib
-import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from . import reduce as r
-from ._engine import tile_factor
 from ._checks import check_choice, check_head, check_layer, check_number
+from ._export_parts import (  # noqa: F401 (FULL_MAX_TOKENS, HEATMAP_SIDE, IMAGE_FULL_CELLS re-exported)
+    FULL_MAX_TOKENS, HEATMAP_SIDE, IMAGE_FULL_CELLS, PART_LABELS, ROLLOUT_ALL_ROWS, Options, PartSubject, image_of,
+    part_payload, part_tokens,
+)
+from ._widget_parts import DEFAULT_PART, NO_CROSS_GRAPH, NO_CROSS_ROLLOUT, NO_IMAGE, PARTS, parts_of
 from .errors import ArgumentError, ArgumentTypeError, BundleMissingError
 
 STATIC = pathlib.Path(__file__).parent / "static"
 BUNDLES = {"widget": STATIC / "widget.js", "static_model": STATIC / "static_model.js"}
 FORMAT = "attnwidget-static"
-VERSION = 1
+VERSION = 2  # 2: encoder-decoder parts ("parts"), rectangles, the picture; the page also reads 1
 
-HEATMAP_SIDE = 128  # heatmaps of every layer x head (+ layer mean) are max-pooled to at most this side
-FULL_MAX_TOKENS = 1024  # the initial layer is embedded at full resolution up to this many tokens
-ROLLOUT_ALL_ROWS = 512  # every rollout row is embedded up to this many tokens (else the default row only)
-VIEWS = ("heatmap", "text", "lines", "graph", "rollout")
+VIEWS = ("heatmap", "text", "lines", "graph", "rollout", "image")
 
 # Runs in the page (fixed text, no data in it): load both modules from blob: URLs, inflate the data,
 # render. Its SHA-256 goes into the Content-Security-Policy, so no other inline script can run.
@@ -99,198 +101,232 @@ def _csp_hash(script: str) -> str:
 
 @dataclass
 class _Subject:
-    source: object  # attnwidget._engine.Engine
-    capture: object
-    tokens: list[str]
-    layer: int
-    head: int | None
+    parts: list[PartSubject]  # a plain capture: one, named ""; an encoder-decoder: encoder, decoder, cross
+    part: str  # the part the page opens on
     view: str
-    threshold: float
-    selected: list[int] = field(default_factory=list)
-    color_by: np.ndarray | None = None
-    color_by_name: str | None = None
-    flow: tuple[int, np.ndarray] | None = None
-    model_name: str | None = None
     color_scale: str = "linear"
     text_source: str = "attention"
+    model_name: str | None = None
+
+    @property
+    def opening(self) -> PartSubject:
+        return next(p for p in self.parts if p.name == self.part)
 
 
-def _subject(obj, layer, head, view, threshold, tokens=None) -> _Subject:
-    from .widget import AttentionWidget
+EXPECTED = ("export_html expects a Capture, an AttentionWidget, an Explorer, a Seq2SeqCapture, an "
+            "encoder-decoder's output with attentions or a [layer, head, query, key] array")
 
-    widget = getattr(obj, "widget", None) if not isinstance(obj, AttentionWidget) else obj
-    if isinstance(widget, AttentionWidget):
-        w = widget
-        w.wait()  # every layer's metrics, for color_by
-        color = None
-        if w.color_by:
-            color = np.asarray(w.metric_grid(w.color_by), dtype=np.float32)
-        subject = _Subject(source=w._engine, capture=w._capture, tokens=list(w.tokens), layer=w.layer,
-                           head=w.head, view=w.view, threshold=float(w.threshold),
-                           selected=list(w.selected_tokens), color_by=color, color_by_name=w.color_by,
-                           flow=w._flow_row, color_scale=w.color_scale, text_source=w.text_source)
-        capture = w._capture
+
+def _check_tokens(tokens, name: str) -> None:
+    if tokens is not None and (isinstance(tokens, str) or not all(isinstance(t, str) for t in tokens)):
+        raise ArgumentTypeError(f"{name} must be a list of strings, one per position; got {type(tokens).__name__}")
+
+
+def _open(capture, name: str, tokens=None, source=None, **fields) -> PartSubject:
+    """A :class:`PartSubject` over ``capture`` (the selection fields are filled in by the caller)."""
+    source = r.engine(capture) if source is None else source
+    cross = name == "cross" or bool(source.is_cross)
+    tokens, keys = part_tokens(capture, source, cross, tokens)
+    return PartSubject(name=name, capture=capture, source=source, tokens=tokens, key_tokens=keys, is_cross=cross,
+                       image=None if cross else image_of(capture), **{"layer": 0, "head": None, "threshold": 0.1,
+                                                                       **fields})
+
+
+def _widget_subject(w, part) -> _Subject:
+    """The parts of a widget: the part it shows with its selection, flow and tokens; the others as a
+    part switch would show them (layer clamped, a head the part lacks becomes the mean, no selection)."""
+    w.wait()  # every layer passed over: the widget's state is final
+    shown = w._state
+    parts = []
+    for name in (w._parts or {"": None}):
+        state = w._states.get(name)
+        capture = shown.capture if name == shown.name else w._parts[name]
+        tokens = state.tokens if state is not None else None
+        if name == shown.name:
+            subject = _open(capture, name, tokens, layer=w.layer, head=w.head, threshold=float(w.threshold),
+                            selected=list(w.selected_tokens), flow=w._flow_row, color_by=w.color_by)
+            subject.image = image_of(capture) if shown.has_image else None
+            subject.tokens, subject.key_tokens = list(w.tokens), list(w.key_tokens)  # as the page shows them
+        else:  # as a switch from the widget's selection would show it
+            subject = _open(capture, name, tokens, threshold=float(w.threshold), color_by=w.color_by)
+            subject.layer = min(w.layer, subject.source.num_layers - 1)
+            subject.head = w.head if w.head is None or w.head < subject.source.num_heads else None
+        subject.rollout_options = (str(getattr(w, "rollout_fusion", "mean")), float(getattr(w, "discard_ratio", 0.0)))
+        parts.append(subject)
+    first = shown.name if part is None else part
+    return _Subject(parts=parts, part=first, view=w.view, color_scale=w.color_scale, text_source=w.text_source,
+                    model_name=getattr(shown.capture, "model_name", None))
+
+
+def _capture_subject(obj, part, tokens, key_tokens) -> _Subject:
+    from ._from_attentions import as_source, is_seq2seq_output
+
+    if isinstance(obj, (str, bytes, pathlib.PurePath)) or obj is None:
+        raise ArgumentTypeError(f"{EXPECTED}; got {type(obj).__name__}")
+    _check_tokens(tokens, "tokens")
+    _check_tokens(key_tokens, "key_tokens")
+    if key_tokens is not None and (parts_of(obj) is not None or hasattr(obj, "_records")):
+        raise ArgumentError("key_tokens= names the source (key) tokens of attention arrays or a model output; "
+                            "a Capture already has its own: leave key_tokens out.")
+    if is_seq2seq_output(obj) or key_tokens is not None:
+        try:
+            obj = as_source(obj, tokens, key_tokens)
+        except (ArgumentError, ArgumentTypeError):
+            raise  # already says what is wrong (a missing part, tokens that do not match)
+        except Exception as error:  # noqa: BLE001 - say what was expected
+            raise ArgumentTypeError(f"{EXPECTED}; got {type(obj).__name__} ({error})") from None
+        tokens = None  # named the new capture's positions
+    parts = parts_of(obj)
+    if parts is not None:
+        if tokens is not None:
+            raise ArgumentError("tokens= relabels a plain capture; an encoder-decoder capture takes its parts' "
+                                "tokens (source and target): leave tokens out.")
+        first = DEFAULT_PART if part is None else check_choice(part, PARTS, "part")
+        subjects = [_open(parts[name], name) for name in PARTS]
     else:
-        if isinstance(obj, (str, bytes, pathlib.PurePath)) or obj is None:
-            raise ArgumentTypeError("export_html expects a Capture, an AttentionWidget, an Explorer or a "
-                            f"[layer, head, query, key] array; got {type(obj).__name__}")
+        if part not in (None, ""):
+            raise ArgumentError(f"part={part!r} is for an encoder-decoder capture (Seq2SeqCapture); this capture "
+                                "has one part: leave part out.")
         try:
             source = r.engine(obj)
         except Exception as error:  # noqa: BLE001 - say what was expected
-            raise ArgumentTypeError("export_html expects a Capture, an AttentionWidget, an Explorer or a "
-                            f"[layer, head, query, key] array; got {type(obj).__name__} ({error})") from None
-        if tokens is not None and (isinstance(tokens, str) or not all(isinstance(t, str) for t in tokens)):
-            raise ArgumentTypeError(f"tokens must be a list of strings, one per position; got {type(tokens).__name__}")
-        tokens = list(tokens if tokens is not None else getattr(obj, "tokens", None) or [str(i) for i in range(source.n)])
-        subject = _Subject(source=source, capture=obj, tokens=tokens, layer=source.num_layers // 2,
-                           head=None, view="heatmap", threshold=0.1)
-        capture = obj
-    subject.model_name = getattr(capture, "model_name", None)
-    s = subject.source
+            raise ArgumentTypeError(f"{EXPECTED}; got {type(obj).__name__} ({error})") from None
+        subjects = [_open(obj, "", tokens, source)]
+        first = ""
+    opening = next(p for p in subjects if p.name == first)
+    for subject in subjects:
+        subject.layer = opening.source.num_layers // 2
+    return _Subject(parts=subjects, part=first, view="image" if opening.image is not None else "heatmap",
+                    model_name=getattr(obj, "model_name", None))
+
+
+def _check_view(view, part: PartSubject) -> str:
+    if part.is_cross and view == "rollout":
+        raise ArgumentError(NO_CROSS_ROLLOUT)
+    if part.is_cross and view == "graph":
+        raise ArgumentError(NO_CROSS_GRAPH)
+    if view == "image" and part.image is None:
+        raise ArgumentError(NO_IMAGE)
+    return check_choice(view, part.views, "view")
+
+
+def _subject(obj, part, layer, head, view, threshold, tokens=None, key_tokens=None) -> _Subject:
+    from .widget import AttentionWidget
+
+    widget = obj if isinstance(obj, AttentionWidget) else getattr(obj, "widget", None)
+    if isinstance(widget, AttentionWidget):
+        if tokens is not None or key_tokens is not None:
+            raise ArgumentError("tokens= and key_tokens= name the positions of a capture or of attention arrays; "
+                                "a widget shows its own tokens (set widget.tokens).")
+        subject = _widget_subject(widget, None if part is None else widget._check_part(part))
+    else:
+        subject = _capture_subject(obj, part, tokens, key_tokens)
+    opening = subject.opening
+    s = opening.source
     if layer is not None:
-        subject.layer = check_layer(layer, s.num_layers)
+        opening.layer = check_layer(layer, s.num_layers)
     if head is not None:
-        subject.head = check_head(head, s.num_heads)
-    if view is not None:
-        subject.view = check_choice(view, VIEWS, "view")
+        opening.head = check_head(head, s.num_heads)
     if threshold is not None:
-        subject.threshold = check_number(threshold, "threshold", 0.0, 1.0)
-    if len(subject.tokens) != s.n:
-        raise ArgumentError(f"got {len(subject.tokens)} tokens for {s.n} positions; they must match")
+        opening.threshold = check_number(threshold, "threshold", 0.0, 1.0)
+    if view is not None:
+        subject.view = _check_view(view, opening)
+    elif subject.view not in opening.views:  # a widget's view the part opened instead does not offer
+        subject.view = "heatmap"
+    if opening.is_cross and subject.text_source != "attention":
+        subject.text_source = "attention"
+    if len(opening.tokens) != s.n:
+        raise ArgumentError(f"got {len(opening.tokens)} tokens for {s.n} positions; they must match")
+    for other in subject.parts:  # where a part switch lands (attnwidget._widget_parts.Parts._show)
+        if other is not opening:
+            other.layer = min(opening.layer, other.source.num_layers - 1)
+            other.head = opening.head if opening.head is None or opening.head < other.source.num_heads else None
+            other.threshold = opening.threshold
+            other.selected = []  # a switch clears the selection (a widget's flow row stays with its part)
     return subject
 
 
-def _quantise(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 of each trailing ``[r, c]`` matrix scaled to its own maximum, and the maxima (float32)."""
-    top = values.max(axis=(-2, -1))
-    scale = np.where(top > 0, top, 1.0)[..., None, None]
-    q = np.round(np.clip(values / scale, 0, 1) * 255).astype(np.uint8)
-    return q, top.astype(np.float32)
+def _title_name(subject: _Subject) -> str | None:
+    name = subject.model_name
+    return None if not name or name == "attentions" else str(name)
 
 
-def _heatmaps(source, side: int, full_layer: int | None):
-    """Pooled ``[L, H + 1, s, s]`` (index H = layer mean) and the full ``[H + 1, n, n]`` of one layer.
-
-    The pooled heatmaps come from the pattern engine's fused pass with tiles of ``side`` cells."""
-    from ._summary import default_options, summary_for
-
-    n, L, H = source.n, source.num_layers, source.num_heads
-    summary = summary_for(source.obj, default_options(source.obj, tile_side=side, tile_dtype="float32"))
-    summary.run()
-    f = tile_factor(n, side)
-    first = summary.layer(0)
-    s = first.mean_tile.shape[-1]
-    heat = np.zeros((L, H + 1, s, s), dtype=np.float32)
-    for layer in range(L):
-        result = summary.layer(layer)
-        heat[layer, :H] = result.tiles
-        heat[layer, H] = result.mean_tile
-    full = None
-    if full_layer is not None:
-        full = np.zeros((H + 1, n, n), dtype=np.float32)
-        for r0, r1, block in source.blocks(full_layer):
-            full[:H, r0:r1] = block
-            full[H, r0:r1] = block.mean(axis=0)
-    return heat, full, f
-
-
-def _rollout(subject: _Subject, max_rows: int) -> tuple[np.ndarray, list[int] | None, str]:
-    from .rollout import rollout, rollout_row
-
-    n = subject.source.n
-    target = subject.capture
-    if n <= max_rows:
-        return rollout(target).astype(np.float16), None, "every row"
-    result = rollout_row(target)
-    return result.values[None].astype(np.float16), [int(result.row)], f"row {result.row} only ({result.reason})"
-
-
-def _wire(array: np.ndarray, compress: bool) -> dict:
-    arr = np.ascontiguousarray(array)
-    if arr.dtype.name not in ("float32", "float16", "uint8", "uint16", "uint32", "int32"):
-        raise ArgumentTypeError(f"cannot embed dtype {arr.dtype}")
-    raw = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
-    data = zlib.compress(raw, 6) if compress else raw
-    return {"b64": base64.b64encode(data).decode("ascii"), "dtype": arr.dtype.name, "shape": list(arr.shape),
-            "compression": "zlib" if compress else None}
-
-
-def _head_name(head) -> str:
-    return "mean of heads" if head is None else f"head {head}"
-
-
-def build_payload(obj, *, layer=None, head=None, view=None, threshold=None, tokens=None, heatmap_side: int = HEATMAP_SIDE,
-                  full_resolution: bool = True, rollout_rows: int = ROLLOUT_ALL_ROWS, graph: bool = True,
+def build_payload(obj, *, part: str | None = None, layer=None, head=None, view=None, threshold=None, tokens=None,
+                  key_tokens=None, heatmap_side: int | None = None, full_resolution: bool = True,
+                  rollout_rows: int = ROLLOUT_ALL_ROWS, graph: bool = True,
                   compress: bool = True) -> tuple[dict, dict[str, np.ndarray]]:
-    """The page's JSON payload and the arrays in it (numpy, before encoding). See :func:`export_html`."""
-    subject = _subject(obj, layer, head, view, threshold, tokens)
-    source = subject.source
-    n, L, H = source.n, source.num_layers, source.num_heads
-    if not isinstance(heatmap_side, (int, np.integer)) or heatmap_side < 1:
-        raise ArgumentError(f"heatmap_side must be a positive int; got {heatmap_side!r}")
-    pooled = tile_factor(n, heatmap_side) > 1
-    full_layer = subject.layer if (full_resolution and pooled and n <= FULL_MAX_TOKENS) else None
-    heat, full, factor = _heatmaps(source, int(heatmap_side), full_layer)
-    arrays: dict[str, np.ndarray] = {}
-    arrays["heat"], arrays["heat_scale"] = _quantise(heat)
-    if full is not None:
-        arrays["full"], arrays["full_scale"] = _quantise(full)
-    arrays["rollout"], rollout_rows_list, rollout_text = _rollout(subject, rollout_rows)
-    if subject.color_by is not None:
-        arrays["color_by"] = subject.color_by.astype(np.float32)
-    if subject.flow is not None:
-        arrays["flow"] = np.asarray(subject.flow[1], dtype=np.float32)
-    graph_meta = None
-    if graph:
-        focus = subject.selected[-1] if subject.selected else (n - 1 if source.is_causal else 0)
-        g = r.graph_data(source, subject.layer, subject.head, subject.threshold, focus=focus)
-        for key in ("pos", "edges", "weights"):
-            wire = g[key]
-            arrays[f"graph_{key}"] = np.frombuffer(wire["buffer"], dtype=wire["dtype"]).reshape(wire["shape"])
-        graph_meta = {"layer": subject.layer, "head": subject.head, "threshold": subject.threshold}
+    """The page's JSON payload and the arrays in it (numpy, before encoding). See :func:`export_html`.
 
-    s = heat.shape[-1]
-    notes = [f"Embedded: {n} tokens, {L} layers x {H} heads{f' of {subject.model_name}' if subject.model_name else ''}."]
-    if pooled:
-        notes.append(f"Heatmaps of every head and layer mean are max-pooled to {s} x {s} cells "
-                     f"({factor} x {factor} tokens each) for sequences over {heatmap_side} tokens")
-        if full_layer is not None:
-            notes[-1] += f"; layer {full_layer} is also embedded at full resolution ({n} x {n}, zoomable)."
-        else:
-            notes[-1] += "."
-    else:
-        notes.append(f"Heatmaps of every head and layer mean at full resolution ({n} x {n}).")
-    notes.append("Weights are stored as 8 bits per cell (steps of 1/255 of each matrix's maximum).")
-    if not pooled:
-        notes.append("Token lines: every layer and head at full resolution.")
-    elif full_layer is not None:
-        notes.append(f"Token lines: full resolution in layer {full_layer}; elsewhere at block resolution "
-                     f"(each line carries the maximum of its {factor} x {factor} block).")
-    else:
-        notes.append(f"Token lines at block resolution (each line carries the maximum of its {factor} x {factor} block).")
-    notes.append(f"Rollout: {rollout_text}, float16"
-                 + (f"; attention flow of row {subject.flow[0]}." if subject.flow is not None else "."))
-    if graph_meta:
-        edges = len(arrays["graph_weights"])
-        notes.append(f"Graph: layer {subject.layer}, {_head_name(subject.head)} only, {edges} edge"
-                     f"{'' if edges == 1 else 's'} above {subject.threshold:g} (other layers and heads show no "
-                     "graph; the slider can only raise the threshold).")
-    else:
-        notes.append("Graph: not embedded.")
-    notes.append("Grid thumbnails are max-pooled from the heatmaps to at most 64 x 64.")
-    note = " ".join(notes)
-
-    meta = {"n": n, "heat_factor": int(factor), "full_layer": full_layer,
-            "rollout_rows": rollout_rows_list, "graph": graph_meta,
-            "flow_row": None if subject.flow is None else int(subject.flow[0]),
-            "color_by": subject.color_by_name}
-    state = {"tokens": subject.tokens, "num_layers": L, "num_heads": H, "is_causal": bool(source.is_causal),
-             "layer": subject.layer, "head": subject.head, "view": subject.view, "threshold": subject.threshold,
-             "hovered_token": None, "selected_tokens": subject.selected, "status": "",
-             "color_scale": subject.color_scale, "text_source": subject.text_source}
-    payload = {"format": FORMAT, "version": VERSION, "state": state, "meta": meta, "note": note,
-               "arrays": {name: _wire(value, compress) for name, value in arrays.items()}}
+    A plain capture's arrays are the payload's ``arrays`` (and named as they are); an encoder-decoder's
+    are in ``payload["parts"][part]["arrays"]``, returned here as ``"part/name"``."""
+    payload, arrays, _ = _build(obj, part=part, layer=layer, head=head, view=view, threshold=threshold,
+                                tokens=tokens, key_tokens=key_tokens, heatmap_side=heatmap_side,
+                                full_resolution=full_resolution, rollout_rows=rollout_rows, graph=graph,
+                                compress=compress)
     return payload, arrays
+
+
+def _build(obj, *, part, layer, head, view, threshold, tokens, key_tokens, heatmap_side, full_resolution,
+           rollout_rows, graph, compress):
+    if heatmap_side is not None and (not isinstance(heatmap_side, (int, np.integer)) or isinstance(heatmap_side, bool)
+                                     or heatmap_side < 1):
+        raise ArgumentError(f"heatmap_side must be a positive int; got {heatmap_side!r}")
+    subject = _subject(obj, part, layer, head, view, threshold, tokens, key_tokens)
+    opts = Options(heatmap_side=heatmap_side, full_resolution=full_resolution, rollout_rows=rollout_rows,
+                   graph=graph, compress=compress)
+    opening = subject.opening
+    name = _title_name(subject)
+    of = f" of {name}" if name else ""
+    entries, arrays, notes = {}, {}, []
+    plain = len(subject.parts) == 1
+    if not plain:
+        enc, dec = subject.parts[0].source, subject.parts[1].source
+        notes.append(f"Embedded: an encoder-decoder capture{of} ({enc.n} source tokens, {dec.n} target tokens), "
+                     "each part as below; the part selector switches between them as in the live widget.")
+    for p in subject.parts:
+        entry, part_arrays, part_notes = part_payload(p, opts)
+        entries[p.name] = entry
+        if plain:
+            arrays = part_arrays
+            notes.append(f"Embedded: {part_notes[0]}{of}.")
+        else:
+            arrays.update({f"{p.name}/{k}": v for k, v in part_arrays.items()})
+            notes.append(f"{PART_LABELS[p.name]}: {part_notes[0]}.")
+        notes.extend(part_notes[1:])
+    notes.append("Weights are stored as 8 bits per cell (steps of 1/255 of each matrix's maximum). Grid "
+                 "thumbnails are max-pooled from the heatmaps to at most 64 x 64.")
+
+    state = {**opening.traits(), "part": subject.part, "parts": [] if plain else [p.name for p in subject.parts],
+             "layer": opening.layer, "head": opening.head, "view": subject.view, "threshold": opening.threshold,
+             "hovered_token": None, "selected_tokens": list(opening.selected), "status": "",
+             "color_scale": subject.color_scale, "text_source": subject.text_source}
+    payload = {"format": FORMAT, "version": VERSION, "state": state, "note": " ".join(notes)}
+    if plain:
+        payload.update(meta=entries[""]["meta"], arrays=entries[""]["arrays"])
+    else:
+        payload["parts"] = entries
+    return payload, arrays, subject
+
+
+def _meta_line(payload: dict) -> str:
+    hint = "Hover a view to see token lines and weights; click a grid cell to show that layer and head."
+    parts = payload.get("parts")
+    if parts:
+        enc, dec = parts["encoder"]["state"], parts["decoder"]["state"]
+        return (f"Encoder-decoder: {len(enc['tokens'])} source tokens, {len(dec['tokens'])} target tokens; "
+                f"encoder {enc['num_layers']} layers x {enc['num_heads']} heads, decoder {dec['num_layers']} x "
+                f"{dec['num_heads']}. Choose encoder, decoder or cross-attention above the views. {hint}")
+    state = payload["state"]
+    size = f"{state['num_layers']} layers x {state['num_heads']} heads"
+    if state.get("is_cross"):
+        line = (f"{len(state['tokens'])} target tokens over {len(state['key_tokens'])} source tokens, {size}, "
+                f"cross-attention. {hint}")
+    else:
+        line = (f"{len(state['tokens'])} tokens, {size}, {'causal' if state['is_causal'] else 'bidirectional'} "
+                f"attention. {hint}")
+    if payload.get("meta", {}).get("image"):
+        line += " In the image view, hover a patch of the picture to see its attention over the others."
+    return line
 
 
 def render_html(payload: dict, *, title: str) -> str:
@@ -299,10 +335,7 @@ def render_html(payload: dict, *, title: str) -> str:
     data = script_json(payload)
     csp = (f"default-src 'none'; script-src {_csp_hash(BOOTSTRAP)} blob:; style-src 'unsafe-inline'; "
            "img-src data: blob:; base-uri 'none'; form-action 'none'")
-    state = payload["state"]
-    meta_line = (f"{len(state['tokens'])} tokens, {state['num_layers']} layers x {state['num_heads']} heads, "
-                 f"{'causal' if state['is_causal'] else 'bidirectional'} attention. Hover a view to see token "
-                 "lines and weights; click a grid cell to show that layer and head.")
+    meta_line = _meta_line(payload)
     return (
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         f"<meta http-equiv=\"Content-Security-Policy\" content=\"{html.escape(csp)}\">\n"
@@ -319,35 +352,41 @@ def render_html(payload: dict, *, title: str) -> str:
     )
 
 
-def export_html(obj, path, *, title: str | None = None, layer: int | None = None, head=None,
-                view: str | None = None, threshold: float | None = None, tokens=None,
-                heatmap_side: int = HEATMAP_SIDE, full_resolution: bool = True,
+def export_html(obj, path, *, title: str | None = None, part: str | None = None, layer: int | None = None,
+                head=None, view: str | None = None, threshold: float | None = None, tokens=None, key_tokens=None,
+                heatmap_side: int | None = None, full_resolution: bool = True,
                 rollout_rows: int = ROLLOUT_ALL_ROWS, graph: bool = True, compress: bool = True) -> pathlib.Path:
     """Write one self-contained HTML page showing ``obj`` with the widget's views, offline.
 
-    ``obj``: a :class:`~attnwidget.Capture`, an :class:`~attnwidget.AttentionWidget`, an
-    :class:`~attnwidget.Explorer` (its ``.widget``), or attention you already have: a ``[layer, head,
-    query, key]`` array or tensor, the ``output_attentions`` tuple, a ``[layer, 1, head, query, key]``
-    stack or a TransformerLens ``ActivationCache`` (name the tokens with ``tokens=[...]``). The page
-    starts from the widget's current layer, head, view, threshold and selection (a capture: the middle
-    layer, mean of heads, heatmap); ``layer``, ``head`` (an int or ``"mean"``), ``view`` and
-    ``threshold`` override them.
+    ``obj``: a :class:`~attnwidget.Capture` (a vision capture adds the image view), a
+    :class:`~attnwidget.seq2seq.Seq2SeqCapture` (the page has the part selector: encoder, decoder,
+    cross-attention), an :class:`~attnwidget.AttentionWidget`, an :class:`~attnwidget.Explorer` (its
+    ``.widget``), or attention you already have: a ``[layer, head, query, key]`` array or tensor, the
+    ``output_attentions`` tuple, a ``[layer, 1, head, query, key]`` stack, a TransformerLens
+    ``ActivationCache`` (name the tokens with ``tokens=[...]``; a rectangle's key tokens with
+    ``key_tokens=[...]``), or an encoder-decoder's output with its attentions (``tokens``: the target's,
+    ``key_tokens``: the source's). The page starts from the widget's current part, layer, head, view,
+    threshold and selection (a capture: cross-attention for an encoder-decoder, the middle layer, mean
+    of heads, the image view for a vision capture, else the heatmap); ``part``, ``layer``, ``head`` (an
+    int or ``"mean"``), ``view`` and ``threshold`` override them.
 
-    Embedded by default (docs/export.md): every layer x head plus the layer means, max-pooled to at
-    most ``heatmap_side`` x ``heatmap_side`` cells (8 bits each); the initial layer at full resolution
-    when pooled and at most 1024 tokens (``full_resolution``); token lines from those matrices; every
-    rollout row for up to ``rollout_rows`` tokens (else the default row); the graph of the initial
-    layer and head (``graph=False`` leaves it out). ``compress=False`` stores buffers uncompressed
-    (larger; for browsers without ``DecompressionStream``). Returns the path written.
+    Embedded by default (docs/export.md), for each part: every layer x head plus the layer means,
+    max-pooled to at most ``heatmap_side`` x ``heatmap_side`` cells (default 128; a vision capture's
+    whole sequence when every matrix fits 16 M cells, so its image view is exact), 8 bits each; the
+    initial layer at full resolution when pooled and at most 1024 tokens (``full_resolution``); token
+    lines from those matrices; every rollout row for up to ``rollout_rows`` tokens (else the default
+    row; none for cross-attention); the graph of the initial layer and head (``graph=False`` leaves it
+    out; none for cross-attention); a vision capture's picture. ``compress=False`` stores buffers
+    uncompressed (larger; for browsers without ``DecompressionStream``). Returns the path written.
     Raises :class:`BundleMissingError` (a FileNotFoundError) when the JS bundle is not built.
     """
     _read_bundles()  # fail before computing anything
-    payload, _ = build_payload(obj, layer=layer, head=head, view=view, threshold=threshold, tokens=tokens,
-                               heatmap_side=heatmap_side, full_resolution=full_resolution,
-                               rollout_rows=rollout_rows, graph=graph, compress=compress)
+    payload, _, subject = _build(obj, part=part, layer=layer, head=head, view=view, threshold=threshold,
+                                 tokens=tokens, key_tokens=key_tokens, heatmap_side=heatmap_side,
+                                 full_resolution=full_resolution, rollout_rows=rollout_rows, graph=graph,
+                                 compress=compress)
     if title is None:
-        name = (getattr(obj, "model_name", None)
-                or getattr(getattr(getattr(obj, "widget", obj), "_capture", None), "model_name", None))
+        name = _title_name(subject)
         title = f"Attention in {name}" if name else "Attention"
     path = pathlib.Path(path)
     path.write_text(render_html(payload, title=str(title)), encoding="utf-8")

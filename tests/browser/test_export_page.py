@@ -219,3 +219,182 @@ def test_malicious_tokens_render_as_text(open_page, pages):
     tooltip = page.text_content(".attnwidget-heatmap .attnwidget-tooltip")
     assert "</script><script>window.__pwned=1</script>" in tooltip and "onerror" in tooltip
     assert page.evaluate("window.__pwned") is None
+
+
+# ----------------------------------------------------------------------------- encoder-decoder and vision pages
+
+ATOL = 0.5 / 255 + 1e-6  # the page's weights: 8 bits per cell, scaled to each matrix's maximum
+
+
+@pytest.fixture(scope="module")
+def family_pages(bundle, byte_tokenizer, tmp_path_factory):
+    """A tiny T5's encoder-decoder capture and a tiny ViT's (queries sharpened, so patches differ), exported."""
+    import torch
+    from families import image_processor, pair
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("export-families")
+    t5, _ = pair("t5")
+    s2s = attnwidget.capture(t5, byte_tokenizer, "The cat sat on the mat.", target="Die Katze sass.")
+    vit, _ = pair("vit")
+    with torch.no_grad():
+        for name, weight in vit.named_parameters():
+            if name.endswith("query.weight"):
+                weight.mul_(6)
+    picture = attnwidget.capture(vit, image_processor(vit), data.astronaut())
+    return {"s2s": s2s, "s2s_page": ex.export_html(s2s, folder / "t5.html"),
+            "vit": picture, "vit_page": ex.export_html(picture, folder / "vit.html")}
+
+
+def floats(page, trait: str, key: str) -> list[float]:
+    """The float32 values of the wire array ``trait[key]`` in the page's model."""
+    return page.evaluate("""([trait, key]) => {
+        const w = window.attnwidgetModel.get(trait)[key];
+        return Array.from(new Float32Array(w.buffer.buffer, w.buffer.byteOffset, w.buffer.byteLength / 4));
+    }""", [trait, key])
+
+
+def shape(page, trait: str, key: str) -> list[int]:
+    return page.evaluate("([t, k]) => window.attnwidgetModel.get(t)[k].shape", [trait, key])
+
+
+PART_TRAITS = ("part", "parts", "tokens", "key_tokens", "num_layers", "num_heads", "is_causal", "is_cross", "views",
+               "layer", "head", "view", "hovered_token", "selected_tokens", "status")
+
+
+def test_seq2seq_page_switches_parts_offline(open_page, family_pages):
+    import numpy as np
+
+    s2s = family_pages["s2s"]
+    ns, nt, H = s2s.encoder.num_tokens, s2s.decoder.num_tokens, s2s.cross.num_heads
+    page = open_page(family_pages["s2s_page"])
+    assert page.get_by_role("radio").count() == 3
+    assert page.get_by_role("radio", name="cross-attention").get_attribute("aria-checked") == "true"
+    # Cross-attention opens as a rectangle: target rows over source columns, the embedded weights.
+    g = geometry(page, "heatmap")
+    assert g["cross"] and g["total"] == {"rows": nt, "cols": ns} and g["cellW"] == pytest.approx(g["cellH"])
+    assert shape(page, "heatmap_data", "matrix") == [nt, ns]
+    np.testing.assert_allclose(np.reshape(floats(page, "heatmap_data", "matrix"), (nt, ns)), s2s.cross.pattern(1),
+                               atol=ATOL)
+    assert pixels(page, "heatmap")["painted"] > 2000
+    assert not page.get_by_role("button", name="graph").is_visible()
+    assert not page.get_by_role("button", name="rollout").is_visible()
+    page.mouse.move(*heatmap_cell(page, 2, ns - 1))
+    tooltip = page.text_content(".attnwidget-heatmap .attnwidget-tooltip")
+    assert f"target 2: {s2s.decoder.tokens[2]}" in tooltip and f"source {ns - 1}:" in tooltip
+    assert model(page, "hovered_token") == 2 and shape(page, "lines_data", "weights") == [H, ns]
+
+    # The encoder: every trait as the live widget sets it on the same switch.
+    page.get_by_role("radio", name="encoder").click()
+    widget = attnwidget.AttentionWidget(s2s, background=False)
+    widget.part = "encoder"
+    for name in PART_TRAITS:
+        assert model(page, name) == getattr(widget, name), name
+    widget.close()
+    g = geometry(page, "heatmap")
+    assert not g["cross"] and g["total"] == {"rows": ns, "cols": ns}
+    assert page.text_content(".attnwidget-status").startswith("encoder: layer 1, mean of heads")
+    np.testing.assert_allclose(np.reshape(floats(page, "heatmap_data", "matrix"), (ns, ns)), s2s.encoder.pattern(1),
+                               atol=ATOL)
+    page.click(".attnwidget-tab[data-view=rollout]")
+    assert pixels(page, "strip")["painted"] > 500
+    np.testing.assert_allclose(floats(page, "rollout_data", "values"), attnwidget.rollout(s2s.encoder)[0], atol=2e-3)
+
+    # Back to cross-attention, which has no rollout: the view falls back to the heatmap, as live.
+    page.get_by_role("radio", name="encoder").focus()
+    page.keyboard.press("ArrowLeft")  # the radio group wraps: encoder -> cross-attention
+    assert (model(page, "part"), model(page, "view")) == ("cross", "heatmap")
+    assert model(page, "tokens") == s2s.decoder.tokens and model(page, "key_tokens") == s2s.encoder.tokens
+
+    # Lines: target tokens on the left, source tokens on the right.
+    page.click(".attnwidget-tab[data-view=lines]")
+    g = geometry(page, "lines")
+    assert (g["left"], g["right"]) == (nt, ns)
+    quiet = pixels(page, "lines")
+    page.mouse.move(g["x"] + g["rightEdge"] + 20.5, g["y"] + g["top"] + (ns - 2.5) * g["lineHeight"])
+    lines = model(page, "lines_data")
+    assert (lines["direction"], lines["token"]) == ("to", ns - 3) and shape(page, "lines_data", "weights") == [H, nt]
+    assert model(page, "hovered_token") is None  # a source token is no query
+    assert f"source {ns - 3}:" in page.text_content(".attnwidget-lines .attnwidget-tooltip")
+    column = np.reshape(floats(page, "lines_data", "weights"), (H, nt))
+    np.testing.assert_allclose(column, s2s.cross.head_patterns(1)[:, :, ns - 3], atol=ATOL)
+    page.mouse.move(g["x"] + 20.5, g["y"] + g["top"] + 3.5 * g["lineHeight"])
+    lines = model(page, "lines_data")
+    assert (lines["direction"], lines["token"]) == ("from", 3) and model(page, "hovered_token") == 3
+    row = np.reshape(floats(page, "lines_data", "weights"), (H, ns))
+    np.testing.assert_allclose(row, s2s.cross.head_patterns(1)[:, 3], atol=ATOL)
+    assert pixels(page, "lines")["hash"] != quiet["hash"]
+    page.mouse.down()
+    page.mouse.up()
+    assert model(page, "selected_tokens") == [3]
+    # Text: the source coloured by the selected target token's row (the pointer left the lines).
+    page.click(".attnwidget-tab[data-view=text]")
+    text = model(page, "text_data")
+    assert text["note"].startswith("cross-attention of target token 3 over the source")
+    assert shape(page, "text_data", "values") == [ns]
+
+
+def image_points(page, layer: str, points) -> list[tuple[int, ...]]:
+    """RGBA at canvas-relative CSS points of the image view's base or overlay canvas."""
+    return [tuple(p) for p in page.evaluate("""([layer, points]) => {
+        const ctx = document.querySelector(`.attnwidget-image-${layer}`).getContext('2d');
+        return points.map(([x, y]) => Array.from(ctx.getImageData(Math.round(x * devicePixelRatio),
+            Math.round(y * devicePixelRatio), 1, 1).data));
+    }""", [layer, [list(p) for p in points]])]
+
+
+def test_vision_page_hover_a_patch_offline(open_page, family_pages):
+    import numpy as np
+
+    cap = family_pages["vit"]
+    (rows, cols), start = cap.patch_grid, cap.patch_start
+    page = open_page(family_pages["vit_page"])
+    assert model(page, "view") == "image" and "image" in model(page, "views")
+    g = geometry(page, "image")
+    assert (g["rows"], g["cols"], g["patchStart"]) == (rows, cols, start)
+
+    def centre(r, c):
+        return g["left"] + (c + 0.5) * g["width"] / cols, g["top"] + (r + 0.5) * g["height"] / rows
+
+    centres = [centre(r, c) for r in range(rows) for c in range(cols)]
+    before = image_points(page, "base", centres)
+    assert len(set(before)) > 4  # the picture under the colour map
+    assert model(page, "image_data")["token"] == 0  # an encoder's natural row: [CLS]
+
+    def expected(token, layer=1):
+        row = cap.pattern(layer)[token]
+        patches = row[start:start + rows * cols].reshape(rows, cols)
+        return patches, np.concatenate([row[:start], row[start + rows * cols:]])
+
+    seen = []
+    for r, c in ((1, 2), (3, 0)):
+        x, y = centre(r, c)
+        page.mouse.move(g["x"] + x, g["y"] + y)
+        token = start + r * cols + c
+        assert model(page, "hovered_token") == token and model(page, "image_data")["token"] == token
+        assert shape(page, "image_data", "values") == [rows, cols]
+        patches, others = expected(token)
+        np.testing.assert_allclose(np.reshape(floats(page, "image_data", "values"), (rows, cols)), patches, atol=ATOL)
+        np.testing.assert_allclose(floats(page, "image_data", "others"), others, atol=ATOL)
+        assert image_points(page, "overlay", [(x, y)])[0][3] > 0  # the hovered patch is outlined
+        assert f"token {token}: patch {r},{c}" in page.text_content(".attnwidget-image .attnwidget-tooltip")
+        seen.append(image_points(page, "base", centres))
+    assert seen[0] != before and seen[1] != seen[0]  # the overlay follows the hovered token
+
+    x, y = centre(3, 0)
+    page.mouse.click(g["x"] + x, g["y"] + y)
+    assert model(page, "selected_tokens") == [start + 3 * cols]
+    # Another head, then the rollout row: cut from the embedded data like the kernel cuts its rows.
+    page.mouse.move(*grid_cell(page, 0, 2))
+    page.mouse.down()
+    page.mouse.up()
+    assert (model(page, "layer"), model(page, "head")) == (0, 2)
+    token = start + 3 * cols  # off the picture now: the focus is the selected patch
+    np.testing.assert_allclose(np.reshape(floats(page, "image_data", "values"), (rows, cols)),
+                               cap.head_patterns(0)[2, token, start:].reshape(rows, cols), atol=ATOL)
+    page.click(".attnwidget-tab[data-view=image]")
+    page.select_option(".attnwidget-text-source select", "rollout")
+    data = model(page, "image_data")
+    assert data["source"] == "rollout" and data["token"] == token and "rollout" in data["note"]
+    np.testing.assert_allclose(np.reshape(floats(page, "image_data", "values"), (rows, cols)),
+                               attnwidget.rollout(cap)[token, start:].reshape(rows, cols), atol=2e-3)
