@@ -98,6 +98,13 @@ def _numeric(x, name: str) -> tuple[np.ndarray, float]:
     if isinstance(x, np.ndarray):
         check_attention_dtype(x.dtype, name)
         return x, row_sum_tolerance(x.dtype if x.dtype.kind == "f" else np.float32)
+    if hasattr(x, "parts") or hasattr(x, "cross_attentions"):  # an encoder-decoder's three kinds of attention
+        where = "cap.encoder, cap.decoder or cap.cross" if hasattr(x, "parts") else (
+            "output.encoder_attentions, output.decoder_attentions or output.cross_attentions")
+        raise ArgumentTypeError(
+            f"{type(x).__name__} holds three kinds of attention (encoder, decoder, cross); an analysis reads one. "
+            f"Pass {where} (the widget, show and export_html take the whole)."
+        )
     raise ArgumentTypeError(
         "expected a Capture, a NumPy array or tensor of shape [layer, head, query, key], or per-layer "
         f"attention (a tuple of [1, head, query, key] tensors, as output_attentions gives); got "

@@ -59,3 +59,11 @@ def test_text_options_on_a_vision_model_are_refused(byte_tokenizer):
     assert attnwidget.capture(model, processor, data.camera()).patch_grid == (4, 4)
     with pytest.raises(ArgumentError, match=r"ViTModel reads images, not text: pass its image processor"):
         attnwidget.capture(model, byte_tokenizer, "a picture of a cat")
+
+
+def test_analyses_name_the_part_to_pass(byte_tokenizer):
+    model, _ = pair("bart")
+    cap = attnwidget.capture(model, byte_tokenizer, TEXT, target="a dog")
+    with pytest.raises(TypeError, match=r"three kinds of attention.*Pass cap.encoder, cap.decoder or cap.cross"):
+        attnwidget.compute_metrics(cap, progress=False)
+    assert attnwidget.compute_metrics(cap.cross, ["entropy"], progress=False)["entropy"].shape == (2, 4)
