@@ -81,7 +81,7 @@ def test_not_a_model(byte_tokenizer):
 
 
 def test_not_a_tokenizer(llama):
-    with pytest.raises(TypeError, match="tokenizer \(or, for a vision model, its image processor\) as its second argument; got str"):
+    with pytest.raises(TypeError, match=r"tokenizer \(or, for a vision model, its image processor\) as its second argument; got str"):
         attnwidget.capture(llama, "tokenizer", "hi")
 
 
