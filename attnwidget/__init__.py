@@ -11,6 +11,7 @@ from .errors import (
     MissingModelError,
     NotAttentionError,
     OutOfRangeError,
+    SaveError,
     UnsupportedAttentionError,
 )
 from .analysis import (
@@ -37,6 +38,7 @@ from .metrics import compute_metrics
 from .explorer import Explorer, show
 from .export import export_html
 from .widget import AttentionWidget
+from .compare import ComparisonWidget, compare
 from .models import EXAMPLE_MODELS, load_model
 from .report import AttentionReport, QualityScore, Recommendation, attention_report, quality_score
 from .rollout import (
@@ -84,6 +86,7 @@ __all__ = [
     "mixed_attention",
     "NotAttentionError",
     "OutOfRangeError",
+    "SaveError",
     "prompt_parts",
     "PromptParts",
     "quality_score",

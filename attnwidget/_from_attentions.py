@@ -90,3 +90,32 @@ def as_source(obj, tokens=None, key_tokens=None):
     if key_tokens is not None:
         return capture_from_attentions(Capture, obj, tokens, key_tokens)
     return obj
+
+
+def widget_source(obj, tokens, key_tokens):
+    """``(source, tokens, key_tokens)``: an encoder-decoder model's output, or attention arrays with
+    ``key_tokens``, made into a capture (``attnwidget._from_attentions.as_source``, which takes the
+    token strings: None is left for the page to relabel); a capture or anything else as it is."""
+    from ._widget_parts import parts_of
+
+    capture_like = parts_of(obj) is not None or (hasattr(obj, "patterns") and hasattr(obj, "is_causal"))
+    if is_seq2seq_output(obj):
+        _check_output_tokens(obj, tokens, key_tokens)
+    if is_seq2seq_output(obj) or (key_tokens is not None and not capture_like):
+        return as_source(obj, tokens, key_tokens), None, None
+    return obj, tokens, key_tokens
+
+
+def _check_output_tokens(output, tokens, key_tokens) -> None:
+    """An encoder-decoder output's strings: ``tokens`` the target's, ``key_tokens`` the source's (said
+    here in those words; the capture made from it names the encoder's and decoder's own tokens)."""
+    for name, given, attribute, what in (("tokens", tokens, "decoder_attentions", "target (decoder)"),
+                                         ("key_tokens", key_tokens, "encoder_attentions", "source (encoder)")):
+        layers = getattr(output, attribute, None)
+        if given is None or isinstance(given, str) or not layers:
+            continue
+        count = int(layers[0].shape[-1])
+        if len(given) != count:
+            raise ArgumentError(
+                f"{name} has {len(given)} strings but the {what} has {count} tokens: for an encoder-decoder "
+                "output, tokens= are the target's strings and key_tokens= the source's.")

@@ -1,5 +1,6 @@
-"""The widget's side of the conversation with its page: trait values the page sets, custom messages
-(tile requests, PNG answers, hovers in the lines view) and PNG export requests.
+"""The widget's side of the conversation with its page: trait values the page sets and custom messages
+(pages shown and closed, tile requests, figure answers, hovers in the lines view). The figure
+requests themselves (save_png, save_svg) are attnwidget._widget_figures'.
 
 A mixin of :class:`attnwidget.AttentionWidget`. Nothing the page sends can raise inside the comm
 handler, where the error would be lost: a refused value or a failed request sets the widget's
@@ -10,10 +11,8 @@ values are sent back so the page shows the kernel's values again.
 from __future__ import annotations
 
 import logging
-import os
-import pathlib
 
-from ._checks import check_choice, check_index
+from ._checks import check_index
 from .errors import ArgumentError
 
 log = logging.getLogger("attnwidget")
@@ -54,18 +53,17 @@ class PageMessages:
         kind = content["type"]
         if kind == "painted":  # the page shows the widget: the background pass may use the cores now
             self._go.set()
+            self._pages_shown = getattr(self, "_pages_shown", 0) + 1  # pages that can answer save_png
+            self._pages_ever = getattr(self, "_pages_ever", 0) + 1
+        elif kind == "page_closed":  # a page that painted has gone (its output cleared, or closed)
+            self._pages_shown = max(0, getattr(self, "_pages_shown", 0) - 1)
         elif kind == "tile_request":
             tile = self._tile(*(content.get(k, d) for k, d in (("row0", 0), ("col0", 0), ("rows", None), ("cols", None))))
             matrix = tile.pop("matrix")
             self.send({"type": "tile", **tile, "dtype": matrix["dtype"], "shape": matrix["shape"]},
                       buffers=[matrix["buffer"]])
-        elif kind == "png":
-            path = self._png_requests.pop(content.get("request_id"), None)
-            if path is not None and buffers:
-                pathlib.Path(path).write_bytes(bytes(buffers[0]))
-                self.status = f"saved {path}"
-            elif path is not None:
-                raise ArgumentError(f"PNG export of {path} failed in the page: {content.get('error', 'no image')}")
+        elif kind in ("png", "svg"):
+            self._figure_answer(content, buffers)
         elif kind == "lines_hover":
             direction = content.get("direction", "from")
             self._lines_direction = direction if direction in ("from", "to") else "from"
@@ -75,23 +73,5 @@ class PageMessages:
                               else (self._engine.n, "tokens"))
                 self._push_lines(check_index(token, size, "token", unit))
         else:
-            raise ArgumentError(f"unknown message type {kind!r} from the page; expected 'painted', "
-                                "'tile_request', 'png' or 'lines_hover'")
-
-    def save_png(self, path, view: str = "current") -> None:
-        """Ask the page for a PNG of the current view (``view="grid"`` for the grid) and write it to
-        ``path`` when the page answers (a moment later, once the kernel is idle; the status line says
-        so). The page must be displayed: with no page showing the widget, nothing answers and no file
-        is written. The toolbar's PNG button downloads the same image. A folder that does not exist or
-        cannot be written is refused at once."""
-        check_choice(view, ("current", "grid"), "view")
-        target = pathlib.Path(path)
-        folder = target.parent if str(target.parent) else pathlib.Path(".")
-        if not folder.is_dir():
-            raise FileNotFoundError(f"cannot save {target}: the folder {folder} does not exist")
-        if target.is_dir() or not os.access(folder, os.W_OK):
-            raise PermissionError(f"cannot save {target}: " + (
-                "it is a folder" if target.is_dir() else f"the folder {folder} is not writable"))
-        self._png_counter += 1
-        self._png_requests[self._png_counter] = str(path)
-        self.send({"type": "png_request", "request_id": self._png_counter, "view": view})
+            raise ArgumentError(f"unknown message type {kind!r} from the page; expected 'painted', 'page_closed', "
+                                "'tile_request', 'png', 'svg' or 'lines_hover'")

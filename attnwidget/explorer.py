@@ -11,6 +11,8 @@ from .widget import AttentionWidget
 from .errors import ArgumentTypeError
 
 DEFAULT_METRIC = "entropy"
+#: The least width (px) the widget keeps with the bqplot panels beside it; below, they wrap under it.
+PANELS_BESIDE = 620
 PANEL_METRICS = ("entropy", "normalized_entropy", "sparsity", "locality", "mean_distance",
                  "focus_consistency", "sink_score", "max_weight", "previous", "induction", "duplicate")
 
@@ -66,10 +68,13 @@ class Explorer(w.VBox):
             axes=[bq.Axis(scale=x, label="layer"), bq.Axis(scale=y, side="left")],
             layout=w.Layout(width="360px", height="260px"),
             fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 20})
-        panels = w.VBox([self.metric, self.map_figure, self.layer_figure])
-        # The widget keeps its width (grid beside heatmap); the panels wrap below it when the
-        # output area is narrow (e.g. JupyterLab with the file browser open).
-        widget.layout.flex = "0 0 auto"
+        panels = w.VBox([self.metric, self.map_figure, self.layer_figure], layout=w.Layout(flex="0 0 auto"))
+        # The panels (360 px) sit right of the widget while it keeps at least PANELS_BESIDE px (an output
+        # area of about 1000 px or more); in a narrower one they wrap under it. The widget takes the rest
+        # of the row and lays itself out for that width (min_width 0: it may shrink below its content,
+        # which it then fits again).
+        widget.layout.flex = f"1 1 {PANELS_BESIDE}px"
+        widget.layout.min_width = "0"
         super().__init__([w.HBox([widget, panels], layout=w.Layout(flex_flow="row wrap",
                                                                    align_items="flex-start"))])
         self.metric.observe(self._on_metric, "value")

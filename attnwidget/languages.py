@@ -7,13 +7,14 @@ merged into one entry.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._tables import check_inputs, fmt, plain, captures_of, select_layers, show, table, visible_rows
 from ._progress import make_bar
 from ._summary import summary_for
+from .compare import ShowsComparison
 from .errors import ArgumentError, ArgumentTypeError
 
 __all__ = ["LanguageComparison", "LanguageStats", "compare_languages", "merge_pieces"]
@@ -87,13 +88,21 @@ class LanguageStats:
 
 
 @dataclass(repr=False)
-class LanguageComparison:
-    """Languages side by side (see :func:`compare_languages`); ``comparison["zh"]`` is one :class:`LanguageStats`."""
+class LanguageComparison(ShowsComparison):
+    """Languages side by side (see :func:`compare_languages`); ``comparison["zh"]`` is one :class:`LanguageStats`.
+
+    ``captures``: ``{language: Capture}``, the captures compared (kept so the result can draw them; set it
+    to None to free them). ``comparison.show()`` returns a new :class:`~attnwidget.ComparisonWidget`,
+    linked panels one per language (the same layer and head, one colour scale); as the last expression of
+    a notebook cell the result displays that view (``comparison.widget``), with the text summary as its
+    plain-text form. ``print(comparison)`` prints the summary.
+    """
 
     languages: dict[str, LanguageStats]
     top_k: int
     exclude_first: bool
     exclude_special: bool
+    captures: dict | None = field(default=None, compare=False)
 
     def __getitem__(self, name: str) -> LanguageStats:
         if name not in self.languages:
@@ -193,6 +202,9 @@ def compare_languages(model=None, tokenizer=None, texts=None, *, captures=None, 
     ``exclude_special`` (default True) leaves out special tokens. The byte pieces of one character are
     merged into one entry (see :func:`merge_pieces`). ``progress``: a ``tqdm.auto`` bar over the
     languages (None: when estimated over about 2 s).
+
+    The result keeps the captures: ``result.show()`` (or the result itself, last in a notebook cell)
+    draws them side by side, linked (:class:`~attnwidget.ComparisonWidget`).
     """
     check_inputs("compare_languages", "texts", texts, captures, model, tokenizer)
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
@@ -213,4 +225,5 @@ def compare_languages(model=None, tokenizer=None, texts=None, *, captures=None, 
             bar.update(1)
     finally:
         bar.close()
-    return LanguageComparison(stats, int(top_k), bool(exclude_first), bool(exclude_special))
+    return LanguageComparison(stats, int(top_k), bool(exclude_first), bool(exclude_special),
+                              captures={str(k): c for k, c in made.items()})

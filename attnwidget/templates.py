@@ -4,13 +4,14 @@ and sets their statistics next to each other. Definitions: docs/analysis.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._tables import captures_of, check_inputs, fmt, plain, select_layers, table
 from ._progress import make_bar, text_seconds
 from ._summary import summary_for
+from .compare import ShowsComparison
 from .parts import _assign, chat_parts
 
 __all__ = ["TEMPLATE_STATS", "TemplateComparison", "compare_templates"]
@@ -32,12 +33,18 @@ _METRIC_OF = {"entropy": "entropy", "normalized_entropy": "normalized_entropy", 
 
 
 @dataclass(repr=False)
-class TemplateComparison:
+class TemplateComparison(ShowsComparison):
     """Prompt templates side by side (see :func:`compare_templates`).
 
     ``stats[name]``: ``[template]`` array, for each name in ``TEMPLATE_STATS`` (means over the selected
     layers and all heads); ``by_layer[name]``: one ``[layer]`` array per template (not ``num_tokens``).
     ``comparison["plain"]`` gives one template's statistics as a dict.
+
+    ``captures``: ``{name: Capture}``, the captures compared (kept so the result can draw them; set it to
+    None to free them). ``comparison.show()`` returns a new :class:`~attnwidget.ComparisonWidget`, linked
+    panels one per template (the same layer and head, one colour scale, the difference of two templates
+    with as many tokens); as the last expression of a notebook cell the result displays that view
+    (``comparison.widget``), with this table as its plain-text form. ``print(comparison)`` prints the table.
     """
 
     names: list[str]
@@ -45,6 +52,7 @@ class TemplateComparison:
     stats: dict[str, np.ndarray]
     by_layer: dict[str, list[np.ndarray]]
     layers: list[list[int]]
+    captures: dict | None = field(default=None, compare=False)
 
     def __getitem__(self, name: str) -> dict[str, float]:
         if name not in self.names:
@@ -114,6 +122,9 @@ def compare_templates(model=None, tokenizer=None, templates=None, *, captures=No
     docs/analysis.md. "Content" is the text of the messages (for a plain string: every non-special
     token), "special" the special tokens, "markup" the rest (role names, newlines of the template).
     ``progress``: a ``tqdm.auto`` bar over the templates (None: when estimated over about 2 s).
+
+    The result keeps the captures: ``result.show()`` (or the result itself, last in a notebook cell)
+    draws them side by side, linked (:class:`~attnwidget.ComparisonWidget`).
     """
     check_inputs("compare_templates", "templates", templates, captures, model, tokenizer)
     items = templates if templates is not None else captures
@@ -152,5 +163,5 @@ def _compare(made, templates, layers, bar) -> TemplateComparison:
     return TemplateComparison(
         names=names, tokens=[list(c.tokens) for c in made.values()],
         stats={s: np.array(v, dtype=np.int64 if s == "num_tokens" else np.float64) for s, v in stats.items()},
-        by_layer=by_layer, layers=layer_lists,
+        by_layer=by_layer, layers=layer_lists, captures={str(k): c for k, c in made.items()},
     )

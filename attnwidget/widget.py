@@ -19,11 +19,13 @@ import traitlets as t
 
 from . import reduce as r
 from ._checks import check_choice, check_head, check_index, check_indices, check_layer, check_number
+from ._widget_figures import Figures
 from ._widget_image import ImageView
 from ._widget_messages import PageMessages
 from ._widget_parts import NO_CROSS_ROLLOUT, Parts
 from ._widget_pass import START_AFTER_SECONDS, BackgroundPass  # noqa: F401 (re-exported)
 from ._widget_rollout import ROLLOUT_FUSIONS, ROLLOUT_MATRIX_TOKENS, RolloutRows, rollout_label  # noqa: F401
+from ._from_attentions import widget_source
 from .errors import ArgumentError
 from .rollout import _check_discard
 
@@ -40,36 +42,6 @@ class _Checked(t.Any):
     allow_none = False
 
 
-def _as_source(obj, tokens, key_tokens):
-    """``(source, tokens, key_tokens)``: an encoder-decoder model's output, or attention arrays with
-    ``key_tokens``, made into a capture (``attnwidget._from_attentions.as_source``, which takes the
-    token strings: None is left for the page to relabel); a capture or anything else as it is."""
-    from ._from_attentions import as_source, is_seq2seq_output
-    from ._widget_parts import parts_of
-
-    capture_like = parts_of(obj) is not None or (hasattr(obj, "patterns") and hasattr(obj, "is_causal"))
-    if is_seq2seq_output(obj):
-        _check_output_tokens(obj, tokens, key_tokens)
-    if is_seq2seq_output(obj) or (key_tokens is not None and not capture_like):
-        return as_source(obj, tokens, key_tokens), None, None
-    return obj, tokens, key_tokens
-
-
-def _check_output_tokens(output, tokens, key_tokens) -> None:
-    """An encoder-decoder output's strings: ``tokens`` the target's, ``key_tokens`` the source's (said
-    here in those words; the capture made from it names the encoder's and decoder's own tokens)."""
-    for name, given, attribute, what in (("tokens", tokens, "decoder_attentions", "target (decoder)"),
-                                         ("key_tokens", key_tokens, "encoder_attentions", "source (encoder)")):
-        layers = getattr(output, attribute, None)
-        if given is None or isinstance(given, str) or not layers:
-            continue
-        count = int(layers[0].shape[-1])
-        if len(given) != count:
-            raise ArgumentError(
-                f"{name} has {len(given)} strings but the {what} has {count} tokens: for an encoder-decoder "
-                "output, tokens= are the target's strings and key_tokens= the source's.")
-
-
 def _bundle() -> pathlib.Path:
     path = STATIC / "widget.js"
     if not path.is_file():
@@ -80,7 +52,7 @@ def _bundle() -> pathlib.Path:
     return path
 
 
-class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRows, anywidget.AnyWidget):
+class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRows, Figures, anywidget.AnyWidget):
     """Linked views of one capture: layer x head grid, heatmap, text, token lines, graph, rollout strip
     (and the picture, for a vision capture; one part at a time, for an encoder-decoder capture).
 
@@ -200,7 +172,7 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRow
                  color_by=None, background: bool = True, progress=None, **kwargs):
         self._lines_direction = "from"
         self._flow_row: tuple[int, np.ndarray] | None = None
-        self._png_requests: dict[int, str] = {}
+        self._png_requests: dict = {}  # request id -> _widget_figures.FigureSave
         self._png_counter = 0
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -212,7 +184,7 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRow
         self._quiet = False  # a part switch sets many traits: their observers wait for it
         self._jobs = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="attnwidget")
         self._pending_row: tuple | None = None  # ((fusion, discard), row) being computed on the worker
-        capture, tokens, key_tokens = _as_source(capture, tokens, key_tokens)
+        capture, tokens, key_tokens = widget_source(capture, tokens, key_tokens)
         state = self._open_parts(capture, part, tokens, key_tokens)
         engine = state.engine
         if layer is None:
@@ -509,6 +481,7 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRow
                 "size": int(thumbs.shape[-1])}
         if self.color_by:
             data["color_by"] = r.wire(self.metric_grid(self.color_by).astype(np.float32))
+            data["color_by_name"] = self.color_by  # the grid's second colour bar names it
         return data
 
     def metric_grid(self, name: str) -> np.ndarray:

@@ -156,9 +156,10 @@ def test_save_png_writes_what_the_page_sends(cap, tmp_path, monkeypatch):
     widget = AttentionWidget(cap)
     sent = []
     monkeypatch.setattr(widget, "send", lambda content, buffers=None: sent.append(content))
+    widget._on_message(widget, {"type": "painted"}, [])  # a page shows the widget (save_png needs one)
     widget.save_png(tmp_path / "view.png")
     request = sent[0]
-    assert request["type"] == "png_request" and request["view"] == "current"
+    assert request["type"] == "png_request" and request["view"] == "current" and request["scale"] == 2
     png = b"\x89PNG\r\n\x1a\n" + b"rest"
     widget._on_message(widget, {"type": "png", "request_id": request["request_id"]}, [memoryview(png)])
     assert (tmp_path / "view.png").read_bytes() == png and widget.status.startswith("saved")
@@ -205,6 +206,7 @@ def test_png_error_reply_is_reported(cap, tmp_path, monkeypatch):
     widget = AttentionWidget(cap)
     sent = []
     monkeypatch.setattr(widget, "send", lambda content, buffers=None: sent.append(content))
+    widget._on_message(widget, {"type": "painted"}, [])  # a page shows the widget (save_png needs one)
     widget.save_png(tmp_path / "x.png")
     widget._on_message(widget, {"type": "png", "request_id": sent[0]["request_id"], "error": "toBlob failed"}, [])
     assert "failed in the page: toBlob failed" in widget.error and not (tmp_path / "x.png").exists()

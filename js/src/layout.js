@@ -213,3 +213,79 @@ export function nearestPoint(points, x, y, radius) {
   }
   return best;
 }
+
+// ---- the widget's layout ---------------------------------------------------
+
+/**
+ * The widget's box model: it fills the output width up to `cap` px; the grid and the view share the
+ * width side by side while the view keeps at least `minView` px, and below that the view wraps under
+ * the grid and takes the whole width. Widths are floored to `step` px so that a drag of the sidebar
+ * does not remount the views on every pixel.
+ */
+export const WIDGET_LAYOUT = {
+  cap: 1400, gap: 16, minView: 420, step: 8, fallback: 960,
+  minViewHeight: 320, maxViewHeight: 600, minGridHeight: 360,
+};
+
+const clamp = (value, lo, hi) => Math.max(lo, Math.min(hi, value));
+
+/** The width the widget lays out in: the root's width (0 while detached or hidden: the fallback), capped and floored. */
+export function layoutWidth(available, options = {}) {
+  const { cap, step, fallback } = { ...WIDGET_LAYOUT, ...options };
+  const width = available > 0 ? Math.min(available, cap) : Math.min(fallback, cap);
+  return Math.max(step, Math.floor(width / step) * step);
+}
+
+/**
+ * How much room the grid may take at a layout width: {maxWidth, maxHeight} (CSS px). Beside the view
+ * it takes at most 40% of the width; `wrapped` (the view under it) it may take the whole row, up to 640.
+ */
+export function gridBudget(width, { wrapped = false, ...options } = {}) {
+  const { maxViewHeight, minGridHeight } = { ...WIDGET_LAYOUT, ...options };
+  return {
+    maxWidth: Math.min(width, wrapped ? 640 : clamp(Math.round(width * 0.4), 200, 560)),
+    maxHeight: clamp(Math.round(width * 0.6), minGridHeight, maxViewHeight),
+  };
+}
+
+/**
+ * Where the view goes once the grid is `gridWidth` px wide: beside it (wrap false) or under it, and the
+ * view box every view draws in: {width, wrap, viewWidth, viewHeight}. The box is the same for every
+ * view (tab), so switching tabs does not move the panels around it.
+ */
+export function planLayout(width, gridWidth, options = {}) {
+  const { gap, minView, minViewHeight, maxViewHeight } = { ...WIDGET_LAYOUT, ...options };
+  const beside = width - gridWidth - gap;
+  const wrap = beside < minView;
+  const viewWidth = Math.max(1, Math.floor(wrap ? width : beside));
+  return { width, wrap, viewWidth, viewHeight: clamp(viewWidth, minViewHeight, maxViewHeight) };
+}
+
+/**
+ * The size options a view is mounted with so that it fits a viewWidth x viewHeight box. Views sized
+ * by one `size` (heatmap, graph, image) draw labels, titles and colour bars around it: `size` is a
+ * first guess that the widget corrects once it sees the mounted view's box (fitSize).
+ */
+export function viewSizeOptions(name, { viewWidth, viewHeight }) {
+  switch (name) {
+    case "heatmap": return { size: Math.max(96, Math.min(viewWidth - 190, viewHeight - 120)) };
+    case "graph": return { size: Math.max(160, Math.min(viewWidth, viewHeight)) };
+    case "image": return { size: Math.max(96, Math.min(viewWidth - 70, viewHeight - 70)) };
+    case "lines": return { width: Math.max(240, Math.min(viewWidth, 720)), maxHeight: viewHeight };
+    case "rollout": return { width: viewWidth, height: clamp(Math.round(viewHeight * 0.6), 240, 360) };
+    case "text": return { width: viewWidth, height: viewHeight };
+    default: return { width: viewWidth, height: viewHeight };
+  }
+}
+
+/**
+ * The corrected `size` of a view mounted with `size` whose box came out `box` = {width, height} px:
+ * grown or shrunk by the room left (or missing) on its tighter side, at least `min`; null when it fits
+ * within `slack` px.
+ */
+export function fitSize(size, box, { viewWidth, viewHeight }, { slack = 4, min = 96 } = {}) {
+  const room = Math.min(viewWidth - box.width, viewHeight - box.height);
+  if (room >= 0 && room <= slack) return null;
+  const next = Math.max(min, Math.floor(size + room));
+  return next === size ? null : next;
+}

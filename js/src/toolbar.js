@@ -16,6 +16,15 @@ export const FUSION_LABELS = { mean: "mean of heads", max: "max of heads", min: 
 /** The discard ratio box: 0 .. DISCARD_MAX in steps of DISCARD_STEP (the arrow keys; any value can be typed). */
 export const DISCARD_STEP = 0.05;
 export const DISCARD_MAX = 0.99;
+/** What each tab shows (its tooltip). */
+export const VIEW_TITLES = {
+  heatmap: "query x key weights of the selected layer and head",
+  text: "the prompt, coloured by the focused token's attention, rollout or flow",
+  lines: "lines from each query to the keys it attends to",
+  graph: "tokens as nodes, attention above the threshold as edges",
+  rollout: "attention rollout (and flow) of the focused token over all layers",
+  image: "the picture's patches, coloured by the focused token's attention",
+};
 
 /**
  * Whether the view shows rollout, so that the rollout options apply: the rollout strip, the heatmap of
@@ -56,26 +65,52 @@ function controlStyle(theme) {
   };
 }
 
-function buttonStyle(theme, active) {
+/** A button: the foreground on no fill, or (active) the accent fill with text that reads on it. */
+export function buttonStyle(theme, active) {
   return {
     font: `12px ${theme.fontFamily}`, padding: "2px 8px", cursor: "pointer",
-    border: `1px solid ${theme.border}`, borderRadius: "3px",
-    color: active ? theme.background : theme.foreground,
+    border: `1px solid ${active ? theme.accent : theme.border}`, borderRadius: "3px",
+    color: active ? theme.onAccent ?? theme.background : theme.foreground,
     background: active ? theme.accent : "transparent",
   };
+}
+
+/** A caption beside a control (muted text). */
+function captionStyle(theme) {
+  return { font: `12px ${theme.fontFamily}`, color: theme.muted };
+}
+
+/**
+ * Styles that follow the theme: `add(el, style(theme))` styles an element now and again on `set(theme)`
+ * (a JupyterLab theme switch restyles the toolbar in place: focus and values stay).
+ */
+function themed(initial) {
+  const entries = [];
+  const registry = {
+    theme: initial,
+    add(el, style) {
+      entries.push([el, style]);
+      Object.assign(el.style, style(registry.theme));
+      return el;
+    },
+    set(theme) {
+      registry.theme = theme;
+      for (const [el, style] of entries) Object.assign(el.style, style(theme));
+    },
+  };
+  return registry;
 }
 
 /**
  * A labelled <select> shown only on some views, and only once its value is known (a model without
  * the trait, like an older static export, never shows it). Returns {box, set(value|null), show(view)}.
  */
-function selector(listeners, theme, { name, label, aria, options, views, onChange }) {
-  const box = element("label", `attnwidget-${name}`, {
-    display: "none", alignItems: "center", gap: "4px", font: `12px ${theme.fontFamily}`, color: theme.muted,
-  });
+function selector(listeners, styles, { name, label, aria, options, views, onChange }) {
+  const box = styles.add(element("label", `attnwidget-${name}`, { display: "none", alignItems: "center", gap: "4px" }),
+    captionStyle);
   const text = element("span");
   text.textContent = label;
-  const select = element("select", null, controlStyle(theme));
+  const select = styles.add(element("select"), controlStyle);
   select.setAttribute("aria-label", aria);
   for (const [value, caption] of options) {
     const option = element("option");
@@ -110,15 +145,14 @@ function selector(listeners, theme, { name, label, aria, options, views, onChang
  * its arrow keys), not on every keystroke: each value recomputes the rollout in the kernel.
  * Returns {box, set(fusion|null, discard|null), show(visible)}.
  */
-function rolloutOptions(listeners, theme, { onFusion, onDiscard }) {
-  const box = element("div", "attnwidget-rollout-options", {
-    display: "none", alignItems: "center", gap: "4px", font: `12px ${theme.fontFamily}`, color: theme.muted,
-  });
+function rolloutOptions(listeners, styles, { onFusion, onDiscard }) {
+  const box = styles.add(element("div", "attnwidget-rollout-options", { display: "none", alignItems: "center", gap: "4px" }),
+    captionStyle);
   box.setAttribute("role", "group");
   box.setAttribute("aria-label", "rollout options");
   const caption = element("span");
   caption.textContent = "rollout";
-  const fusion = element("select", "attnwidget-rollout-fusion", controlStyle(theme));
+  const fusion = styles.add(element("select", "attnwidget-rollout-fusion"), controlStyle);
   fusion.setAttribute("aria-label", "rollout head fusion");
   fusion.title = "How each layer's heads are fused before rollout multiplies the layers";
   for (const value of ROLLOUT_FUSIONS) {
@@ -130,7 +164,7 @@ function rolloutOptions(listeners, theme, { onFusion, onDiscard }) {
   const discardLabel = element("label", null, { display: "inline-flex", alignItems: "center", gap: "4px" });
   const discardText = element("span");
   discardText.textContent = "discard";
-  const discard = element("input", "attnwidget-discard-ratio", { ...controlStyle(theme), width: "4.5em" });
+  const discard = styles.add(element("input", "attnwidget-discard-ratio", { width: "4.5em" }), controlStyle);
   discard.type = "number";
   discard.min = "0";
   discard.max = String(DISCARD_MAX);
@@ -171,7 +205,7 @@ function rolloutOptions(listeners, theme, { onFusion, onDiscard }) {
  * cross-attention). Tab reaches the checked one; the arrow keys move and choose, as in any radio
  * group. Hidden while the model has no parts. Returns {box, set(parts, part)}.
  */
-function partSelector(listeners, theme, onPart) {
+function partSelector(listeners, styles, onPart) {
   const box = element("div", "attnwidget-parts", { display: "none", gap: "0", marginRight: "8px" });
   box.setAttribute("role", "radiogroup");
   box.setAttribute("aria-label", "part of the encoder-decoder model");
@@ -181,7 +215,7 @@ function partSelector(listeners, theme, onPart) {
   const paint = () => {
     buttons.forEach((button, i) => {
       const on = names[i] === current;
-      Object.assign(button.style, buttonStyle(theme, on), { borderRadius: i === 0 ? "3px 0 0 3px"
+      Object.assign(button.style, buttonStyle(styles.theme, on), { borderRadius: i === 0 ? "3px 0 0 3px"
         : i === buttons.length - 1 ? "0 3px 3px 0" : "0", marginLeft: i ? "-1px" : "0" });
       button.setAttribute("aria-checked", String(on));
       button.tabIndex = on || (current == null && i === 0) ? 0 : -1;
@@ -193,6 +227,7 @@ function partSelector(listeners, theme, onPart) {
   };
   return {
     box,
+    paint,
     set(parts, part) {
       const list = Array.isArray(parts) ? parts : [];
       if (list.join() !== names.join()) {
@@ -228,15 +263,17 @@ function partSelector(listeners, theme, onPart) {
  *   onRolloutFusion?(fusion), onDiscardRatio?(ratio)})
  * toolbar.setView(name), setViews(names|null), setParts(parts, part), setRollout(offered),
  * setThreshold(value), setHeatmapKind(kind|null), setScale(kind|null), setTextSource(source|null),
- * setRolloutOptions(fusion|null, discard|null), destroy()
+ * setRolloutOptions(fusion|null, discard|null), setTheme(theme), destroy()
  */
 export function createToolbar(parent, theme, handlers) {
   const listeners = createListeners();
+  const styles = themed(theme);
   const bar = element("div", "attnwidget-toolbar", {
     display: "flex", alignItems: "center", gap: "6px", flexWrap: "wrap", margin: "0 0 6px 0",
   });
   bar.setAttribute("role", "toolbar");
-  const parts = partSelector(listeners, theme, handlers.onPart);
+  bar.setAttribute("aria-label", "attention views and options");
+  const parts = partSelector(listeners, styles, handlers.onPart);
   bar.append(parts.box);
   const tabs = new Map();
   let offered = DEFAULT_VIEWS;
@@ -245,41 +282,45 @@ export function createToolbar(parent, theme, handlers) {
     button.type = "button";
     button.textContent = name;
     button.dataset.view = name;
+    button.title = VIEW_TITLES[name];
     listeners.on(button, "click", () => handlers.onView(name));
     tabs.set(name, button);
     bar.append(button);
   }
 
-  const sliderBox = element("label", "attnwidget-threshold", {
-    display: "none", alignItems: "center", gap: "4px", font: `12px ${theme.fontFamily}`, color: theme.muted,
-  });
+  const sliderBox = styles.add(element("label", "attnwidget-threshold", { display: "none", alignItems: "center", gap: "4px" }),
+    captionStyle);
   const sliderText = element("span");
-  const slider = element("input");
+  const slider = styles.add(element("input"), (t) => ({ accentColor: t.accent, colorScheme: t.isDark ? "dark" : "light" }));
   slider.type = "range";
   slider.min = "0";
   slider.max = "1";
   slider.step = "0.01";
-  slider.setAttribute("aria-label", "edge threshold");
+  slider.setAttribute("aria-label", "edge threshold: the graph's edges below it are hidden");
   sliderBox.append(sliderText, slider);
+  const showThreshold = (v) => {
+    sliderText.textContent = `threshold ${v.toFixed(2)}`;
+    slider.setAttribute("aria-valuetext", v.toFixed(2));
+  };
   listeners.on(slider, "input", () => {
-    sliderText.textContent = `threshold ${Number(slider.value).toFixed(2)}`;
+    showThreshold(Number(slider.value));
     handlers.onThreshold(Number(slider.value));
   });
 
-  const kind = selector(listeners, theme, {
+  const kind = selector(listeners, styles, {
     name: "heatmap-kind", label: "of", aria: "heatmap of", views: ["heatmap"], onChange: handlers.onHeatmapKind,
     options: HEATMAP_KINDS.map((k) => [k, k === "rollout" ? "rollout (all layers)" : "attention (layer, head)"]),
   });
-  const source = selector(listeners, theme, {
+  const source = selector(listeners, styles, {
     name: "text-source", label: "colour by", aria: "text colour source", views: ["text", "image"],
     onChange: handlers.onTextSource, options: TEXT_SOURCES.map((k) => [k, k]),
   });
-  const scale = selector(listeners, theme, {
+  const scale = selector(listeners, styles, {
     name: "color-scale", label: "scale", aria: "colour scale", views: ["heatmap", "text", "rollout", "image"],
     onChange: handlers.onScale, options: SCALES.map((k) => [k, SCALE_LABELS[k]]),
   });
 
-  const options = rolloutOptions(listeners, theme, { onFusion: handlers.onRolloutFusion,
+  const options = rolloutOptions(listeners, styles, { onFusion: handlers.onRolloutFusion,
     onDiscard: handlers.onDiscardRatio });
   // What decides whether rollout shows (and so its options): kept here as the setters below learn it.
   const shown = { view: null, heatmapKind: null, textSource: null, rolloutOffered: true };
@@ -292,17 +333,20 @@ export function createToolbar(parent, theme, handlers) {
   exportButton.type = "button";
   exportButton.textContent = "PNG";
   exportButton.title = "Download the current view as a PNG image";
-  Object.assign(exportButton.style, buttonStyle(theme, false), { marginLeft: "auto" });
+  exportButton.setAttribute("aria-label", "Download the current view as a PNG image");
+  styles.add(exportButton, (t) => ({ ...buttonStyle(t, false), marginLeft: "auto" }));
   listeners.on(exportButton, "click", () => handlers.onExport());
 
   bar.append(sliderBox, kind.box, source.box, scale.box, options.box, exportButton);
   parent.append(bar);
 
+  let activeView = null;
   return {
     el: bar,
     setView(active) {
+      activeView = active;
       for (const [name, button] of tabs) {
-        Object.assign(button.style, buttonStyle(theme, name === active));
+        Object.assign(button.style, buttonStyle(styles.theme, name === active));
         button.setAttribute("aria-pressed", String(name === active));
         button.style.display = offered.includes(name) ? "" : "none";
       }
@@ -336,7 +380,13 @@ export function createToolbar(parent, theme, handlers) {
     setThreshold(value) {
       const v = Number(value ?? 0);
       slider.value = String(v);
-      sliderText.textContent = `threshold ${v.toFixed(2)}`;
+      showThreshold(v);
+    },
+    /** Restyle every control for another theme (values, focus and visibility stay). */
+    setTheme(next) {
+      styles.set(next);
+      if (activeView != null) this.setView(activeView);
+      parts.paint();
     },
     destroy() {
       listeners.removeAll();

@@ -3,7 +3,7 @@
 
 import { decode, decodeOptional, isWireArray } from "./codec.js";
 
-/** grid_data {thumbs, layer_mean, color_by?, ready?, size} -> {thumbs, layer_mean, color_by, ready, size}
+/** grid_data {thumbs, layer_mean, color_by?, color_by_name?, ready?, size} -> {thumbs, layer_mean, color_by, ready, size, metric}
  * (ready: uint8 [L], 0 for a layer the kernel's background pass has not reached yet; absent = all ready).
  * Thumbnails are [L, H, sq, sk]: square for self-attention, a rectangle for cross-attention. */
 export function gridData(value) {
@@ -13,7 +13,8 @@ export function gridData(value) {
     throw new TypeError(`grid_data.thumbs: expected uint8 [L, H, s, s] (or [L, H, sq, sk]), got ${thumbs.dtype} [${thumbs.shape}]`);
   }
   return { thumbs, layer_mean: decodeOptional(value.layer_mean), color_by: decodeOptional(value.color_by),
-    ready: decodeOptional(value.ready), size: value.size ?? thumbs.shape[2] };
+    ready: decodeOptional(value.ready), size: value.size ?? thumbs.shape[2],
+    metric: typeof value.color_by_name === "string" ? value.color_by_name : null };
 }
 
 /** heatmap_data {matrix, row0, col0, n_rows, n_cols, n_queries?, n_keys?, title?} (tile messages have the

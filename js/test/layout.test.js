@@ -161,3 +161,54 @@ describe("matrix plot size", () => {
     expect(matrixSize(1, 300, 60)).toEqual({ width: 60, height: 60 });
   });
 });
+
+describe("the widget's layout", () => {
+  const { fitSize, gridBudget, layoutWidth, planLayout, viewSizeOptions, WIDGET_LAYOUT } = layout;
+
+  it("fills the width up to the cap, in steps, with a fallback while detached", () => {
+    expect(layoutWidth(600)).toBe(600);
+    expect(layoutWidth(1187)).toBe(1184);
+    expect(layoutWidth(1900)).toBe(WIDGET_LAYOUT.cap);
+    expect(layoutWidth(0)).toBe(WIDGET_LAYOUT.fallback);
+  });
+
+  it("puts the view beside the grid while it keeps its minimum width, else under it", () => {
+    const wide = planLayout(1184, 300);
+    expect(wide).toMatchObject({ width: 1184, wrap: false, viewWidth: 1184 - 300 - WIDGET_LAYOUT.gap });
+    expect(wide.viewHeight).toBe(WIDGET_LAYOUT.maxViewHeight);
+    const narrow = planLayout(600, 240);
+    expect(narrow).toMatchObject({ wrap: true, viewWidth: 600, viewHeight: 600 });
+    // The breakpoint: the view's minimum width beside the grid.
+    expect(planLayout(300 + 16 + WIDGET_LAYOUT.minView, 300).wrap).toBe(false);
+    expect(planLayout(300 + 16 + WIDGET_LAYOUT.minView - 1, 300).wrap).toBe(true);
+    expect(planLayout(320, 300).viewHeight).toBe(WIDGET_LAYOUT.minViewHeight);
+  });
+
+  it("gives the grid 40% beside the view and a whole row (up to 640) under it", () => {
+    expect(gridBudget(1400)).toEqual({ maxWidth: 560, maxHeight: 600 });
+    expect(gridBudget(1000)).toEqual({ maxWidth: 400, maxHeight: 600 });
+    expect(gridBudget(800)).toEqual({ maxWidth: 320, maxHeight: 480 });
+    expect(gridBudget(600)).toEqual({ maxWidth: 240, maxHeight: 360 });
+    expect(gridBudget(600, { wrapped: true }).maxWidth).toBe(600);
+    expect(gridBudget(1000, { wrapped: true }).maxWidth).toBe(640);
+    expect(gridBudget(150).maxWidth).toBe(150);
+  });
+
+  it("sizes every view for the same box", () => {
+    const box = { viewWidth: 700, viewHeight: 600 };
+    expect(viewSizeOptions("text", box)).toEqual({ width: 700, height: 600 });
+    expect(viewSizeOptions("graph", box)).toEqual({ size: 600 });
+    expect(viewSizeOptions("rollout", box)).toEqual({ width: 700, height: 360 });
+    expect(viewSizeOptions("lines", box)).toEqual({ width: 700, maxHeight: 600 });
+    expect(viewSizeOptions("lines", { viewWidth: 1200, viewHeight: 600 }).width).toBe(720);
+    expect(viewSizeOptions("heatmap", box).size).toBeLessThan(700);
+  });
+
+  it("corrects a view's size by the room its box leaves or lacks", () => {
+    const box = { viewWidth: 700, viewHeight: 600 };
+    expect(fitSize(480, { width: 650, height: 560 }, box)).toBe(520); // 40 px left on the tighter side
+    expect(fitSize(480, { width: 760, height: 560 }, box)).toBe(420); // 60 px too wide
+    expect(fitSize(480, { width: 698, height: 590 }, box)).toBe(null); // fits within the slack
+    expect(fitSize(96, { width: 900, height: 900 }, box)).toBe(null); // already the minimum
+  });
+});

@@ -38,7 +38,7 @@ def _bundle_is_stale() -> bool:
     if not BUNDLE.exists():
         return True
     built = BUNDLE.stat().st_mtime
-    return any(path.stat().st_mtime > built for path in (JS / "src").rglob("*.js"))
+    return any(path.stat().st_mtime > built for path in (JS / "src").rglob("*.js*"))  # .js and .json
 
 
 @pytest.fixture(scope="session")

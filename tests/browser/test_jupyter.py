@@ -5,7 +5,7 @@ A notebook shows ``attnwidget.show(model, tok, text)`` and installs a Python obs
 page showing ``echo ...`` proves that the kernel received what the browser set. Recipe:
 /work/shared/BROWSER.md (flags, isolated Jupyter dirs, news pop-up off, kernel idle, shutdown).
 
-Set ``ATTNWIDGET_UPDATE_SCREENSHOT=1`` to rewrite docs/images/explorer.png; otherwise the screenshot
+Set ``ATTNWIDGET_UPDATE_SCREENSHOT=1`` to rewrite docs/images/explorer.png and explorer-dark.png; otherwise the screenshot
 goes to the test's tmp dir.
 """
 
@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TEXT = "The cat sat on the mat because it was tired."
 SCREENSHOT = ROOT / "docs" / "images" / "explorer.png"
+SCREENSHOT_DARK = ROOT / "docs" / "images" / "explorer-dark.png"
 CELLS = [
     # (a) the explorer
     "import attnwidget\n"
@@ -231,7 +232,8 @@ def _bqplot_cell(nb: Notebook, layers: int, heads: int, avoid: tuple[int, int]) 
 
 
 def _screenshot(nb: Notebook, tmp: Path) -> None:
-    """The explorer's whole output area (widget + bqplot panels)."""
+    """The explorer's whole output area (widget + bqplot panels); in JupyterLab also in JupyterLab Dark,
+    switched live (the README shows both)."""
     output = nb.page.locator(".jp-OutputArea-output", has=nb.page.locator(".attnwidget")).first
     output.scroll_into_view_if_needed()
     update = os.environ.get("ATTNWIDGET_UPDATE_SCREENSHOT") == "1" and nb.app == "lab"
@@ -239,3 +241,14 @@ def _screenshot(nb: Notebook, tmp: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     output.screenshot(path=str(path), animations="disabled")
     assert path.read_bytes().startswith(PNG_SIGNATURE)
+    if nb.app != "lab":
+        return
+    nb.command("apputils:change-theme", {"theme": "JupyterLab Dark"})
+    nb.wait("document.querySelector('.attnwidget')?.dataset.dark === 'true'", "the widget to turn dark", 20)
+    nb.page.wait_for_timeout(700)  # JupyterLab hides and shows the shell around a switch
+    dark = SCREENSHOT_DARK if update else tmp / "explorer-lab-dark.png"
+    output.scroll_into_view_if_needed()
+    output.screenshot(path=str(dark), animations="disabled")
+    assert dark.read_bytes().startswith(PNG_SIGNATURE)
+    nb.command("apputils:change-theme", {"theme": "JupyterLab Light"})
+    nb.wait("document.querySelector('.attnwidget')?.dataset.dark === 'false'", "the widget to turn light", 20)

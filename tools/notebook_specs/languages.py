@@ -25,3 +25,34 @@ print(result)
 zh = attnwidget.capture(model, tokenizer, texts["Chinese"])
 print(zh.tokens)
 print(zh.partial.astype(int).tolist())
+
+# %% [markdown]
+# ## The languages side by side
+#
+# The result keeps its captures. As the last line of a cell it shows one panel per language, linked:
+# each has its layer x head grid and its heatmap, every panel shows the same layer and head (click a
+# grid cell in any panel, or use the menus), and the heatmaps share one colour scale with its bar. The
+# sentences have different numbers of tokens, so there is no difference panel: the menu says so.
+# Hover a row to read its token; the read-out under the panels names the same row in the other
+# languages.
+
+# %%
+result
+
+# %% [markdown]
+# The view's selection is readable and settable from Python: `layer`, `head` (`None` for the mean of
+# heads), `hovered_panel` and `hovered_token`, `selected_panel` and `selected_token`.
+
+# %%
+view = result.widget  # the view shown above
+view.layer, view.head = 12, None
+view.color_scale = "no_sink"
+view.hover("Chinese", 3)  # as if the pointer were on row 3 of the Chinese panel
+print(view.status)
+print("hovered:", view.hovered_panel, view.hovered_token, repr(view.tokens[view.names.index("Chinese")][3]))
+for name in view.names:
+    row = view.heatmap(name)[-1]  # the last token's row, layer 12, mean of heads
+    tokens = view.tokens[view.names.index(name)]
+    top = row[1:-1].argmax() + 1  # the token it reads most, leaving out the first token and itself
+    print(f"{name:>8}: {len(tokens)} tokens; the last token, {tokens[-1]!r}, reads {tokens[top]!r} most "
+          f"({row[top]:.2f}; the first token {row[0]:.2f})")

@@ -3,9 +3,11 @@
 #
 # One call opens an explorer on a real language model: SmolLM2-135M-Instruct, installed offline from a
 # PyPI wheel. On the left there's a layer x head grid; click a cell to pick a head, or click the last
-# column for the mean over heads. Beside it, one of four views: a heatmap, token lines, a graph or a
-# rollout strip. On the right there are bqplot panels with one metric per head and per layer; clicking
-# a cell there selects the head too. Hover any token and it's highlighted in every view.
+# column for the mean over heads. Beside it (under it when the notebook is narrow), one of five views:
+# a heatmap, the text, token lines, a graph or a rollout strip. On the right there are bqplot panels
+# with one metric per head and per layer (under the widget when the output is narrower than about
+# 1000 px); clicking a cell there selects the head too. Hover any token and it's highlighted in every
+# view. The grid and the heatmap also work from the keyboard: Tab to them, then use the arrow keys.
 
 # %%
 import attnwidget

@@ -1,5 +1,6 @@
-// Shared DOM helpers for the views: listener bookkeeping, DPR-aware stacked
-// canvases, a text-only tooltip, and PNG export. No widget model in here.
+// Shared DOM helpers for the views: listener bookkeeping, DPR-aware stacked canvases, a text-only
+// tooltip, figure scenes (figure.js) drawn on canvases, PNG and SVG export. No widget model in here,
+// except answerFigureRequest, which answers the kernel through the model it is given.
 
 /** Records every listener so destroy() can remove them all. */
 export function createListeners() {
@@ -70,7 +71,8 @@ export function createStack(parent, { name, width, height }) {
       ctx.clearRect(0, 0, stack.width, stack.height);
     },
     /** Both layers flattened onto a new canvas with a solid background. */
-    toCanvas(background) {
+    /** Both layers (or the base alone: {overlay: false}) flattened onto a new canvas with a solid background. */
+    toCanvas(background, { overlay: withOverlay = true } = {}) {
       const out = document.createElement("canvas");
       out.width = base.width;
       out.height = base.height;
@@ -80,7 +82,7 @@ export function createStack(parent, { name, width, height }) {
         ctx.fillRect(0, 0, out.width, out.height);
       }
       ctx.drawImage(base, 0, 0);
-      ctx.drawImage(overlay, 0, 0);
+      if (withOverlay) ctx.drawImage(overlay, 0, 0);
       return out;
     },
     remove() {
@@ -119,6 +121,18 @@ export function createTooltip(box, theme) {
     hide() {
       tip.style.display = "none";
     },
+  };
+}
+
+/**
+ * measure(text, {size, mono, weight}) -> width in CSS px, for figure.js layouts, on the context that
+ * `context()` returns (a stack's base context changes when it is resized).
+ */
+export function canvasMeasure(context, theme) {
+  return (text, font = {}) => {
+    const ctx = context();
+    setFont(ctx, font.size ?? 10, font.mono ? theme.monoFamily : theme.fontFamily, font.weight ?? "normal");
+    return ctx.measureText(String(text)).width;
   };
 }
 
@@ -211,16 +225,22 @@ export function weightsImage(array, lut, scale = null) {
  * every listener and element. `methods` adds the view's own (update, setHovered, ...).
  */
 export function viewHandle(stack, listeners, theme, methods) {
-  return {
+  const handle = {
     canvas: stack.base,
     box: stack.box,
     toCanvas: () => stack.toCanvas(theme.background),
+    /** The base drawing alone (no hover overlay) at `scale` px per CSS px: the view's PNG export. */
+    toFigure: (scale = 2) => resample(stack.toCanvas(theme.background, { overlay: false }),
+      Math.round(stack.width * scale), Math.round(stack.height * scale)),
     destroy() {
       listeners.removeAll();
       stack.remove();
     },
     ...methods,
   };
+  // A view with its own toCanvas (the text view adds its minimap) and no toFigure exports that canvas.
+  if (methods.toCanvas && !methods.toFigure) delete handle.toFigure;
+  return handle;
 }
 
 /**
@@ -250,4 +270,174 @@ export function trackTokenPointer(listeners, canvas, tooltip, { hitAt, describe,
     if (token != null) click?.(token);
   });
   return () => token;
+}
+
+// ---- figures (figure.js scenes) ---------------------------------------------------------------
+
+const sourceCanvases = new WeakMap(); // a scene image's source -> its canvas (one pixel a cell)
+
+/** The canvas of a scene image's source ({rows, cols, rgba}), made once per source. */
+export function sourceCanvas(source) {
+  let canvas = sourceCanvases.get(source);
+  if (!canvas) {
+    canvas = document.createElement("canvas");
+    canvas.width = Math.max(1, source.cols);
+    canvas.height = Math.max(1, source.rows);
+    if (source.cols > 0 && source.rows > 0) {
+      canvas.getContext("2d").putImageData(new ImageData(source.rgba, source.cols, source.rows), 0, 0);
+    }
+    sourceCanvases.set(source, canvas);
+  }
+  return canvas;
+}
+
+const CANVAS_ALIGN = { start: "left", middle: "center", end: "right" };
+
+/** Draw figure.js items on a 2-D context (CSS px; the context's transform sets the pixel scale). */
+export function drawScene(ctx, items, fonts) {
+  const patterns = new Map();
+  const hatchOf = (color) => {
+    if (!patterns.has(color)) patterns.set(color, hatchPattern(ctx, color));
+    return patterns.get(color);
+  };
+  for (const item of items) {
+    if (item.kind === "text") {
+      setFont(ctx, item.size ?? 10, item.mono ? fonts.mono : fonts.ui, item.weight ?? "normal");
+      ctx.fillStyle = item.color;
+      ctx.textAlign = CANVAS_ALIGN[item.align] ?? "left";
+      ctx.textBaseline = item.baseline ?? "alphabetic";
+      if (item.rotate) {
+        ctx.save();
+        ctx.translate(item.x, item.y);
+        ctx.rotate((item.rotate * Math.PI) / 180);
+        ctx.fillText(item.text, 0, 0);
+        ctx.restore();
+      } else {
+        ctx.fillText(item.text, item.x, item.y);
+      }
+    } else if (item.kind === "rect") {
+      if (item.fill) {
+        ctx.fillStyle = item.fill;
+        ctx.fillRect(item.x, item.y, item.width, item.height);
+      }
+      if (item.hatch) {
+        ctx.fillStyle = hatchOf(item.hatch);
+        ctx.fillRect(item.x, item.y, item.width, item.height);
+      }
+      if (item.stroke) {
+        ctx.strokeStyle = item.stroke;
+        ctx.lineWidth = item.lineWidth ?? 1;
+        ctx.strokeRect(item.x, item.y, item.width, item.height);
+      }
+    } else if (item.kind === "rects") {
+      ctx.beginPath();
+      for (const [x, y, w, h] of item.rects) ctx.rect(x, y, w, h);
+      if (item.fill) { ctx.fillStyle = item.fill; ctx.fill(); }
+      if (item.hatch) { ctx.fillStyle = hatchOf(item.hatch); ctx.fill(); }
+    } else if (item.kind === "image") {
+      const { source } = item;
+      ctx.imageSmoothingEnabled = !!item.smooth;
+      ctx.drawImage(sourceCanvas(source), item.sx ?? 0, item.sy ?? 0, item.sw ?? source.cols, item.sh ?? source.rows,
+        item.x, item.y, item.width, item.height);
+    } else if (item.kind === "gradient") {
+      const up = item.direction !== "right";
+      const gradient = up ? ctx.createLinearGradient(0, item.y + item.height, 0, item.y)
+        : ctx.createLinearGradient(item.x, 0, item.x + item.width, 0);
+      for (const stop of item.stops) gradient.addColorStop(stop.offset, stop.color);
+      ctx.fillStyle = gradient;
+      ctx.fillRect(item.x, item.y, item.width, item.height);
+    } else if (item.kind === "clip") {
+      ctx.save();
+      ctx.beginPath();
+      ctx.rect(item.x, item.y, item.width, item.height);
+      ctx.clip();
+      drawScene(ctx, item.items, fonts);
+      ctx.restore();
+    }
+  }
+}
+
+/** A scene drawn on a new canvas at `scale` device pixels per CSS pixel, on its background. */
+export function sceneCanvas(scene, scale = 2) {
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.max(1, Math.round(scene.width * scale));
+  canvas.height = Math.max(1, Math.round(scene.height * scale));
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(scale, 0, 0, scale, 0, 0);
+  if (scene.background) {
+    ctx.fillStyle = scene.background;
+    ctx.fillRect(0, 0, scene.width, scene.height);
+  }
+  drawScene(ctx, scene.items, scene.fonts ?? {});
+  return canvas;
+}
+
+/** A scene image's source as a PNG data URL (what svg.js embeds for large matrices). */
+export function sourceDataURL(source) {
+  return sourceCanvas(source).toDataURL("image/png");
+}
+
+/** `canvas` redrawn at width x height pixels (smoothed). */
+export function resample(canvas, width, height) {
+  if (canvas.width === width && canvas.height === height) return canvas;
+  const out = document.createElement("canvas");
+  out.width = Math.max(1, width);
+  out.height = Math.max(1, height);
+  const ctx = out.getContext("2d");
+  ctx.imageSmoothingEnabled = true;
+  ctx.imageSmoothingQuality = "high";
+  ctx.drawImage(canvas, 0, 0, out.width, out.height);
+  return out;
+}
+
+/**
+ * What a view exports as PNG at `scale` pixels per CSS pixel: its figure (title, axes, colour bar,
+ * no hover decorations) where it composes one (heatmap, grid: `toFigure`), otherwise its canvas
+ * (`toCanvas`) resampled to the scale.
+ */
+export function figureCanvas(view, scale = 2) {
+  if (typeof view.toFigure === "function") return view.toFigure(scale);
+  const canvas = view.toCanvas();
+  const css = view.box?.getBoundingClientRect?.();
+  const width = css?.width || canvas.width / (globalThis.devicePixelRatio || 1);
+  const height = css?.height || canvas.height / (globalThis.devicePixelRatio || 1);
+  return resample(canvas, Math.round(width * scale), Math.round(height * scale));
+}
+
+/**
+ * Answer the kernel's {type: "png_request" | "svg_request", request_id, view: "current" | "grid" |
+ * "heatmap", scale?}: {type: "png" | "svg", request_id} with the file's bytes as
+ * buffers[0], or {type, request_id, error} saying what failed. `views`: {grid, view, viewName}.
+ */
+export async function answerFigureRequest(model, message, { grid, view, viewName }) {
+  const svg = message.type === "svg_request";
+  const type = svg ? "svg" : "png";
+  const { request_id: requestId } = message;
+  try {
+    const wanted = message.view ?? "current";
+    const target = wanted === "grid" ? grid : view;
+    const name = wanted === "grid" ? "grid" : viewName;
+    if (!target) throw new Error(`the page has no ${wanted === "grid" ? "grid" : "view"} to export yet`);
+    if (wanted === "heatmap" && viewName !== "heatmap") {
+      throw new Error(`the page shows the ${viewName} view, not the heatmap: set view = "heatmap" first`);
+    }
+    if (svg) {
+      if (typeof target.toSVG !== "function") throw new Error(`SVG export covers the heatmap and the grid, not the ${name} view`);
+      const text = target.toSVG();
+      if (!text) throw new Error(`the ${name} has nothing drawn yet`);
+      const bytes = new TextEncoder().encode(text);
+      model.send({ type, request_id: requestId }, undefined, [bytes.buffer]);
+      return true;
+    }
+    const scale = Number(message.scale) > 0 ? Number(message.scale) : (globalThis.devicePixelRatio || 1);
+    const canvas = figureCanvas(target, scale);
+    const bytes = await canvasToPNGBytes(canvas);
+    if (!bytes) throw new Error(`the browser could not encode the ${canvas.width} x ${canvas.height} px canvas as PNG`);
+    model.send({ type, request_id: requestId }, undefined, [bytes]);
+    return true;
+  } catch (error) {
+    console.warn("attnwidget", error);
+    model.send({ type, request_id: requestId, error: String(error?.message ?? error) });
+    return false;
+  }
 }

@@ -47,6 +47,9 @@ export function mountGraph(parent, data, options, callbacks = {}) {
   const size = options.size ?? 420;
   const listeners = createListeners();
   const stack = createStack(parent, { name: "graph", width: size, height: size });
+  stack.base.setAttribute("role", "img");
+  stack.base.setAttribute("aria-label", "Attention graph: tokens as nodes, an arrow from each query to the keys "
+    + "it attends to above the threshold.");
   const tooltip = createTooltip(stack.box, theme);
   let current = null;
   let threshold = options.threshold ?? 0;

@@ -4,28 +4,27 @@
 //   The matrix covers query tokens row0..row0+n_rows and key tokens col0..col0+n_cols;
 //   r < n_rows (or c < n_cols) means the tile is pooled, each cell covering several tokens.
 //   title names what is shown ("layer 15, mean of heads"); drawn above the matrix.
-// options: {theme, lut, tokens, keyTokens?, cross?, causal, size, scale: "linear" | "log" | "no_sink"}
+// options: {theme, lut, tokens, keyTokens?, cross?, causal, size, scale: "linear" | "log" | "no_sink",
+//   modelName?}
 //   tokens label the rows (queries), keyTokens the columns (keys; default: tokens). Cross-attention
 //   (cross: true) is a rectangle: target tokens down, source tokens across, cells kept square.
-// Labels read "index token"; a colour bar on the right shows the scale.
+// The figure (figure.js): the title names the model and what is shown, axis titles say query/key
+// (target/source), labels read "index token", a colour bar on the right shows the scale. Hover
+// feedback is drawn on the overlay canvas only, so toFigure(scale) (PNG) and toSVG() leave it out.
 // callbacks: {hover(query|null, key|null), window({row0, col0, rows, cols}), click(query, key)}
 
 import { withAlpha } from "../colors.js";
-import {
-  cellOrigin, clampWindow, hitMatrix, labelIndices, matrixLayout, matrixSize, panWindow, sameWindow,
-  thinStep, tileIndex, truncateLabel, visibleText, zoomWindow,
-} from "../layout.js";
+import { heatmapLayout, heatmapScene, LABEL_CHARS, matrixColors, tokenLabel as figureTokenLabel } from "../figure.js";
+import { cellOrigin, clampWindow, hitMatrix, panWindow, sameWindow, tileIndex, visibleText, zoomWindow } from "../layout.js";
 import { scaleFor } from "../scale.js";
-import { createListeners, createStack, createTooltip, hatchPattern, localPoint, setFont, viewHandle, weightsImage } from "./canvas.js";
-import { drawColorBar } from "./colorbar.js";
-
-const LABEL_CHARS = 14;
-const TITLE = 18; // px above the matrix for its title
-const BAR = 64; // px right of the matrix for the colour bar and its ticks
+import { sceneToSVG } from "../svg.js";
+import {
+  canvasMeasure, createListeners, createStack, createTooltip, drawScene, localPoint, sceneCanvas, sourceDataURL, viewHandle,
+} from "./canvas.js";
 
 /** A label: "12 cat" (index, then the token as visible text, shortened). */
 export function tokenLabel(tokens, i, chars = LABEL_CHARS) {
-  return `${i} ${truncateLabel(tokens[i] ?? "", Math.max(1, chars - String(i).length - 1))}`;
+  return figureTokenLabel(tokens, i, chars);
 }
 
 export function mountHeatmap(parent, data, options, callbacks = {}) {
@@ -38,10 +37,9 @@ export function mountHeatmap(parent, data, options, callbacks = {}) {
   const size = options.size ?? 420;
   const stack = createStack(parent, { name: "heatmap", width: size, height: size });
   const tooltip = createTooltip(stack.box, theme);
-  const hatch = hatchPattern(stack.baseCtx, withAlpha(theme.muted, 0.5));
+  const measure = canvasMeasure(() => stack.baseCtx, theme);
 
   let tile = null;
-  let image = null;
   let view = null;
   let userWindow = false;
   let hover = null;
@@ -49,6 +47,7 @@ export function mountHeatmap(parent, data, options, callbacks = {}) {
   let selected = new Set();
   let drag = null;
   let plot = null;
+  let scene = null;
   let scaleKind = options.scale ?? "linear";
   let scale = null;
 
@@ -57,112 +56,30 @@ export function mountHeatmap(parent, data, options, callbacks = {}) {
     return { rows: tokens.length || tile?.n_queries || extent, cols: keyTokens.length || tile?.n_keys || extent };
   };
 
-  function margin(labels) {
-    const ctx = stack.baseCtx;
-    setFont(ctx, 11, theme.monoFamily);
-    let widest = 0;
-    for (let i = 0; i < Math.min(labels.length, 2000); i++) {
-      widest = Math.max(widest, ctx.measureText(tokenLabel(labels, i)).width);
-    }
-    return Math.ceil(Math.min(120, Math.max(24, widest + 10)));
-  }
-  const marginLeft = margin(tokens);
-  const marginTop = cross ? margin(keyTokens) : marginLeft;
-  const area = matrixSize(total().rows, total().cols, size);
-  stack.resize(marginLeft + area.width + BAR, TITLE + marginTop + area.height + 6);
+  const layout = heatmapLayout({ tokens, keyTokens, cross, size, total: total(), measure });
+  stack.resize(layout.width, layout.height);
 
-  function drawLabels(ctx) {
-    const { view: win, cellW, cellH, left, top } = plot;
-    const cell = Math.min(cellW, cellH);
-    const fontSize = cell >= 9 ? Math.min(11, Math.floor(cell) - 1) : 10; // thinned labels keep a readable size
-    setFont(ctx, fontSize, theme.monoFamily);
-    const label = (i, x, y, rotate) => {
-      const isSelected = selected.has(i);
-      ctx.fillStyle = isSelected ? theme.accent : theme.foreground;
-      ctx.save();
-      ctx.translate(x, y);
-      if (rotate) ctx.rotate(-Math.PI / 2);
-      ctx.fillText(tokenLabel(rotate ? keyTokens : tokens, i), 0, 0);
-      ctx.restore();
-    };
-    ctx.textAlign = "right";
-    ctx.textBaseline = "middle";
-    const rowStep = thinStep(cellH, fontSize + 2);
-    for (const i of labelIndices(win.row0, win.row0 + win.rows, rowStep)) {
-      label(i, left - 4, top + (i - win.row0 + 0.5) * cellH, false);
-    }
-    ctx.textAlign = "left";
-    const colStep = thinStep(cellW, fontSize + 2);
-    for (const j of labelIndices(win.col0, win.col0 + win.cols, colStep)) {
-      label(j, left + (j - win.col0 + 0.5) * cellW, top - 4, true);
-    }
-  }
-
-  function drawMask(ctx) {
-    const { view: win, cellH, left, top, width } = plot;
-    ctx.beginPath();
-    for (let row = win.row0; row < win.row0 + win.rows; row++) {
-      const first = Math.max(row + 1, win.col0);
-      if (first >= win.col0 + win.cols) continue;
-      const origin = cellOrigin(plot, row, first);
-      ctx.rect(origin.x, origin.y, left + width - origin.x, cellH);
-    }
-    ctx.fillStyle = withAlpha(theme.background, 0.55);
-    ctx.fill();
-    ctx.fillStyle = hatch;
-    ctx.fill();
+  /** The figure as it stands: title, axis titles, labels, matrix, mask, colour bar (no hover). */
+  function currentScene() {
+    return heatmapScene(layout, {
+      tile: tile && tile.source ? tile : null, view, causal: !!options.causal, scale, selected, title: tile?.title ?? "",
+    }, { theme, lut: options.lut, tokens, keyTokens, measure, modelName: options.modelName ?? "" });
   }
 
   function drawBase() {
     const ctx = stack.baseCtx;
     stack.clear(ctx);
-    if (!view) return drawOverlay();
-    plot = matrixLayout({ left: marginLeft, top: TITLE + marginTop, width: area.width, height: area.height, view });
-    stack.box.dataset.geometry = JSON.stringify({ left: plot.left, top: plot.top, cellW: plot.cellW,
-      cellH: plot.cellH, width: plot.width, height: plot.height, total: total(), cross, ...view });
-    ctx.save();
-    ctx.beginPath();
-    ctx.rect(plot.left, plot.top, plot.width, plot.height);
-    ctx.clip();
-    ctx.fillStyle = withAlpha(theme.border, 0.3);
-    ctx.fillRect(plot.left, plot.top, plot.width, plot.height);
-    if (tile && image) {
-      const origin = cellOrigin(plot, tile.row0, tile.col0);
-      ctx.imageSmoothingEnabled = false;
-      ctx.drawImage(image, origin.x, origin.y, tile.n_cols * plot.cellW, tile.n_rows * plot.cellH);
+    scene = currentScene();
+    plot = scene.plot;
+    if (plot) {
+      stack.box.dataset.geometry = JSON.stringify({ left: plot.left, top: plot.top, cellW: plot.cellW,
+        cellH: plot.cellH, width: plot.width, height: plot.height, total: total(), cross, ...view });
     }
-    if (options.causal) drawMask(ctx);
-    ctx.restore();
-    ctx.strokeStyle = theme.border;
-    ctx.lineWidth = 1;
-    ctx.strokeRect(plot.left - 0.5, plot.top - 0.5, plot.width + 1, plot.height + 1);
-    drawLabels(ctx);
-    drawTitle(ctx);
-    if (scale) {
-      drawColorBar(ctx, options.lut, scale, { x: plot.left + plot.width + 10, y: plot.top + 14, width: 12,
-        height: plot.height - 14 }, theme, "weight");
-      setFont(ctx, 10, theme.fontFamily);
-      ctx.fillStyle = theme.muted;
-      ctx.textAlign = "left";
-      ctx.textBaseline = "top";
-      ctx.fillText(scale.kind === "linear" ? "" : scale.kind === "log" ? "log" : "no sink", plot.left + plot.width + 10,
-        plot.top + plot.height + 4);
-    }
+    stack.box.dataset.title = scene.title;
+    stack.box.dataset.colorbars = JSON.stringify(scene.items.filter((item) => item.kind === "gradient")
+      .map(({ x, y, width, height }) => ({ x, y, width, height }))); // where the colour bars are, for tests
+    drawScene(ctx, scene.items, scene.fonts);
     drawOverlay();
-  }
-
-  function drawTitle(ctx) {
-    const text = tile?.title ?? "";
-    if (!text) return;
-    setFont(ctx, 12, theme.fontFamily, "bold");
-    ctx.fillStyle = theme.foreground;
-    ctx.textAlign = "left";
-    ctx.textBaseline = "top";
-    ctx.fillText(text, 2, 2);
-    setFont(ctx, 10, theme.fontFamily);
-    ctx.fillStyle = theme.muted;
-    ctx.textAlign = "right";
-    ctx.fillText(`${rowName} ↓  ${colName} →`, plot.left + plot.width, 4);
   }
 
   function band(ctx, row, col, color) {
@@ -293,6 +210,12 @@ export function mountHeatmap(parent, data, options, callbacks = {}) {
     return scaleFor(scaleKind, Float32Array.from(m.data, (v) => v * unit), m.shape[1]);
   }
 
+  /** The tile's cells in colour (figure.js image source). */
+  function tileSource() {
+    const [rows, cols] = tile.matrix.shape.slice(-2);
+    return { id: "heatmap", rows, cols, rgba: matrixColors(tile.matrix, options.lut, scale) };
+  }
+
   function update(next) {
     const title = tile?.title;
     tile = next && next.matrix ? { ...next, title: next.title ?? title } : null;  // zoom tiles keep the title
@@ -300,12 +223,10 @@ export function mountHeatmap(parent, data, options, callbacks = {}) {
       tile = { ...tile, n_rows: tile.n_rows ?? tile.matrix.shape[0], n_cols: tile.n_cols ?? tile.matrix.shape[1],
         row0: tile.row0 ?? 0, col0: tile.col0 ?? 0 };
       scale = tileScale();
-      image = weightsImage(tile.matrix, options.lut, scale);
+      tile.source = tileSource();
       if (!userWindow || !view) {
         view = clampWindow({ row0: tile.row0, col0: tile.col0, rows: tile.n_rows, cols: tile.n_cols }, total());
       }
-    } else {
-      image = null;
     }
     drawBase();
   }
@@ -321,10 +242,16 @@ export function mountHeatmap(parent, data, options, callbacks = {}) {
       scaleKind = kind ?? "linear";
       if (tile) {
         scale = tileScale();
-        image = weightsImage(tile.matrix, options.lut, scale);
+        tile.source = tileSource();
       }
       drawBase();
     },
     get window() { return view ? { ...view } : null; },
+    /** The figure (title, axis titles, tick labels, colour bar; no hover) at `scale` px per CSS px. */
+    toFigure(scale = 2) { return sceneCanvas(scene ?? currentScene(), scale); },
+    /** The figure as an SVG document (svg.js: cells as rects up to its budget, else an embedded PNG). */
+    toSVG() { return sceneToSVG(scene ?? currentScene(), { imageHref: sourceDataURL }); },
+    /** The figure's items (figure.js), for tests and tools. */
+    scene: () => scene ?? currentScene(),
   });
 }

@@ -34,6 +34,9 @@ export function mountLines(parent, data, options, callbacks = {}) {
   const stack = createStack(parent, { name: "lines", width, height: top + count * lineHeight + PAD });
   stack.box.dataset.geometry = JSON.stringify({ leftEdge, rightEdge, top, lineHeight, count, left: counts.from,
     right: counts.to });
+  stack.base.setAttribute("role", "img");
+  stack.base.setAttribute("aria-label", `Token lines: ${cross ? "target" : "query"} tokens on the left, `
+    + `${cross ? "source" : "key"} tokens on the right, a line for each weight of the hovered token.`);
   const tooltip = createTooltip(stack.box, theme);
 
   let current = null;

@@ -27,6 +27,9 @@ export function mountStrip(parent, data, options, callbacks = {}) {
   const plot = { left: LEFT, top: TOP, width: width - LEFT - RIGHT, height: height - TOP - BOTTOM };
   const listeners = createListeners();
   const stack = createStack(parent, { name: "strip", width, height });
+  stack.base.setAttribute("role", "img");
+  stack.base.setAttribute("aria-label", "Rollout strip: a bar per token for the focused token's rollout over "
+    + "all layers, and attention flow as a line.");
   const tooltip = createTooltip(stack.box, theme);
   let current = null;
   let hoveredToken = null;

@@ -10,7 +10,7 @@
 //   hovering or clicking a target token focuses or selects it, a source token only shows its weight.
 // callbacks: {hover(token|null), click(token)} (token: a query index)
 
-import { luminance, parseColor, withAlpha } from "../colors.js";
+import { contrastRatio, parseColor, withAlpha } from "../colors.js";
 import { visibleText } from "../layout.js";
 import { scaleFor } from "../scale.js";
 import {
@@ -31,18 +31,20 @@ const LINE_HEIGHT = 20;
 const BOX_INSET = 1; // token background: the line minus 1 px above and below
 const GAP = 1; // px between neighbouring tokens
 const TEXT_PAD = 1; // px between a token's background edge and its text
-const DARK_TEXT = "rgba(0,0,0,0.87)";
-const LIGHT_TEXT = "rgba(255,255,255,0.95)";
+const DARK_TEXT = "#000000";
+const LIGHT_TEXT = "#ffffff";
 
-/** Per LUT entry: its CSS colour and the text colour that contrasts with it. */
-function lutStyles(lut) {
+/**
+ * Per LUT entry: its CSS colour and the text colour that contrasts with it most, black or white (at
+ * least 4.58:1 on any colour: WCAG AA).
+ */
+export function lutStyles(lut) {
   const fill = new Array(256);
   const text = new Array(256);
   for (let k = 0; k < 256; k++) {
     const rgb = [lut[4 * k], lut[4 * k + 1], lut[4 * k + 2]];
     fill[k] = `rgb(${rgb[0]},${rgb[1]},${rgb[2]})`;
-    // 0.179: the luminance where black and white text have equal contrast.
-    text[k] = luminance(rgb) > 0.179 ? DARK_TEXT : LIGHT_TEXT;
+    text[k] = contrastRatio(rgb, [0, 0, 0]) >= contrastRatio(rgb, [255, 255, 255]) ? DARK_TEXT : LIGHT_TEXT;
   }
   return { fill, text };
 }
@@ -86,11 +88,18 @@ export function mountText(parent, data, options, callbacks = {}) {
   });
   const spacer = element("div", "attnwidget-text-spacer", { width: "1px" });
   scroller.append(spacer);
+  // The scroller takes focus so the keyboard scrolls the text (the arrows, Page Up/Down).
+  scroller.tabIndex = 0;
+  scroller.setAttribute("role", "region");
+  scroller.setAttribute("aria-label", "The prompt's text, each token on a background coloured by its value; "
+    + "hover a token to focus it. The minimap on the right shows the whole document.");
   const minimap = element("canvas", "attnwidget-text-minimap", {
     position: "absolute", left: `${width - MINIMAP}px`, top: `${LEGEND}px`, cursor: "pointer",
   });
   stack.box.append(scroller, minimap);
   const minimapCtx = sizeCanvas(minimap, MINIMAP, viewHeight);
+  minimap.setAttribute("role", "img");
+  minimap.setAttribute("aria-label", "minimap of the whole text: click or drag to scroll there");
 
   // Measure every token once (widths cached per distinct text), then wrap.
   const measureCtx = stack.baseCtx;
