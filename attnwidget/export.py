@@ -11,7 +11,10 @@ widget does; a vision capture embeds its picture for the image view.
 Data are embedded as base64 of (zlib-compressed) little-endian buffers inside one JSON blob; the
 page inflates them with the browser's ``DecompressionStream``. Every inlined text (bundle sources,
 JSON, title, tokens) is escaped so no token string can end a ``<script>`` element or inject markup,
-and a Content-Security-Policy allows only the page's own bootstrap script (by hash) and blob: modules.
+and a Content-Security-Policy allows only the page's own two scripts (by hash) and blob: modules. The
+page is one theme: it defines JupyterLab's CSS variables (light, and dark under prefers-color-scheme)
+and a Light / Dark / Auto toggle that sets ``data-jp-theme-light`` on the body as JupyterLab does, so
+the widget follows it (docs/export.md).
 """
 
 from __future__ import annotations
@@ -61,13 +64,87 @@ try {
 }
 """
 
-STYLE = """
-body { margin: 16px; background: #ffffff; color: #1f1f1f; font: 13px system-ui, -apple-system, "Segoe UI", sans-serif; }
-h1 { font-size: 17px; font-weight: 600; margin: 0 0 4px 0; }
-.attnwidget-meta { color: #616161; margin: 0 0 12px 0; }
-#attnwidget-note { color: #616161; max-width: 980px; margin-top: 14px; line-height: 1.45; }
-#attnwidget-error { color: #b71c1c; font-weight: 600; }
+# Runs in the page before the widget (fixed text; its hash is in the Content-Security-Policy too): the
+# theme toggle. "auto" follows prefers-color-scheme; "light"/"dark" are remembered for the page session
+# (sessionStorage). It marks <html data-theme> (the CSS below picks the variables) and, as JupyterLab
+# does, <body data-jp-theme-light="true|false">, which the widget watches (js/src/theme.js).
+THEME_SCRIPT = """
+(() => {
+  const KEY = "attnwidget-theme", CHOICES = ["auto", "light", "dark"];
+  const media = typeof matchMedia === "function" ? matchMedia("(prefers-color-scheme: dark)") : null;
+  let choice = "auto";
+  try {
+    const saved = sessionStorage.getItem(KEY);
+    if (CHOICES.includes(saved)) choice = saved;
+  } catch (e) { /* no storage: auto */ }
+  const apply = () => {
+    const dark = choice === "dark" || (choice === "auto" && !!media && media.matches);
+    document.documentElement.dataset.theme = choice;
+    document.body.dataset.jpThemeLight = dark ? "false" : "true";
+    for (const input of document.querySelectorAll('input[name="attnwidget-theme"]')) {
+      input.checked = input.value === choice;
+    }
+  };
+  document.addEventListener("change", (event) => {
+    const input = event.target;
+    if (!input || input.name !== "attnwidget-theme" || !input.checked || !CHOICES.includes(input.value)) return;
+    choice = input.value;
+    try { sessionStorage.setItem(KEY, choice); } catch (e) { /* no storage: this view only */ }
+    apply();
+  });
+  if (media && media.addEventListener) media.addEventListener("change", apply);
+  apply();
+})();
 """
+
+# The page's theme: JupyterLab's variable names (what js/src/colors.js reads), light and dark values
+# (JupyterLab Light / Dark). No toggle choice (or no script): prefers-color-scheme decides.
+_LIGHT = """color-scheme: light;
+  --jp-layout-color0: #ffffff; --jp-layout-color1: #ffffff; --jp-layout-color2: #eeeeee;
+  --jp-ui-font-color0: rgba(0, 0, 0, 1); --jp-ui-font-color1: rgba(0, 0, 0, 0.87);
+  --jp-ui-font-color2: rgba(0, 0, 0, 0.6);
+  --jp-border-color1: #bdbdbd; --jp-border-color2: #e0e0e0;
+  --jp-brand-color1: #1976d2; --jp-warn-color1: #f57c00; --jp-error-color1: #d32f2f;"""
+_DARK = """color-scheme: dark;
+  --jp-layout-color0: #111111; --jp-layout-color1: #212121; --jp-layout-color2: #424242;
+  --jp-ui-font-color0: rgba(255, 255, 255, 1); --jp-ui-font-color1: rgba(255, 255, 255, 0.87);
+  --jp-ui-font-color2: rgba(255, 255, 255, 0.6);
+  --jp-border-color1: #616161; --jp-border-color2: #424242;
+  --jp-brand-color1: #64b5f6; --jp-warn-color1: #ffa726; --jp-error-color1: #f44336;"""
+
+STYLE = f"""
+:root {{
+  --jp-ui-font-family: system-ui, -apple-system, "Segoe UI", sans-serif;
+  --jp-code-font-family: ui-monospace, "SFMono-Regular", Menlo, monospace;
+  {_LIGHT}
+}}
+@media (prefers-color-scheme: dark) {{ :root:not([data-theme="light"]) {{ {_DARK} }} }}
+:root[data-theme="dark"] {{ {_DARK} }}
+html {{ background: var(--jp-layout-color0); }}
+body {{ margin: 16px; background: var(--jp-layout-color0); color: var(--jp-ui-font-color1);
+  font: 13px var(--jp-ui-font-family); }}
+.attnwidget-header {{ display: flex; flex-wrap: wrap; align-items: baseline; justify-content: space-between;
+  gap: 4px 16px; }}
+h1 {{ font-size: 17px; font-weight: 600; margin: 0 0 4px 0; color: var(--jp-ui-font-color0); }}
+.attnwidget-meta {{ color: var(--jp-ui-font-color2); margin: 0 0 12px 0; }}
+#attnwidget-theme {{ display: inline-flex; align-items: center; gap: 2px; margin: 0; padding: 2px 4px;
+  border: 1px solid var(--jp-border-color1); border-radius: 4px; color: var(--jp-ui-font-color1); }}
+#attnwidget-theme legend {{ float: left; padding: 0 6px 0 2px; color: var(--jp-ui-font-color1); }}
+#attnwidget-theme label {{ display: inline-flex; align-items: center; gap: 3px; padding: 1px 6px; border-radius: 3px;
+  cursor: pointer; color: var(--jp-ui-font-color1); }}
+#attnwidget-theme input {{ margin: 0; accent-color: var(--jp-brand-color1); }}
+#attnwidget-theme label:has(input:checked) {{ background: var(--jp-layout-color2); }}
+#attnwidget-theme label:has(input:focus-visible) {{ outline: 2px solid var(--jp-brand-color1); outline-offset: 1px; }}
+#attnwidget-note {{ color: var(--jp-ui-font-color2); max-width: 980px; margin-top: 14px; line-height: 1.45; }}
+#attnwidget-error {{ color: var(--jp-error-color1); font-weight: 600; }}
+"""
+
+THEME_TOGGLE = (
+    "<fieldset id=\"attnwidget-theme\" class=\"attnwidget-theme\"><legend>Theme</legend>"
+    + "".join(f"<label><input type=\"radio\" name=\"attnwidget-theme\" value=\"{value}\"{checked}> {label}</label>"
+              for value, label, checked in (("light", "Light", ""), ("dark", "Dark", ""), ("auto", "Auto", " checked")))
+    + "</fieldset>"
+)
 
 
 def _read_bundles() -> dict[str, str]:
@@ -107,6 +184,7 @@ class _Subject:
     color_scale: str = "linear"
     text_source: str = "attention"
     model_name: str | None = None
+    figure_name: str | None = None  # a widget's model_name trait as its figures' titles show it
 
     @property
     def opening(self) -> PartSubject:
@@ -155,7 +233,7 @@ def _widget_subject(w, part) -> _Subject:
         parts.append(subject)
     first = shown.name if part is None else part
     return _Subject(parts=parts, part=first, view=w.view, color_scale=w.color_scale, text_source=w.text_source,
-                    model_name=getattr(shown.capture, "model_name", None))
+                    model_name=getattr(shown.capture, "model_name", None), figure_name=getattr(w, "model_name", None))
 
 
 def _capture_subject(obj, part, tokens, key_tokens) -> _Subject:
@@ -299,7 +377,9 @@ def _build(obj, *, part, layer, head, view, threshold, tokens, key_tokens, heatm
     state = {**opening.traits(), "part": subject.part, "parts": [] if plain else [p.name for p in subject.parts],
              "layer": opening.layer, "head": opening.head, "view": subject.view, "threshold": opening.threshold,
              "hovered_token": None, "selected_tokens": list(opening.selected), "status": "",
-             "color_scale": subject.color_scale, "text_source": subject.text_source}
+             "color_scale": subject.color_scale, "text_source": subject.text_source,
+             # the figures' titles, as the widget's synced model_name trait (a capture: its model, if named)
+             "model_name": subject.figure_name if subject.figure_name is not None else name or ""}
     payload = {"format": FORMAT, "version": VERSION, "state": state, "note": " ".join(notes)}
     if plain:
         payload.update(meta=entries[""]["meta"], arrays=entries[""]["arrays"])
@@ -333,7 +413,8 @@ def render_html(payload: dict, *, title: str) -> str:
     """The page around a payload from :func:`build_payload` (inlines both JavaScript modules)."""
     modules = script_json(_read_bundles())
     data = script_json(payload)
-    csp = (f"default-src 'none'; script-src {_csp_hash(BOOTSTRAP)} blob:; style-src 'unsafe-inline'; "
+    csp = (f"default-src 'none'; script-src {_csp_hash(THEME_SCRIPT)} {_csp_hash(BOOTSTRAP)} blob:; "
+           "style-src 'unsafe-inline'; "
            "img-src data: blob:; base-uri 'none'; form-action 'none'")
     meta_line = _meta_line(payload)
     return (
@@ -342,7 +423,9 @@ def render_html(payload: dict, *, title: str) -> str:
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
         f"<meta name=\"generator\" content=\"attnwidget export (format {FORMAT} v{VERSION})\">\n"
         f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
-        f"<h1>{html.escape(title)}</h1>\n<p class=\"attnwidget-meta\">{html.escape(meta_line)}</p>\n"
+        f"<header class=\"attnwidget-header\"><h1>{html.escape(title)}</h1>\n{THEME_TOGGLE}</header>\n"
+        f"<script>{THEME_SCRIPT}</script>\n"
+        f"<p class=\"attnwidget-meta\">{html.escape(meta_line)}</p>\n"
         "<noscript>This page needs JavaScript to draw the attention views.</noscript>\n"
         "<div id=\"attnwidget-error\" hidden></div>\n<div id=\"attnwidget-root\"></div>\n"
         f"<p id=\"attnwidget-note\">{html.escape(payload['note'])}</p>\n"

@@ -100,17 +100,53 @@ def test_one_self_contained_page(cap, tmp_path):
     assert list(tmp_path.iterdir()) == [path]
     page = path.read_text(encoding="utf-8")
     assert page.startswith("<!doctype html>")
-    assert "http://" not in page and "https://" not in page
+    # No URL but XML namespace names (the SVG export's, js/src/svg.js: identifiers, never fetched).
+    bare = page.replace("http://www.w3.org/2000/svg", "").replace("http://www.w3.org/1999/xlink", "")
+    assert "http://" not in bare and "https://" not in bare
     parsed = parse(page)
-    # Nothing is loaded from anywhere: no src/href attributes at all, three inline scripts.
+    # Nothing is loaded from anywhere: no src/href attributes at all, four inline scripts (the theme
+    # toggle's, the data, the modules, the bootstrap).
     assert [tag for tag, attrs in parsed.tags if {"src", "href"} & set(attrs)] == []
-    assert [attrs.get("type") for attrs, _ in parsed.scripts] == ["application/json", "application/json", "module"]
+    types = [attrs.get("type") for attrs, _ in parsed.scripts]
+    assert types == [None, "application/json", "application/json", "module"]
     modules = embedded(page, "attnwidget-modules")
     assert modules["widget"] == ex.BUNDLES["widget"].read_text(encoding="utf-8")
     assert modules["static_model"] == ex.BUNDLES["static_model"].read_text(encoding="utf-8")
     csp = next(attrs["content"] for tag, attrs in parsed.tags if attrs.get("http-equiv") == "Content-Security-Policy")
-    assert "default-src 'none'" in csp and "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0]
+    script_src = csp.split("script-src")[1].split(";")[0]
+    assert "default-src 'none'" in csp and "'unsafe-inline'" not in script_src
+    # Only the two fixed inline scripts run (by hash): the theme toggle and the bootstrap.
+    assert script_src.split() == [ex._csp_hash(ex.THEME_SCRIPT), ex._csp_hash(ex.BOOTSTRAP), "blob:"]
+    assert [text for attrs, text in parsed.scripts if attrs.get("type") is None] == [ex.THEME_SCRIPT]
     assert "Embedded:" in page and "rollout" in page.lower()
+
+
+def test_the_page_has_one_theme_and_a_toggle(cap, tmp_path):
+    page = ex.export_html(cap, tmp_path / "page.html").read_text(encoding="utf-8")
+    parsed = parse(page)
+    radios = [attrs for tag, attrs in parsed.tags if tag == "input" and attrs.get("name") == "attnwidget-theme"]
+    assert [(r["type"], r["value"]) for r in radios] == [("radio", "light"), ("radio", "dark"), ("radio", "auto")]
+    assert [r["value"] for r in radios if "checked" in r] == ["auto"]  # no script: prefers-color-scheme decides
+    # The page defines the variables the widget reads (js/src/colors.js), light and dark, and uses them.
+    for variable in ("--jp-layout-color0", "--jp-layout-color1", "--jp-ui-font-color0", "--jp-ui-font-color1",
+                     "--jp-ui-font-color2", "--jp-border-color1", "--jp-border-color2", "--jp-brand-color1",
+                     "--jp-warn-color1", "--jp-error-color1", "--jp-ui-font-family", "--jp-code-font-family"):
+        assert f"{variable}:" in ex.STYLE, variable
+    for variable in ("--jp-layout-color0", "--jp-ui-font-color1", "--jp-error-color1"):
+        assert ex._LIGHT.count(f"{variable}:") == ex._DARK.count(f"{variable}:") == 1
+    assert "@media (prefers-color-scheme: dark)" in ex.STYLE and "background: var(--jp-layout-color0)" in ex.STYLE
+    assert "#ffffff; color" not in ex.STYLE  # no fixed page colours left
+    assert "sessionStorage" in ex.THEME_SCRIPT and "jpThemeLight" in ex.THEME_SCRIPT
+
+
+def test_the_model_name_reaches_the_figures(cap):
+    payload, _ = ex.build_payload(cap)
+    assert payload["state"]["model_name"] == cap.model_name != ""
+    widget = attnwidget.AttentionWidget(cap)
+    widget.model_name = "renamed"
+    assert ex.build_payload(widget)[0]["state"]["model_name"] == "renamed"  # as the widget's titles show it
+    payload, _ = ex.build_payload(np.stack([cap.patterns()[0]] * 2))
+    assert payload["state"]["model_name"] == ""  # bare arrays name no model
 
 
 def test_embedded_data_decodes_to_the_same_arrays(cap):
@@ -165,7 +201,7 @@ def test_malicious_tokens_are_escaped(cap, tmp_path):
     assert page.count("onerror=") == data_text.count("onerror=") > 0
     assert "\u2028" not in page and "\u2029" not in page
     parsed = parse(page)
-    assert len(parsed.scripts) == 3 and page.lower().count("<script") == 3 and page.lower().count("</script") == 3
+    assert len(parsed.scripts) == 4 and page.lower().count("<script") == 4 and page.lower().count("</script") == 4
     assert [tag for tag, _ in parsed.tags if tag in ("img", "iframe", "object", "embed", "svg")] == []
     data = embedded(page, "attnwidget-data")
     assert data["state"]["tokens"] == tokens  # round trip is exact

@@ -36,6 +36,7 @@ export class StaticModel {
     this.sent = [];
     // No listener is registered yet: these only fill the state.
     if (this.state.key_tokens == null) this.state.key_tokens = this.state.tokens;
+    if (this.state.model_name == null) this.state.model_name = ""; // the figures' titles (version 1 pages: none)
     if (this.state.image == null) this.state.image = data.picture?.() ?? {};
     this.put("grid_data", data.grid());
     this.pushSelection();

@@ -6,9 +6,11 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
+from page_checks import AA, assert_readable, dom_contrast
 
 import attnwidget
 from attnwidget import export as ex
@@ -60,6 +62,7 @@ def pages(bundle, byte_tokenizer, tmp_path_factory):
                                     title=MALICIOUS),
         "pooled": ex.export_html(cap, folder / "pooled.html", heatmap_side=8, layer=1),
         "n": cap.num_tokens,
+        "model_name": cap.model_name,
     }
 
 
@@ -73,12 +76,14 @@ def context():
 def open_page(context):
     opened = []
 
-    def _open(path: Path):
+    def _open(path: Path, scheme: str | None = None):
         page = context.new_page()
         opened.append(page)
         errors = []
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.errors = errors
+        if scheme is not None:  # prefers-color-scheme, before the page reads it
+            page.emulate_media(color_scheme=scheme)
         page.goto(path.as_uri())
         page.wait_for_selector("html[data-attnwidget]", state="attached")  # no eval: the page's CSP forbids it
         assert page.evaluate("document.documentElement.dataset.attnwidget") == "ready", \
@@ -213,7 +218,7 @@ def test_malicious_tokens_render_as_text(open_page, pages):
     page = open_page(pages["malicious"])
     assert page.evaluate("window.__pwned") is None
     assert page.evaluate("document.querySelectorAll('img, iframe').length") == 0
-    assert page.evaluate("document.scripts.length") == 3
+    assert page.evaluate("document.scripts.length") == 4  # theme toggle, data, modules, bootstrap
     assert page.title() == MALICIOUS and page.text_content("h1") == MALICIOUS
     page.mouse.move(*heatmap_cell(page, 1, 1))
     tooltip = page.text_content(".attnwidget-heatmap .attnwidget-tooltip")
@@ -268,7 +273,8 @@ def test_seq2seq_page_switches_parts_offline(open_page, family_pages):
     s2s = family_pages["s2s"]
     ns, nt, H = s2s.encoder.num_tokens, s2s.decoder.num_tokens, s2s.cross.num_heads
     page = open_page(family_pages["s2s_page"])
-    assert page.get_by_role("radio").count() == 3
+    # the part selector (the page's theme toggle has radios too)
+    assert page.locator(".attnwidget").get_by_role("radio").count() == 3
     assert page.get_by_role("radio", name="cross-attention").get_attribute("aria-checked") == "true"
     # Cross-attention opens as a rectangle: target rows over source columns, the embedded weights.
     g = geometry(page, "heatmap")
@@ -398,3 +404,94 @@ def test_vision_page_hover_a_patch_offline(open_page, family_pages):
     assert data["source"] == "rollout" and data["token"] == token and "rollout" in data["note"]
     np.testing.assert_allclose(np.reshape(floats(page, "image_data", "values"), (rows, cols)),
                                attnwidget.rollout(cap)[token, start:].reshape(rows, cols), atol=2e-3)
+
+
+# ---- one coherent theme: prefers-color-scheme, the toggle (issue 12) -------------------------------
+
+PAGE_TEXT = "h1, .attnwidget-meta, #attnwidget-note, #attnwidget-theme legend, #attnwidget-theme label"
+
+
+def page_theme(page) -> dict:
+    """The page's background (the body's, as the eye sees it), its luminance, and the theme flags."""
+    return page.evaluate("""() => {
+        const m = /rgba?\\(([^)]*)\\)/.exec(getComputedStyle(document.body).backgroundColor);
+        const rgb = m[1].split(/[\\s,/]+/).filter(Boolean).slice(0, 3).map(Number);
+        const lin = (c) => { const s = c / 255; return s <= 0.04045 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4; };
+        const root = document.querySelector(".attnwidget");
+        return { rgb, luminance: 0.2126 * lin(rgb[0]) + 0.7152 * lin(rgb[1]) + 0.0722 * lin(rgb[2]),
+                 light: document.body.dataset.jpThemeLight, choice: document.documentElement.dataset.theme,
+                 checked: document.querySelector('input[name="attnwidget-theme"]:checked')?.value,
+                 rootBackground: root ? getComputedStyle(root).backgroundColor : null };
+    }""")
+
+
+def assert_theme(page, dark: bool, where: str) -> None:
+    """The page is dark (or light) throughout, and the widget has repainted to match: tabs, status,
+    toolbar and the labels drawn on the canvases read at >= 4.5:1, and so does the page's own text."""
+    theme = page_theme(page)
+    assert theme["light"] == ("false" if dark else "true"), (where, theme)
+    assert (theme["luminance"] < 0.05) if dark else (theme["luminance"] > 0.9), (where, theme)
+    deadline = time.monotonic() + 3  # the widget reads the theme again 0, 150 and 600 ms after a switch
+    while True:
+        try:
+            assert_readable(page, where)
+            break
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            page.wait_for_timeout(100)
+    texts = dom_contrast(page, PAGE_TEXT)
+    assert len(texts) >= 6, texts
+    low = [t for t in texts if t["ratio"] < AA]
+    assert not low, f"{where}: page text below {AA}:1: {low}"
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_page_follows_prefers_color_scheme(open_page, pages, scheme):
+    page = open_page(pages["plain"], scheme=scheme)
+    assert page_theme(page)["checked"] == "auto"
+    assert_theme(page, scheme == "dark", f"exported page, prefers-color-scheme: {scheme}")
+
+
+def test_the_toggle_switches_light_and_dark_from_the_keyboard(open_page, pages):
+    page = open_page(pages["plain"], scheme="dark")
+    assert_theme(page, True, "auto on a dark system")
+    page.focus('#attnwidget-theme input[value="auto"]')  # a radio group: arrows move and choose
+    page.keyboard.press("ArrowLeft")
+    assert page_theme(page)["checked"] == "dark" and page_theme(page)["choice"] == "dark"
+    page.keyboard.press("ArrowLeft")
+    theme = page_theme(page)
+    assert theme["checked"] == "light" and theme["choice"] == "light"
+    assert_theme(page, False, "toggled to light on a dark system")
+    assert page.evaluate("document.activeElement.value") == "light"  # focus stays on the toggle
+    page.keyboard.press("ArrowRight")
+    assert_theme(page, True, "toggled to dark")
+    page.keyboard.press("ArrowLeft")
+    assert_theme(page, False, "toggled back to light")
+    # Remembered for the page session (a reload keeps it), whatever the system prefers ...
+    page.reload()
+    page.wait_for_selector("html[data-attnwidget]", state="attached")
+    assert page_theme(page)["checked"] == "light"
+    assert_theme(page, False, "light after a reload")
+    # ... and auto follows the system again, live.
+    page.check('#attnwidget-theme input[value="auto"]')
+    assert_theme(page, True, "auto again on a dark system")
+    page.emulate_media(color_scheme="light")
+    assert_theme(page, False, "auto, the system switched to light")
+
+
+def test_the_toggle_is_not_shared_with_other_pages(open_page, pages):
+    first = open_page(pages["plain"], scheme="light")
+    first.check('#attnwidget-theme input[value="dark"]')
+    assert page_theme(first)["light"] == "false"
+    other = open_page(pages["plain"], scheme="light")  # a new tab: a new session, the system's scheme
+    assert page_theme(other)["checked"] == "auto" and page_theme(other)["light"] == "true"
+
+
+def test_figure_titles_name_the_model(open_page, pages):
+    page = open_page(pages["plain"])
+    name = pages["model_name"]
+    assert name and model(page, "model_name") == name
+    for view in ("heatmap", "grid"):
+        title = page.get_attribute(f".attnwidget-{view}", "data-title")
+        assert title.startswith(f"{name} · "), (view, title)
