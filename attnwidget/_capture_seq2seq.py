@@ -54,7 +54,8 @@ def part_classifier(model):
     return part_of
 
 
-def capture_seq2seq(model, tokenizer, inputs, *, target, generate, attention_mask, method, store_dtype):
+def capture_seq2seq(model, tokenizer, inputs, *, target, generate, attention_mask, method, store_dtype,
+                    values: bool = False):
     from .seq2seq import Seq2SeqCapture
 
     if method == "weights":
@@ -87,7 +88,8 @@ def capture_seq2seq(model, tokenizer, inputs, *, target, generate, attention_mas
                   "use_cache": False}
         if source.attention_mask is not None:
             kwargs["attention_mask"] = source.attention_mask.to(model.device)
-        recording = run(model, method, store_dtype, lambda weights: model(**kwargs), part_classifier(model))
+        recording = run(model, method, store_dtype, lambda weights: model(**kwargs), part_classifier(model),
+                        values=values)
     missing = {"encoder", "decoder", "cross"} - recording.parts()
     if missing:
         raise UnsupportedAttentionError(

@@ -18,16 +18,16 @@ from ._vision import _inner_processor, prepare, token_layout, vision_tower
 from .errors import UnsupportedAttentionError
 
 
-def capture_image(model, processor, image, *, method, store_dtype):
+def capture_image(model, processor, image, *, method, store_dtype, values: bool = False, residual: bool = False):
     from .capture import capture_of
 
     tower = vision_tower(model)
     pixels = prepare(_inner_processor(processor), image)
-    values = pixels.pixel_values.to(device=model.device, dtype=_float_dtype(tower))
+    picture = pixels.pixel_values.to(device=model.device, dtype=_float_dtype(tower))
     with model_lock(model), torch.no_grad():
         recording = run(model, method, store_dtype,
-                        lambda weights: tower(pixel_values=values, output_attentions=True) if weights
-                        else tower(pixel_values=values))
+                        lambda weights: tower(pixel_values=picture, output_attentions=True) if weights
+                        else tower(pixel_values=picture), values=values, residual=residual)
     release_free_memory()
     records = recording.ordered("self")
     lengths = {tuple(r.weights.shape[-2:]) if hasattr(r, "weights") else (r.query.shape[1], r.key.shape[1])

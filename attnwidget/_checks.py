@@ -31,6 +31,13 @@ def _shown(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def check_flag(value, name: str) -> bool:
+    """A bool (Python or NumPy), nothing else: ``values=1`` or ``values="yes"`` is refused, not guessed."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ArgumentTypeError(f"{name} must be True or False; got {type(value).__name__} {_shown(value)}.")
+    return bool(value)
+
+
 def check_index(value, size: int, name: str, unit: str, hint: str = "") -> int:
     """An int in ``-size..size-1`` (negative counts from the end) -> the index in ``0..size-1``.
 

@@ -43,6 +43,7 @@ from ._fused import (  # noqa: F401 (re-exported: the engine's public names)
     PassOptions,
     _LayerRun,
     _ProbTiles,
+    _RowTiles,
     _ScoreTiles,
     pool_factor,
     row_weights,
@@ -87,8 +88,18 @@ def is_capture(obj) -> bool:
 
 
 def _recomputes(obj) -> bool:
-    """An attnwidget Capture (recorded queries and keys, scores recomputed on demand)."""
-    return is_capture(obj) and callable(getattr(obj, "_scores", None)) and hasattr(obj, "_records")
+    """A source read in blocks of rows: an attnwidget Capture (recorded queries and keys, scores
+    recomputed on demand) or a measure over one (:func:`_row_source`)."""
+    return is_capture(obj) and (
+        (callable(getattr(obj, "_scores", None)) and hasattr(obj, "_records")) or _row_source(obj))
+
+
+def _row_source(obj) -> bool:
+    """A source that computes rows on demand and has its own layer measure for the head-mean slot
+    (``mean_rows(layer, rows)``; :class:`attnwidget.contributions.ContributionSource`): the fused pass
+    reads its rows in blocks and takes its mean rows for the mean tile, kept means and rollout."""
+    return (callable(getattr(obj, "head_patterns", None)) and callable(getattr(obj, "pattern", None))
+            and callable(getattr(obj, "mean_rows", None)))
 
 
 def check_rollout(source) -> None:
@@ -222,6 +233,14 @@ class Engine:
             return self.obj.head_patterns(layer, rows=rows)
         return np.asarray(self._layer(layer)[:, rows], dtype=np.float32)
 
+    def fuse(self, p, head_fusion: str, layer: int, r0: int, r1: int) -> np.ndarray | None:
+        """Rows ``r0..r1-1`` of ``layer`` as a source with its own layer measure (:func:`_row_source`)
+        fuses them for ``head_fusion="mean"``: its ``mean_rows``, float64; None for every other source
+        and fusion, whose callers take the mean, max or min of the heads' rows ``p`` themselves."""
+        if head_fusion == "mean" and _row_source(self.obj):
+            return np.asarray(self.obj.mean_rows(layer, slice(r0, r1)), dtype=np.float64)
+        return None
+
     def matrix(self, layer: int, head: int | None, rows) -> np.ndarray:
         """One head (or the head mean for ``head=None``): float32 ``[rows, n_keys]``."""
         if self.kind == "capture":
@@ -267,6 +286,8 @@ class Engine:
         return out
 
     def _tile_source(self, layer: int):
+        if _row_source(self.obj):
+            return _RowTiles(self.obj, layer)
         record = self.obj._records[layer] if self.kind == "capture" else None
         if record is not None and hasattr(record, "query"):
             return _ScoreTiles(self.obj, layer, record)

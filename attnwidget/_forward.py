@@ -86,30 +86,45 @@ def forward_kwargs(model, ids, attention_mask) -> dict:
     return kwargs
 
 
-def run(model, method, store_dtype, forward, part_of=None, attention_mask=None) -> Recording:
+def run(model, method, store_dtype, forward, part_of=None, attention_mask=None, values: bool = False,
+        residual: bool = False) -> Recording:
     """Record one forward (``forward(output_attentions)`` runs the model) with the recorder for
     ``method``; the weights fallback's result is checked, retried in eager attention when it fails
     (as loading with ``attn_implementation="eager"`` would), and refused when that fails too.
     ``attention_mask`` (``[1, n]``, 0 for padding): padded query rows see no real key, so the causal check
-    skips them (eager gives them some weight everywhere; the views do not read them)."""
+    skips them (eager gives them some weight everywhere; the views do not read them). ``values`` and
+    ``residual`` (see :mod:`attnwidget._values`) need the query/key recorder: a model it cannot record is
+    refused rather than given weights without them."""
     use_qk = method == "qk" or (method == "auto" and model._can_set_attn_implementation())
     if method == "qk" and not model._can_set_attn_implementation():
         raise UnsupportedAttentionError(
             f"{type(model).__name__} does not route attention through transformers' AttentionInterface; "
             "use method='weights' (or 'auto')"
         )
+    extras = [name for name, wanted in (("values=True", values), ("residual=True", residual)) if wanted]
+    if extras and (method == "weights" or not use_qk):
+        raise UnsupportedAttentionError(
+            f"{' and '.join(extras)} need the query/key recorder (method='auto' or 'qk' on a model whose attention "
+            f"goes through transformers' AttentionInterface); {type(model).__name__} with method={method!r} gives "
+            "only the weights the model returns. Capture without them."
+        )
     qk_refusal = None
     if use_qk:
         try:
-            with record_qk(model, store_dtype, part_of=part_of) as recording:
+            with record_qk(model, store_dtype, part_of=part_of, values=values, residual=residual) as recording:
                 forward(False)
         except UnsupportedAttentionError as refusal:  # a term the recorder cannot reproduce
-            if method == "qk" or part_of is not None or not getattr(refusal, "weights_may_help", False):
+            if method == "qk" or part_of is not None or extras or not getattr(refusal, "weights_may_help", False):
                 raise
             qk_refusal = refusal
         else:
             if recording.records or method == "qk":
                 return checked(model, recording, method, attention_mask)
+            if extras:
+                raise UnsupportedAttentionError(
+                    f"{' and '.join(extras)}: no attention call of {type(model).__name__} went through transformers' "
+                    "AttentionInterface, so there is nothing to record them with. Capture without them."
+                )
     with record_weights(model) as recording:
         forward(True)
     if qk_refusal is not None and not recording.records:

@@ -160,6 +160,30 @@ class _ProbTiles:
         yield 0, np.ascontiguousarray(self.array[:, r0:r1, :self.visible(r0, r1)], dtype=self.dtype)
 
 
+class _RowTiles:
+    """Tiles of a row source's per-head rows (:func:`attnwidget._engine._row_source`, e.g. contributions),
+    with the source's own layer measure as the head-mean rows (``own_mean``)."""
+
+    from_scores = False
+    dtype = np.float32
+
+    def __init__(self, source, layer):
+        self.source, self.layer = source, layer
+        self.heads = self.group = int(source.num_heads)
+        self.causal = bool(source.is_causal)
+        self.n_keys = int(getattr(source, "num_keys", source.num_tokens))
+
+    def visible(self, r0, r1) -> int:
+        return r1 if self.causal else self.n_keys
+
+    def tiles(self, r0, r1):
+        rows = np.asarray(self.source.head_patterns(self.layer, rows=slice(r0, r1)), dtype=np.float32)
+        yield 0, np.ascontiguousarray(rows[..., :self.visible(r0, r1)])
+
+    def own_mean(self, r0, r1) -> np.ndarray:
+        return np.asarray(self.source.mean_rows(self.layer, slice(r0, r1)), dtype=np.float32)
+
+
 class _LayerRun:
     """State of one fused pass over a layer: scratch buffers, per-row statistics, pooled tiles.
 
@@ -248,6 +272,14 @@ class _LayerRun:
         if src.from_scores:
             with _KERNEL_LOCK:
                 K.flush_columns(self.colsum, self.colsum64, c)
+        own_mean = getattr(src, "own_mean", None)
+        if own_mean is not None:  # the source's layer measure replaces the heads' mean, and its tile cells
+            mean[:] = own_mean(r0, r1)[:, :c]
+            if self.pool:
+                a0, a1 = r0 // self.fr, -(-r1 // self.fr)
+                self.mean_tile[a0:a1] = 0
+                cells = K.pool2d(np.ascontiguousarray(mean, dtype=np.float32)[None], self.fr, self.fc)[0]
+                self.mean_tile[a0:a1, :cells.shape[1]] = cells
         if r1 == self.n:
             self.last_mean[:c] = mean[-1]
         if self.on_block is not None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from . import _values
 from ._position_bias import RelativeBias, relative_bias
 from .errors import UnsupportedAttentionError
 
@@ -56,6 +57,12 @@ class QKRecord:
     softcap: float | None = None
     sinks: torch.Tensor | None = None  # [heads] learned sink logits (gpt-oss style)
     bias: int = -1  # index into Recording.biases (T5's relative position bias), or -1 for none
+    # capture(..., values=True): the value [kv_heads, n_k, head_dim_v] (after v_proj and its bias, before
+    # grouped-query expansion) and the output projection's per-head slices [heads, head_dim_v, hidden]
+    # with its bias [hidden]: head h maps value j into the residual stream as value[h // groups, j] @ out_proj[h]
+    value: torch.Tensor | None = None
+    out_proj: torch.Tensor | None = None
+    out_bias: torch.Tensor | None = None
 
 
 @dataclass
@@ -74,6 +81,7 @@ class Recording:
     records: dict[tuple[str, int], QKRecord | WeightsRecord] = field(default_factory=dict)
     masks: list[torch.Tensor] = field(default_factory=list)  # bool [n_q, n_k] or additive float
     biases: list[RelativeBias] = field(default_factory=list)
+    residual: torch.Tensor | None = None  # capture(..., residual=True): float32 [layers + 1, n, hidden]
     _mask_ids: dict[int, int] = field(default_factory=dict)
     _bias_ids: dict[int, int] = field(default_factory=dict)
     _mask_refs: list[torch.Tensor] = field(default_factory=list)
@@ -286,8 +294,11 @@ def repair_stale_recorder(model) -> None:
 
 
 @contextmanager
-def record_qk(model, store_dtype: torch.dtype | None = None, part_of=None):
+def record_qk(model, store_dtype: torch.dtype | None = None, part_of=None, values: bool = False,
+              residual: bool = False):
     """Record query/key per attention layer for the duration of the block (see module docstring).
+    ``values``: also each layer's value and output projection; ``residual``: the hidden state between
+    blocks (both: :mod:`attnwidget._values`; their hooks are removed in ``finally`` too).
 
     Captures of one model are serialised (:func:`model_lock`); only calls from the capturing thread
     are recorded, so another thread's plain forward of the same model during the capture is answered
@@ -305,10 +316,17 @@ def record_qk(model, store_dtype: torch.dtype | None = None, part_of=None):
         recording = Recording()
         owner = threading.get_ident()
 
+        projections = stream = None
+
         def recorder(module, query, key, value, attention_mask, **kwargs):
-            if threading.get_ident() == owner:
-                _record(recording, names, module, query, key, attention_mask, kwargs, store_dtype, part_of)
-            return delegate(module, query, key, value, attention_mask, **kwargs)
+            if threading.get_ident() != owner:
+                return delegate(module, query, key, value, attention_mask, **kwargs)
+            record = _record(recording, names, module, query, key, attention_mask, kwargs, store_dtype, part_of)
+            result = delegate(module, query, key, value, attention_mask, **kwargs)
+            if projections is not None:
+                record.value = _cpu_copy(value[0], store_dtype)
+                projections.expect(record, result[0] if isinstance(result, tuple) else result)
+            return result
 
         _REPLACED[name] = original
         _ACTIVE.add(name)
@@ -324,8 +342,19 @@ def record_qk(model, store_dtype: torch.dtype | None = None, part_of=None):
                     raise UnsupportedAttentionError(
                         f"{type(model).__name__} refused to switch its attention implementation"
                     )
+                if values:
+                    projections = _values.OutputProjections(model, owner)
+                if residual:
+                    stream = _values.ResidualStream(model, [n for n, _ in attention_modules(model)], owner)
                 yield recording
+                if projections is not None and recording.records:
+                    projections.check(recording)
+                if stream is not None and recording.records:
+                    recording.residual = stream.stacked()
         finally:
+            for hooks in (projections, stream):
+                if hooks is not None:
+                    hooks.remove()
             try:
                 model.set_attn_implementation(original)
             finally:
@@ -386,7 +415,7 @@ def _record(recording, names, module, query, key, mask, kwargs, store_dtype, par
             f"({recording.records[(part, int(layer))].name}); attnwidget records one call per attention layer "
             "(capture without a cache, and one sequence at a time)"
         )
-    recording.records[(part, int(layer))] = QKRecord(
+    record = recording.records[(part, int(layer))] = QKRecord(
         name=name,
         query=_cpu_copy(query[0], store_dtype),
         key=_cpu_copy(key[0], store_dtype),
@@ -397,6 +426,7 @@ def _record(recording, names, module, query, key, mask, kwargs, store_dtype, par
         sinks=None if sinks is None else sinks.detach().float().cpu().clone(),
         bias=bias_index,
     )
+    return record
 
 
 def attention_modules(model) -> list[tuple[str, torch.nn.Module]]:

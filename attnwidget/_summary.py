@@ -249,7 +249,7 @@ _CACHE_LOCK = threading.Lock()
 def summary_for(obj, options: PassOptions | None = None, *, keep_means: bool = False) -> Summary:
     """The shared :class:`Summary` of a Capture (cached on it per options), or a new one for an array."""
     options = options or default_options(obj)
-    if not hasattr(obj, "_records"):
+    if not (hasattr(obj, "_records") or getattr(obj, "caches_summaries", False)):
         return Summary(obj, options, keep_means=keep_means)
     with _CACHE_LOCK:
         cache = obj.__dict__.setdefault("_summaries", {})

@@ -21,7 +21,7 @@ from ._forward import check_ids, check_model, context_length, forward_kwargs, mo
 from ._forward import generate as generate_ids
 from ._forward import is_causal as model_is_causal
 from ._recorder import QKRecord, RelativeBias, WeightsRecord, model_lock, relative_bias
-from ._checks import check_choice, check_float_dtype, check_head, check_indices, check_layer, check_layers, is_int
+from ._checks import check_choice, check_flag, check_float_dtype, check_head, check_indices, check_layer, check_layers, is_int
 from .errors import ArgumentError
 
 ROW_BLOCK_ELEMENTS = 1 << 22  # scores computed per block of rows: heads x rows x keys <= 4M floats (16 MiB)
@@ -35,7 +35,7 @@ class Capture:
 
     def __init__(self, *, records, masks, token_ids, tokens, offsets, special, generated, partial,
                  text, model_name, is_causal, num_heads, key_tokens=None, key_token_ids=None,
-                 image=None, patch_grid=None, patch_start=0, biases=()):
+                 image=None, patch_grid=None, patch_start=0, biases=(), residual=None):
         self._records: list[QKRecord | WeightsRecord] = records
         self._masks: list[torch.Tensor] = masks
         self._biases: list[RelativeBias] = list(biases)
@@ -59,6 +59,9 @@ class Capture:
         self.image = None if image is None else np.ascontiguousarray(image, dtype=np.uint8)
         self.patch_grid = None if patch_grid is None else (int(patch_grid[0]), int(patch_grid[1]))
         self.patch_start = int(patch_start)
+        # capture(..., residual=True): the hidden state entering each block and leaving the last one,
+        # float32 [layers + 1, tokens, hidden] (attnwidget.flow_routes decomposes it); None otherwise
+        self.residual = None if residual is None else torch.as_tensor(residual, dtype=torch.float32)
 
     # -- sizes ---------------------------------------------------------------------------------
     @property
@@ -81,8 +84,10 @@ class Capture:
         total = sum(m.numel() * m.element_size() for m in self._masks)
         total += sum(b.weight.numel() * b.weight.element_size() for b in self._biases)
         for r in self._records:
-            tensors = [r.weights] if isinstance(r, WeightsRecord) else [r.query, r.key]
-            total += sum(t.numel() * t.element_size() for t in tensors)
+            tensors = [r.weights] if isinstance(r, WeightsRecord) else [r.query, r.key, r.value, r.out_proj, r.out_bias]
+            total += sum(t.numel() * t.element_size() for t in tensors if t is not None)
+        if self.residual is not None:
+            total += self.residual.numel() * self.residual.element_size()
         return total
 
     def __repr__(self) -> str:
@@ -120,7 +125,7 @@ class Capture:
         return n_keys
 
     def _scores(self, layer: int, heads: torch.Tensor | None, rows: torch.Tensor, visible: int,
-                out: torch.Tensor | None = None, mask_future: bool = True) -> torch.Tensor:
+                out: torch.Tensor | None = None, mask_future: bool = True, masked: bool = True) -> torch.Tensor:
         """Scores before the softmax, as eager attention computes them: float32 ``[heads, rows, visible]``.
 
         Same order of operations as transformers' eager attention: ``(q @ k^T) * scaling``, then
@@ -128,7 +133,8 @@ class Capture:
         Query heads that share a key head (grouped-query attention) are stacked as the rows of one
         matmul, so keys are never copied per head. ``out``: a contiguous float32 buffer to write into.
         ``mask_future=False`` leaves the future keys of plain causal attention unmasked (for a caller
-        that stops each row at its own position anyway, like the pattern engine).
+        that stops each row at its own position anyway, like the pattern engine); ``masked=False``
+        returns the scores before any mask (the query-key view's score).
         """
         record = self._records[layer]
         h_all, groups = record.query.shape[0], record.query.shape[0] // record.key.shape[0]
@@ -157,7 +163,7 @@ class Capture:
             scores.add_(relative_bias(self._biases[record.bias], rows, visible, None if heads is None else head_list))
         if record.softcap is not None:
             scores.div_(record.softcap).tanh_().mul_(record.softcap)
-        if record.mask < 0 and not mask_future:
+        if not masked or (record.mask < 0 and not mask_future):
             return scores
         return self._apply_mask(scores, record, rows, head_list)
 
@@ -250,6 +256,37 @@ class Capture:
             out[i] = self.head_patterns(layer)
         return out
 
+    # -- beyond raw weights (attnwidget.contributions) -------------------------------------------
+    def query_key(self, layer: int, head: int, query: int, key: int):
+        """One score taken apart: q and k (after rotary), their elementwise products, the score before mask
+        and softmax, the scaling and the weight (``== pattern(layer, head)[query, key]``); see
+        :class:`attnwidget.contributions.QueryKey`."""
+        from .contributions import query_key
+
+        return query_key(self, layer, head, query, key)
+
+    @property
+    def has_values(self) -> bool:
+        """Values and output projections were recorded (``capture(..., values=True)``)."""
+        from .contributions import has_values
+
+        return has_values(self)
+
+    def contributions(self, layer: int, head=None, rows=None, *, normalize: bool = False) -> np.ndarray:
+        """Value-weighted contributions (Kobayashi et al. 2020), float32 ``[rows, keys]``:
+        ``||alpha_ij f_h(x_j)||`` for a head, ``||sum_h alpha_ij^h f_h(x_j)||`` for ``head=None``; rows in
+        blocks (memory linear in tokens). Needs ``capture(..., values=True)``. See
+        :func:`attnwidget.contributions.contributions`."""
+        from .contributions import contributions
+
+        return contributions(self, layer, head, rows, normalize=normalize)
+
+    def head_outputs(self, layer: int) -> torch.Tensor:
+        """``f_h(x_j)`` of every head and key of ``layer``, float32 ``[heads, keys, hidden]`` (values=True)."""
+        from .contributions import head_outputs
+
+        return head_outputs(self, layer)
+
     @classmethod
     def from_attentions(cls, attentions, tokens=None, key_tokens=None, *, model_name: str = "attentions") -> "Capture":
         """A Capture from attention you already have: an ``output_attentions`` tuple, a ``[L, 1, H, q,
@@ -286,7 +323,8 @@ def _take_rows(t: torch.Tensor, rows) -> torch.Tensor:
 
 
 def capture(model, tokenizer, inputs, *, target=None, generate: int = 0, attention_mask=None,
-            add_generation_prompt: bool = True, method: str = "auto", store_dtype=None):
+            add_generation_prompt: bool = True, method: str = "auto", store_dtype=None, values: bool = False,
+            residual: bool = False):
     """Run ``model`` once on ``inputs`` and return a :class:`Capture` of every layer's attention.
 
     ``inputs``: a string, chat messages (``[{"role": ..., "content": ...}, ...]``, rendered with the
@@ -296,6 +334,12 @@ def capture(model, tokenizer, inputs, *, target=None, generate: int = 0, attenti
     transformers' attention interface (exact, memory ~ tokens x head_dim), ``"weights"`` takes the
     weights eager attention returns (memory ~ tokens^2), ``"auto"`` uses ``"qk"`` when the model
     supports it. The model is left exactly as it was, also when something raises.
+
+    ``values=True`` also records each layer's values and output projection, for
+    :meth:`Capture.contributions` and ``measure="contribution"`` (about 1.25x the memory of queries and
+    keys with grouped-query attention, 1.5x without); ``residual=True`` records the hidden state between
+    blocks, ``[layers + 1, tokens, hidden]``, which :func:`attnwidget.flow_routes` decomposes. Both need the
+    query/key recorder.
 
     Other families:
 
@@ -310,6 +354,7 @@ def capture(model, tokenizer, inputs, *, target=None, generate: int = 0, attenti
     from ._vision import is_image_processor
 
     method = check_choice(method, ("auto", "qk", "weights"), "method")
+    values, residual = check_flag(values, "values"), check_flag(residual, "residual")
     store_dtype = check_float_dtype(store_dtype, "store_dtype")
     if not is_int(generate) or generate < 0:
         raise ArgumentError(f"generate must be a non-negative int (tokens to append); got {generate!r}")
@@ -319,7 +364,8 @@ def capture(model, tokenizer, inputs, *, target=None, generate: int = 0, attenti
         preload()
         from ._capture_vision import capture_image
 
-        return capture_image(model, tokenizer, inputs, method=method, store_dtype=store_dtype)
+        return capture_image(model, tokenizer, inputs, method=method, store_dtype=store_dtype, values=values,
+                             residual=residual)
     check_model(model, tokenizer)
     if getattr(model, "main_input_name", "input_ids") == "pixel_values":
         raise ArgumentError(
@@ -330,8 +376,15 @@ def capture(model, tokenizer, inputs, *, target=None, generate: int = 0, attenti
     from ._capture_seq2seq import capture_seq2seq, is_seq2seq
 
     if is_seq2seq(model):
+        if residual:
+            raise ArgumentError(
+                "residual=True records the hidden state between the blocks of one stack of layers; an "
+                f"encoder-decoder ({type(model).__name__}) has two, joined by cross-attention, which "
+                "attnwidget.flow_routes does not trace yet. Use values=True for contributions."
+            )
         return capture_seq2seq(model, tokenizer, inputs, target=target, generate=int(generate),
-                               attention_mask=attention_mask, method=method, store_dtype=store_dtype)
+                               attention_mask=attention_mask, method=method, store_dtype=store_dtype,
+                               values=values)
     if target is not None:
         raise ArgumentError(
             f"target= is the decoder's text for encoder-decoder models; {type(model).__name__} is not one. "
@@ -353,7 +406,7 @@ def capture(model, tokenizer, inputs, *, target=None, generate: int = 0, attenti
         kwargs = forward_kwargs(model, ids, encoded.attention_mask)
         recording = run(model, method, store_dtype,
                         lambda weights: model(**kwargs, output_attentions=True) if weights else model(**kwargs),
-                        attention_mask=encoded.attention_mask)
+                        attention_mask=encoded.attention_mask, values=values, residual=residual)
     release_free_memory()  # the forward's activations are freed; give their pages back
     readable, text, offsets = describe(tokenizer, encoded, ids[0])
     generated = np.zeros(ids.shape[1], dtype=bool)
@@ -367,6 +420,8 @@ def capture(model, tokenizer, inputs, *, target=None, generate: int = 0, attenti
 def capture_of(recording, part: str, *, is_causal, model=None, attention_mask=None, **fields) -> Capture:
     """The Capture of one part of a recording (``"self"`` for a plain model)."""
     records, masks, biases = _own(recording.ordered(part), recording.masks, recording.biases)
+    if part == "self" and recording.residual is not None:
+        fields["residual"] = recording.residual
     first = records[0]
     num_heads = first.weights.shape[0] if isinstance(first, WeightsRecord) else first.query.shape[0]
     if is_causal is None:

@@ -110,12 +110,13 @@ def _select_layers(num_layers: int, start_layer, layers) -> list[int]:
     return chosen
 
 
-def _fuse_and_mix(arr: np.ndarray, residual: float, head_fusion: str, r0: int = 0) -> np.ndarray:
+def _fuse_and_mix(arr: np.ndarray, residual: float, head_fusion: str, r0: int = 0, fused=None) -> np.ndarray:
     """``arr`` float ``[H, m, n]``: query rows ``r0..r0+m-1`` of one layer -> those rows of the mixed
-    float64 matrix, ``[m, n]``. Row by row, so blocks of rows give the rows of the whole matrix."""
+    float64 matrix, ``[m, n]``. Row by row, so blocks of rows give the rows of the whole matrix.
+    ``fused``: the rows already fused over heads (:meth:`Engine.fuse`), else fused here."""
     a = arr.astype(np.float64)
     check_weights(a, where=f" (query rows {r0}..{r0 + a.shape[1] - 1})")
-    mixed = (1.0 - residual) * getattr(a, head_fusion)(axis=0)
+    mixed = (1.0 - residual) * (getattr(a, head_fusion)(axis=0) if fused is None else np.array(fused, np.float64))
     m = mixed.shape[0]
     mixed[np.arange(m), r0 + np.arange(m)] += residual
     sums = mixed.sum(axis=-1, keepdims=True)
@@ -150,7 +151,8 @@ def _layer_mixed(src: Engine, layer: int, residual: float, head_fusion: str, rat
     for r0, r1, p in src.blocks(layer):
         a = np.asarray(p, dtype=np.float64)
         check_weights(a, where=f" (query rows {r0}..{r1 - 1})")
-        fused[r0:r1] = getattr(a, head_fusion)(axis=0)
+        own = src.fuse(a, head_fusion, layer, r0, r1)
+        fused[r0:r1] = getattr(a, head_fusion)(axis=0) if own is None else own
     mixed = (1.0 - residual) * _discard(fused, ratio)
     mixed[np.arange(n), np.arange(n)] += residual
     sums = mixed.sum(axis=-1, keepdims=True)
@@ -178,7 +180,7 @@ def _mixed_and_causal(attn, residual, head_fusion, start_layer, layers, bar=None
         M = np.empty((len(chosen), n, n))
         for i, l in enumerate(chosen):
             for r0, r1, p in src.blocks(l):
-                M[i, r0:r1] = _fuse_and_mix(p, residual, head_fusion, r0)
+                M[i, r0:r1] = _fuse_and_mix(p, residual, head_fusion, r0, src.fuse(p, head_fusion, l, r0, r1))
             if bar is not None:
                 bar.update(1)
         return M, src.is_causal
@@ -274,7 +276,7 @@ def _rollout_blocks(src: Engine, chosen: list[int], residual: float, head_fusion
         new = np.empty((n, n)) if R is None else np.zeros((n, n))
         new_lower = True
         for r0, r1, p in src.blocks(l):
-            A = _fuse_and_mix(p, residual, head_fusion, r0)
+            A = _fuse_and_mix(p, residual, head_fusion, r0, src.fuse(p, head_fusion, l, r0, r1))
             block_lower = not A[:, r1:].any()
             if R is None:
                 new[r0:r1] = A
@@ -359,7 +361,8 @@ def _propagate_rows(src: Engine, chosen: list[int], residual: float, head_fusion
             vb = V[:, r0:r1]
             if not vb.any():
                 continue
-            A = _fuse_and_mix(src.read(l, r0, r1), residual, head_fusion, r0)
+            p = src.read(l, r0, r1)
+            A = _fuse_and_mix(p, residual, head_fusion, r0, src.fuse(p, head_fusion, l, r0, r1))
             c = n if A[:, r1:].any() else r1  # causal rows: nothing beyond the diagonal block
             new[:, :c] += vb @ A[:, :c]
         V = new

@@ -1,0 +1,155 @@
+"""What ``capture(..., values=True)`` and ``capture(..., residual=True)`` record beside queries and keys.
+
+* **Values and the output projection** (Kobayashi et al. 2020). The recorder already sees each layer's
+  value (after ``v_proj`` and its bias, before grouped-query expansion). The output projection is
+  found, not guessed by name: after a layer's attention call, the first linear layer (``nn.Linear`` or
+  GPT-2's ``Conv1D``) whose input is exactly that call's output (``[.., heads x head_dim]``, compared
+  element for element) is the layer's ``W_O``; its columns for head ``h`` map that head's values into
+  the residual stream, ``f_h(x_j) = v_j^h W_O^h``. A layer whose output is transformed before any
+  linear layer reads it (a gate, a norm) is refused: no contribution is reported that the model does
+  not compute.
+* **The residual stream**: the hidden state entering each block of the model's one stack of layers
+  (the ``nn.ModuleList`` holding the attention modules) and the state leaving the last block,
+  ``[layers + 1, tokens, hidden]`` float32 (what ``attnwidget.flow_routes`` decomposes).
+
+Both are hooks registered for the capture and removed in ``finally`` by the recorder.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import UnsupportedAttentionError
+
+
+def _linear_weight(module):
+    """``(W [in, out], bias [out] | None)`` of a linear-like module, else None."""
+    if isinstance(module, torch.nn.Linear):
+        return module.weight.detach().T, None if module.bias is None else module.bias.detach()
+    if type(module).__name__ == "Conv1D" and getattr(module, "weight", None) is not None and module.weight.dim() == 2:
+        return module.weight.detach(), None if getattr(module, "bias", None) is None else module.bias.detach()
+    return None
+
+
+class OutputProjections:
+    """Finds each recorded layer's output projection (see the module docstring) and stores its per-head
+    slices on the layer's record: ``out_proj`` float32 ``[heads, head_dim, hidden]`` and ``out_bias``."""
+
+    def __init__(self, model, owner: int):
+        import threading
+
+        self.owner = owner
+        self._thread = threading
+        self.pending: dict = {}  # id(attention output) -> (record, output, heads)
+        self.handles = []
+        for module in model.modules():
+            if _linear_weight(module) is not None:
+                self.handles.append(module.register_forward_pre_hook(self._pre_hook))
+
+    def expect(self, record, output: torch.Tensor) -> None:
+        """The next linear layer reading ``output`` (the attention call's ``[1, n, heads, head_dim]``
+        result) is ``record``'s output projection."""
+        heads = record.query.shape[0]
+        self.pending = {"record": record, "output": output.detach(), "heads": heads}
+
+    def _pre_hook(self, module, args):
+        if not self.pending or self._thread.get_ident() != self.owner or not args:
+            return
+        x, out = args[0], self.pending["output"]
+        if not isinstance(x, torch.Tensor) or x.numel() != out.numel() or x.shape[-1] != out.shape[-2] * out.shape[-1]:
+            return
+        if not torch.equal(x.reshape(-1), out.reshape(-1)):
+            return
+        record, heads = self.pending["record"], self.pending["heads"]
+        weight, bias = _linear_weight(module)
+        d = out.shape[-1]
+        record.out_proj = weight.float().cpu().reshape(heads, d, weight.shape[-1]).clone()
+        record.out_bias = None if bias is None else bias.float().cpu().clone()
+        self.pending = {}
+
+    def check(self, recording) -> None:
+        """Every recorded layer has its projection; the hooks' last expectation was met."""
+        missing = [r.name for r in recording.records.values() if getattr(r, "query", None) is not None
+                   and r.out_proj is None]
+        if missing:
+            raise UnsupportedAttentionError(
+                f"values=True needs each attention layer's output projection: the linear layer that reads the "
+                f"attention output as it is. In {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1
+                                                                 else "")
+                + " the output is transformed first (a gate or a norm), so ||alpha f(x)|| would not be what the "
+                "model adds to its residual stream; attnwidget refuses rather than answer wrongly. Capture "
+                "without values=True for the attention weights."
+            )
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles.clear()
+        self.pending = {}
+
+
+def layer_stack(model, attention_names: list[str]):
+    """The one ``nn.ModuleList`` whose blocks hold the attention modules, as ``[(name, block)]``."""
+    stacks = []
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module):
+            prefix = f"{name}." if name else ""
+            if any(a.startswith(prefix) for a in attention_names) and all(
+                    any(a.startswith(f"{prefix}{i}.") for a in attention_names) for i in range(len(module))):
+                stacks.append((name, module))
+    inner = [(n, m) for n, m in stacks if not any(o != n and o.startswith(n + ".") for o, _ in stacks)]
+    if len(inner) != 1:
+        found = ", ".join(n for n, _ in inner) or "none"
+        raise UnsupportedAttentionError(
+            f"residual=True records the hidden state between the blocks of one stack of layers; "
+            f"{type(model).__name__} has {len(inner)} such stacks ({found}). Encoder-decoder models are not "
+            "supported yet: capture without residual=True."
+        )
+    name, stack = inner[0]
+    return [(f"{name}.{i}" if name else str(i), block) for i, block in enumerate(stack)]
+
+
+class ResidualStream:
+    """Hooks keeping the hidden state entering each block and leaving the last one (module docstring)."""
+
+    def __init__(self, model, attention_names: list[str], owner: int):
+        import threading
+
+        self.owner, self._thread = owner, threading
+        self.blocks = layer_stack(model, attention_names)
+        self.states: list = [None] * (len(self.blocks) + 1)
+        self.handles = []
+        for index, (_, block) in enumerate(self.blocks):
+            self.handles.append(block.register_forward_pre_hook(self._enter(index), with_kwargs=True))
+        self.handles.append(self.blocks[-1][1].register_forward_hook(self._leave))
+
+    def _keep(self, index: int, state) -> None:
+        if isinstance(state, (tuple, list)):
+            state = state[0]
+        if not isinstance(state, torch.Tensor) or state.dim() != 3 or state.shape[0] != 1:
+            raise UnsupportedAttentionError(
+                f"residual=True expected the hidden state of one sequence, [1, tokens, hidden], at block "
+                f"{self.blocks[min(index, len(self.blocks) - 1)][0]}; got "
+                f"{tuple(state.shape) if isinstance(state, torch.Tensor) else type(state).__name__}"
+            )
+        self.states[index] = state[0].detach().float().cpu().clone()
+
+    def _enter(self, index: int):
+        def hook(module, args, kwargs):
+            if self._thread.get_ident() == self.owner:
+                self._keep(index, args[0] if args else kwargs.get("hidden_states"))
+        return hook
+
+    def _leave(self, module, args, output):
+        if self._thread.get_ident() == self.owner:
+            self._keep(len(self.blocks), output)
+
+    def stacked(self) -> torch.Tensor:
+        if any(s is None for s in self.states):
+            raise UnsupportedAttentionError("residual=True: a block of the model did not run during the capture")
+        return torch.stack(self.states)
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles.clear()
