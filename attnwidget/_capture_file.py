@@ -22,8 +22,8 @@ from ._position_bias import RelativeBias
 from ._recorder import QKRecord, WeightsRecord
 from .errors import ArgumentError, ArgumentTypeError, CaptureFileError
 
-FORMAT_VERSION = 2  # 2: parts (encoder-decoder), key tokens, position-bias tables, images
-_READABLE = (1, 2)
+FORMAT_VERSION = 3  # 2: parts (encoder-decoder), key tokens, position-bias tables, images; 3: values, residual
+_READABLE = (1, 2, 3)
 _PARTS = ("encoder", "decoder", "cross")
 _FLOATS = ("F16", "BF16", "F32", "F64")
 _MAX_HEADER = 100 << 20  # safetensors' own limit on the JSON header
@@ -68,8 +68,15 @@ def _part(cap, prefix: str) -> tuple[dict, dict]:
         tensors[f"{prefix}key.{i}"] = r.key.contiguous()
         if r.sinks is not None:
             tensors[f"{prefix}sinks.{i}"] = r.sinks.contiguous()
-        layers.append({"kind": "qk", "name": r.name, "mask": r.mask, "causal": r.causal,
-                       "scaling": r.scaling, "softcap": r.softcap, "bias": r.bias})
+        layer = {"kind": "qk", "name": r.name, "mask": r.mask, "causal": r.causal,
+                 "scaling": r.scaling, "softcap": r.softcap, "bias": r.bias}
+        if r.value is not None and r.out_proj is not None:  # capture(..., values=True)
+            tensors[f"{prefix}value.{i}"] = r.value.contiguous()
+            tensors[f"{prefix}out_proj.{i}"] = r.out_proj.contiguous()
+            if r.out_bias is not None:
+                tensors[f"{prefix}out_bias.{i}"] = r.out_bias.contiguous()
+            layer["values"] = True
+        layers.append(layer)
     for i, m in enumerate(cap._masks):
         tensors[f"{prefix}mask.{i}"] = m.contiguous()
     for i, b in enumerate(cap._biases):
@@ -85,6 +92,9 @@ def _part(cap, prefix: str) -> tuple[dict, dict]:
     if cap.key_tokens is not cap.tokens:
         meta["key_tokens"] = cap.key_tokens
         tensors[f"{prefix}key_token_ids"] = torch.from_numpy(cap.key_token_ids.copy())
+    if getattr(cap, "residual", None) is not None:
+        tensors[f"{prefix}residual"] = cap.residual.contiguous()
+        meta["residual"] = True
     if cap.image is not None:
         tensors[f"{prefix}image"] = torch.from_numpy(cap.image.copy())
         meta["patch_grid"] = list(cap.patch_grid)
@@ -156,7 +166,9 @@ def _load_part(cls, path, f, shapes, meta, prefix):
                offsets=offsets, special=flags[0], generated=flags[1], partial=flags[2], text=meta["text"],
                model_name=meta["model_name"], is_causal=meta["is_causal"], num_heads=meta["num_heads"],
                key_tokens=meta.get("key_tokens"), key_token_ids=key_ids, image=image,
-               patch_grid=meta.get("patch_grid"), patch_start=meta.get("patch_start", 0))
+               patch_grid=meta.get("patch_grid"), patch_start=meta.get("patch_start", 0),
+               residual=_finite(path, f"{prefix}residual", f.get_tensor(f"{prefix}residual"))
+               if meta.get("residual") is True else None)
 
 
 def _check_container(path: str) -> None:
@@ -251,6 +263,8 @@ def _check_part(path: str, meta: dict, where: str) -> None:
         _expect(path, f"{where}patch_start", start, _int(start) and start >= 0
                 and start + grid[0] * grid[1] == len(meta["tokens"]),
                 f"an int: the tokens before rows x cols patches ({len(meta['tokens'])} tokens in all)")
+    _expect(path, f"{where}residual", meta.get("residual", False), isinstance(meta.get("residual", False), bool),
+            "true or false (residual stream recorded)")
     _expect(path, "layers", meta["layers"], isinstance(meta["layers"], list) and len(meta["layers"]) > 0
             and all(isinstance(x, dict) for x in meta["layers"]), "a non-empty list of objects")
     for i, layer in enumerate(meta["layers"]):
@@ -259,6 +273,8 @@ def _check_part(path: str, meta: dict, where: str) -> None:
         _expect(path, f"{at}.name", layer.get("name"), isinstance(layer.get("name"), str), "a string")
         if layer["kind"] == "weights":
             continue
+        _expect(path, f"{at}.values", layer.get("values", False), isinstance(layer.get("values", False), bool),
+                "true or false (values and output projection recorded)")
         mask = layer.get("mask")
         _expect(path, f"{at}.mask", mask, _int(mask) and -1 <= mask < meta["num_masks"],
                 f"an int in -1..{meta['num_masks'] - 1} (-1: no mask)")
@@ -305,6 +321,18 @@ def _check_layout(path: str, meta: dict, shapes: dict, prefix: str = "") -> int:
         need[f"key.{i}"] = (_FLOATS, (kv, k, dim))
         if f"{prefix}sinks.{i}" in shapes:
             need[f"sinks.{i}"] = (_FLOATS, (heads,))
+        if layer.get("values") is True:
+            value, proj = shapes.get(f"{prefix}value.{i}"), shapes.get(f"{prefix}out_proj.{i}")
+            dv = value[1][-1] if value is not None and len(value[1]) == 3 and value[1][-1] >= 1 else None
+            hidden = proj[1][-1] if proj is not None and len(proj[1]) == 3 and proj[1][-1] >= 1 else None
+            need[f"value.{i}"] = (_FLOATS, (kv, k, dv))
+            need[f"out_proj.{i}"] = (_FLOATS, (heads, dv, hidden))
+            if f"{prefix}out_bias.{i}" in shapes:
+                need[f"out_bias.{i}"] = (_FLOATS, (hidden,))
+    if meta.get("residual") is True:
+        state = shapes.get(f"{prefix}residual")
+        hidden = state[1][-1] if state is not None and len(state[1]) == 3 and state[1][-1] >= 1 else None
+        need["residual"] = (_FLOATS, (len(meta["layers"]) + 1, n, hidden))
     for name, (dtypes, shape) in need.items():
         name = prefix + name
         if name not in shapes:
@@ -331,9 +359,12 @@ def _record(path, f, prefix, i, layer):
             raise CaptureFileError(f"{path}: {prefix}weights.{i} has negative entries; attention weights are >= 0.")
         return WeightsRecord(layer["name"], weights)
     sinks = tensor(f"sinks.{i}") if f"{prefix}sinks.{i}" in f.keys() else None
+    values = layer.get("values") is True
     return QKRecord(layer["name"], tensor(f"query.{i}"), tensor(f"key.{i}"), layer["mask"], layer["causal"],
                     float(layer["scaling"]), None if layer["softcap"] is None else float(layer["softcap"]), sinks,
-                    layer.get("bias", -1))
+                    layer.get("bias", -1), value=tensor(f"value.{i}") if values else None,
+                    out_proj=tensor(f"out_proj.{i}").float() if values else None,
+                    out_bias=tensor(f"out_bias.{i}").float() if values and f"{prefix}out_bias.{i}" in f.keys() else None)
 
 
 def _finite(path: str, name: str, t: torch.Tensor, allow: float | None = None) -> torch.Tensor:

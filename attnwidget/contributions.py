@@ -9,7 +9,8 @@
   ``||sum_h alpha_ij^h f_h(x_j)||`` for the layer, with ``f_h(x) = (x W_V^h + b_V^h) W_O^h`` the head's
   value mapped through its slice of the output projection. It needs ``capture(..., values=True)``.
   Rows are computed in blocks, so memory stays linear in tokens; the layer norm uses each key's
-  ``[heads, heads]`` Gram matrix of ``f_h(x_j)`` (float64), never a ``[query, key, hidden]`` tensor.
+  ``[heads, heads]`` Gram matrix ``G_j`` of ``f_h(x_j)`` (float64): ``||sum_h a_h f_h||^2 = a^T G_j a``,
+  never a ``[query, key, hidden]`` tensor.
 * :class:`ContributionSource` shows contributions wherever attention shows (the pattern engine, the
   widget's ``measure="contribution"``, rollout), rows normalised to sum to 1.
 
@@ -181,17 +182,27 @@ def _terms(capture, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
     return hit
 
 
-def _block(capture, layer: int, head, chunk, terms) -> torch.Tensor:
+def _block(capture, layer: int, head, chunk, terms, weights=None) -> torch.Tensor:
     """Contributions of the rows ``chunk``: ``[rows, keys]`` for a head or the layer (``head=None``), or
-    ``[heads, rows, keys]`` for ``head="all"`` (every head's own)."""
+    ``[heads, rows, keys]`` for ``head="all"`` (every head's own). ``weights(layer, chunk)``: where the
+    heads' weights come from (default: computed from the capture)."""
     norms, gram = terms
     if head == "all":
-        return capture._weights(layer, None, chunk) * norms[:, None, :]
-    if head is not None:
+        return (weights or capture._weights)(layer, None, chunk) * norms[:, None, :]
+    if head is not None and weights is None:
         return capture._weights(layer, torch.tensor([head]), chunk)[0] * norms[head]
-    alpha = capture._weights(layer, None, chunk).double().permute(2, 1, 0)  # [keys, rows, heads]
-    squared = (torch.bmm(alpha, gram) * alpha).sum(-1).clamp_(min=0.0)  # alpha^T G alpha, per key
-    return squared.sqrt_().T.float()
+    if head is not None:
+        return weights(layer, None, chunk)[head] * norms[head]
+    # alpha^T G_j alpha for every (row, key): one multiply-add per pair of heads over [rows, keys], in
+    # float64 (8x faster than a batched [heads x heads] product per key, which is too small to pay off)
+    alpha = (weights or capture._weights)(layer, None, chunk).double()  # [heads, rows, keys]
+    squared = torch.zeros(alpha.shape[1:], dtype=torch.float64)
+    for h in range(alpha.shape[0]):
+        inner = alpha[h] * gram[:, h, h]
+        for g in range(h + 1, alpha.shape[0]):
+            inner.addcmul_(alpha[g], gram[:, h, g], value=2.0)
+        squared.addcmul_(alpha[h], inner)
+    return squared.clamp_(min=0.0).sqrt_().float()
 
 
 def _normalized(rows: np.ndarray) -> np.ndarray:
@@ -211,7 +222,7 @@ def contributions(capture, layer: int, head=None, rows=None, *, normalize: bool 
     return _rows(capture, layer, head, rows, normalize)
 
 
-def _rows(capture, layer: int, head, rows, normalize: bool) -> np.ndarray:
+def _rows(capture, layer: int, head, rows, normalize: bool, weights=None) -> np.ndarray:
     _record(capture, layer, "contributions", values=True)
     row_index = capture._rows(rows)
     terms = _terms(capture, layer)
@@ -222,7 +233,7 @@ def _rows(capture, layer: int, head, rows, normalize: bool) -> np.ndarray:
     with torch.no_grad():
         for start in range(0, len(row_index), block):
             chunk = row_index[start:start + block]
-            out[..., start:start + len(chunk), :] = _block(capture, layer, head, chunk, terms).numpy()
+            out[..., start:start + len(chunk), :] = _block(capture, layer, head, chunk, terms, weights).numpy()
     return _normalized(out) if normalize else out
 
 
@@ -241,6 +252,7 @@ class ContributionSource:
         if not has_values(capture):
             raise ArgumentError(NEEDS_VALUES.format(what="measure='contribution'"))
         self.capture = capture
+        self._last = None  # (layer, rows key, weights): the fused pass asks for a block's heads, then its mean
         for name in ("num_layers", "num_heads", "num_tokens", "num_keys", "is_causal", "is_cross", "tokens",
                      "key_tokens", "token_ids", "model_name", "text", "offsets", "special", "image", "patch_grid",
                      "patch_start", "layer_names"):
@@ -250,13 +262,23 @@ class ContributionSource:
     def __repr__(self) -> str:
         return f"<ContributionSource of {self.capture!r}>"
 
+    def _weights(self, layer: int, heads, chunk) -> torch.Tensor:
+        """The capture's weights of every head for ``chunk``, the last block kept: the fused pass reads a
+        block's heads and then its layer measure, which need the same weights."""
+        key = (layer, len(chunk), int(chunk[0]) if len(chunk) else -1, int(chunk[-1]) if len(chunk) else -1)
+        last = self._last  # one read: another thread (the widget's pass and its worker) may replace it
+        if last is None or last[0] != key or not torch.equal(last[1], chunk):
+            last = self._last = (key, chunk.clone(), self.capture._weights(layer, None, chunk))
+        return last[2]
+
     def head_patterns(self, layer: int, rows=None) -> np.ndarray:
         """Every head's normalised contributions: float32 ``[head, rows, keys]``."""
-        return _rows(self.capture, check_layer(layer, self.num_layers), "all", rows, True)
+        return _rows(self.capture, check_layer(layer, self.num_layers), "all", rows, True, self._weights)
 
     def pattern(self, layer: int, head=None, rows=None) -> np.ndarray:
         """One head's normalised contributions, or the layer's (``head=None``): float32 ``[rows, keys]``."""
-        return contributions(self.capture, layer, head, rows, normalize=True)
+        layer, head = check_layer(layer, self.num_layers), check_head(head, self.num_heads)
+        return _rows(self.capture, layer, head, rows, True, self._weights)
 
     def mean_rows(self, layer: int, rows=None) -> np.ndarray:
         """The layer measure for the head-mean slot of the pattern engine: :meth:`pattern` with ``head=None``."""

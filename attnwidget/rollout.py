@@ -160,6 +160,27 @@ def _layer_mixed(src: Engine, layer: int, residual: float, head_fusion: str, rat
     return mixed
 
 
+MEASURES = ("attention", "contribution")
+
+
+def measured(attn, measure: str):
+    """``attn`` itself for ``measure="attention"``; for ``"contribution"``, its value-weighted
+    contributions read like attention (:class:`attnwidget.contributions.ContributionSource`; the
+    capture needs ``values=True``)."""
+    from ._checks import check_choice
+
+    if check_choice(measure, MEASURES, "measure") == "attention":
+        return attn
+    from .contributions import ContributionSource
+
+    if isinstance(attn, ContributionSource):
+        return attn
+    if not hasattr(attn, "_records"):
+        raise ArgumentError("measure='contribution' needs a Capture recorded with values=True (capture(model, "
+                            f"tokenizer, text, values=True)); got {type(attn).__name__}, which holds no values.")
+    return ContributionSource(attn)
+
+
 def _is_capture(obj) -> bool:
     return hasattr(obj, "patterns") and hasattr(obj, "is_causal")
 
@@ -228,7 +249,7 @@ def mixed_attention(attn, residual: float = 0.5, head_fusion: str = "mean", *,
 
 
 def rollout(attn, *, residual: float = 0.5, head_fusion: str = "mean", start_layer: int = 0,
-            layers=None, progress=None, discard_ratio: float = 0.0) -> np.ndarray:
+            layers=None, progress=None, discard_ratio: float = 0.0, measure: str = "attention") -> np.ndarray:
     """Attention rollout: float64 ``[query, key]`` = ``M[top] @ ... @ M[start]``.
 
     ``R[i, j]`` is the share of input token ``j`` in position ``i`` after the used layers, with the
@@ -243,7 +264,12 @@ def rollout(attn, *, residual: float = 0.5, head_fusion: str = "mean", start_lay
     For one or a few rows, :func:`rollout_row` / :func:`rollout_rows` cost ``O(k x n)`` instead.
     An array is processed as before, from the stacked ``mixed_attention``. ``progress``: a
     ``tqdm.auto`` bar over the layers (None: automatic, for inputs estimated to take over about 2 s).
+
+    ``measure="contribution"`` rolls out value-weighted contributions instead of weights (a capture
+    made with ``values=True``): each layer's ``||sum_h alpha_ij^h f_h(x_j)||`` normalised per row, the
+    norm-based rollout of Kobayashi et al. (:class:`attnwidget.contributions.ContributionSource`).
     """
+    attn = measured(attn, measure)
     if _check_discard(discard_ratio) > 0:  # each layer assembled whole: the threshold spans the layer
         src, chosen, residual, head_fusion = _blocks_setup(attn, residual, head_fusion, start_layer, layers)
         R = None
@@ -373,7 +399,8 @@ def _propagate_rows(src: Engine, chosen: list[int], residual: float, head_fusion
 
 
 def rollout_rows(attn, rows=None, *, residual: float = 0.5, head_fusion: str = "mean",
-                 start_layer: int = 0, layers=None, progress=None, discard_ratio: float = 0.0) -> np.ndarray:
+                 start_layer: int = 0, layers=None, progress=None, discard_ratio: float = 0.0,
+                 measure: str = "attention") -> np.ndarray:
     """Several rows of :func:`rollout` in one pass: float64 ``[len(rows), key]``.
 
     ``rows``: an int, a sequence of ints (negative counts from the end) or ``None`` for the natural row
@@ -381,21 +408,25 @@ def rollout_rows(attn, rows=None, *, residual: float = 0.5, head_fusion: str = "
     vectors propagated from the top layer down, ``v <- v @ M_l``, with each ``M_l`` (as in
     :func:`mixed_attention`) mixed block by block from the Capture's rows: exact, and it never builds
     ``[L, n, n]``. Memory ``O(len(rows) x n + heads x block x n)``; time about one reading of the used
-    layers (a causal row ``t`` reads only rows ``0..t``).
+    layers (a causal row ``t`` reads only rows ``0..t``). ``measure``: as for :func:`rollout`.
     """
+    attn = measured(attn, measure)
     src, chosen, residual, head_fusion = _blocks_setup(attn, residual, head_fusion, start_layer, layers)
     targets, _ = _rows_arg(src.num_tokens, src.is_causal, rows)
     return _propagate_rows(src, chosen, residual, head_fusion, targets, progress, _check_discard(discard_ratio))
 
 
 def rollout_row(attn, row: int | None = None, *, residual: float = 0.5, head_fusion: str = "mean",
-                start_layer: int = 0, layers=None, progress=None, discard_ratio: float = 0.0) -> RowAttribution:
+                start_layer: int = 0, layers=None, progress=None, discard_ratio: float = 0.0,
+                measure: str = "attention") -> RowAttribution:
     """One row of :func:`rollout` (cheaper: a vector times ``L`` matrices), and which row it is.
 
     ``row=None`` picks the last token for causal attention and the first (CLS) token for encoders;
     ``RowAttribution.reason`` says which and why. As :func:`rollout_rows`, it never builds
-    ``[L, n, n]``: a Capture's layers are read in blocks of rows and mixed on the fly.
+    ``[L, n, n]``: a Capture's layers are read in blocks of rows and mixed on the fly. ``measure``: as
+    for :func:`rollout`.
     """
+    attn = measured(attn, measure)
     src, chosen, residual, head_fusion = _blocks_setup(attn, residual, head_fusion, start_layer, layers)
     r, reason = _default_row(src.num_tokens, src.is_causal, row)
     v = _propagate_rows(src, chosen, residual, head_fusion, [r], progress, _check_discard(discard_ratio))[0]

@@ -41,6 +41,8 @@ def steps(quick: bool, state_dir: Path) -> list[dict]:
     return [
         {"name": "capture", "cmd": [PY, "bench_capture.py", *q], "files": ["capture.md", "capture.json"],
          "title": "Capture: time vs plain forward, memory vs eager output_attentions"},
+        {"name": "beyond", "cmd": [PY, "bench_beyond.py", *q], "files": ["beyond.md", "beyond.json"],
+         "title": "Beyond raw weights: values=True and flow_routes vs the plain capture"},
         {"name": "bytes", "cmd": [PY, "bench_bytes.py", *(["--tokens", "128"] if quick else [])],
          "files": ["bytes.md"], "title": "Bytes to the browser vs BertViz"},
         {"name": "flow", "cmd": [PY, "bench_flow.py", *q], "files": ["flow.md"],
@@ -136,6 +138,19 @@ def summary_rows(ran: dict) -> list[list[str]]:
         rows.append(["capture time / plain sdpa forward", "<= 1.5x", failed("capture") or "no result", _miss("capture")])
         rows.append(["peak RSS, capture + default view / eager output_attentions", "<= 0.2x",
                      failed("capture") or "no result", _miss("capture")])
+
+    # beyond raw weights (issue 13): values=True and flow_routes vs the plain capture
+    bey = _read("beyond.json") if not failed("beyond") else None
+    if bey:
+        for what, t_key, m_key in (("capture(values=True)", "time_values", "mem_values"),
+                                   ("flow_routes (values + residual capture, then the routes)", "time_routes", "mem_routes")):
+            rows.append([f"{what} / plain capture, {bey['tokens']} tokens: time, peak RSS",
+                         f"<= {bey['goal_time']:g}x, <= {bey['goal_mem']:g}x",
+                         f"{bey[t_key]:.2f}x, {bey[m_key]:.2f}x",
+                         _yes(bey[t_key] <= bey["goal_time"] and bey[m_key] <= bey["goal_mem"])])
+    else:
+        rows.append(["values=True and flow_routes / plain capture: time, peak RSS", "<= 3x, <= 2x",
+                     failed("beyond") or "no result", _miss("beyond")])
 
     # 3: bytes (bench_bytes.md)
     text = _read("bytes.md") if not failed("bytes") else None

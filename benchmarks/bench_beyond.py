@@ -1,0 +1,154 @@
+"""Beyond raw weights on SmolLM2 at 2048 tokens: ``capture(values=True)`` and ``flow_routes`` against
+the plain (query/key) capture.
+
+Run: ``python benchmarks/bench_beyond.py [--quick]`` (``make bench`` runs every benchmark).
+
+Time: one process loads the model, warms up each call once at the measured length, then runs
+``--repeats`` rounds of (plain capture, ``capture(values=True)``, ``flow_routes`` on a capture made
+with ``values=True, residual=True``) back to back; each figure is the median of the per-round ratios
+to the plain capture of the same round (the calls of a round see the same machine load).
+
+Memory: each case is a fresh process that loads the model, makes one 16-token call of the same kind
+(paging in the memory-mapped weights), resets the RSS high-water mark and runs one call: the plain
+capture, ``capture(values=True)``, and ``capture(values=True, residual=True)`` followed by
+``flow_routes`` (everything routes need, peak included). The figure is the peak RSS above the loaded
+model, against the plain capture's.
+
+Goals (issue 13): ``values=True`` and ``flow_routes`` within 2x the memory and 3x the time of the
+query/key capture. Writes ``benchmarks/results/beyond.md`` and ``beyond.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, PeakRSS, machine, today, token_ids, write_table  # noqa: E402
+
+GOAL_MEM = 2.0
+GOAL_TIME = 3.0
+MiB = 2**20
+
+
+def case_time(n: int, repeats: int) -> dict:
+    import attnwidget
+
+    model, tok = attnwidget.load_model("smollm2")
+    ids = token_ids(tok, n)
+
+    def plain():
+        return attnwidget.capture(model, tok, ids)
+
+    def values():
+        return attnwidget.capture(model, tok, ids, values=True)
+
+    full = attnwidget.capture(model, tok, ids, values=True, residual=True)
+
+    def routes():
+        return attnwidget.flow_routes(full)
+
+    for call in (plain, values, routes):  # warm-up at this length
+        call()
+    rounds = []
+    for _ in range(repeats):
+        times = []
+        for call in (plain, values, routes):
+            t0 = time.perf_counter()
+            result = call()
+            times.append(time.perf_counter() - t0)
+            del result
+        rounds.append(times)
+    graph = routes()
+    return {"tokens": n, "rounds": rounds, "nodes": graph.number_of_nodes(), "edges": graph.number_of_edges(),
+            "plain_bytes": plain().nbytes, "values_bytes": values().nbytes, "full_bytes": full.nbytes}
+
+
+def case_mem(kind: str, n: int) -> dict:
+    import attnwidget
+
+    model, tok = attnwidget.load_model("smollm2")
+    ids = token_ids(tok, n)
+    options = {"plain": {}, "values": {"values": True}, "routes": {"values": True, "residual": True}}[kind]
+    warm = attnwidget.capture(model, tok, ids[:16], **options)
+    if kind == "routes":
+        attnwidget.flow_routes(warm)
+    del warm
+    with PeakRSS() as peak:
+        held = attnwidget.capture(model, tok, ids, **options)
+        if kind == "routes":
+            graph = attnwidget.flow_routes(held)
+    out = {"kind": kind, "tokens": n, "seconds": peak.seconds, "above": peak.above, "peak": peak.peak,
+           "held": held.nbytes}
+    if kind == "routes":
+        out["edges"] = graph.number_of_edges()
+    return out
+
+
+def run_case(*args) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--case", *map(str, args)], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr)
+        raise RuntimeError(f"case {args} failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--case", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="512 tokens, 2 rounds")
+    parser.add_argument("--tokens", type=int, help="length (default 2048)")
+    parser.add_argument("--repeats", type=int, help="rounds for the time comparison (default 5)")
+    args = parser.parse_args()
+    if args.case:
+        kind = args.case[0]
+        result = case_time(int(args.case[1]), int(args.case[2])) if kind == "time" else case_mem(kind, int(args.case[1]))
+        print(json.dumps(result))
+        return
+    n = args.tokens or (512 if args.quick else 2048)
+    repeats = args.repeats or (2 if args.quick else 5)
+
+    t = run_case("time", n, repeats)
+    ratio_values = statistics.median(r[1] / r[0] for r in t["rounds"])
+    ratio_routes = statistics.median(r[2] / r[0] for r in t["rounds"])
+    med = [statistics.median(r[i] for r in t["rounds"]) for i in range(3)]
+    mem = {kind: run_case(kind, n) for kind in ("plain", "values", "routes")}
+    mem_values = mem["values"]["above"] / mem["plain"]["above"]
+    mem_routes = mem["routes"]["above"] / mem["plain"]["above"]
+
+    def met(ok: bool) -> str:
+        return "yes" if ok else "**NO**"
+
+    rows = [
+        ["plain capture (queries and keys)", f"{med[0]:.2f} s", "1.00x", f"{mem['plain']['above'] / MiB:.0f} MiB",
+         "1.00x", f"{t['plain_bytes'] / MiB:.0f} MiB", ""],
+        ["capture(values=True)", f"{med[1]:.2f} s", f"{ratio_values:.2f}x", f"{mem['values']['above'] / MiB:.0f} MiB",
+         f"{mem_values:.2f}x", f"{t['values_bytes'] / MiB:.0f} MiB", met(ratio_values <= GOAL_TIME and mem_values <= GOAL_MEM)],
+        ["flow_routes (time: on a values+residual capture; memory: that capture + flow_routes)", f"{med[2]:.2f} s",
+         f"{ratio_routes:.2f}x", f"{mem['routes']['above'] / MiB:.0f} MiB", f"{mem_routes:.2f}x",
+         f"{t['full_bytes'] / MiB:.0f} MiB", met(ratio_routes <= GOAL_TIME and mem_routes <= GOAL_MEM)],
+    ]
+    notes = [
+        f"SmolLM2-135M-Instruct, {n} tokens of English prose. Time: one process, {repeats} rounds of the three "
+        "calls back to back after one warm-up each; ratios are medians of the per-round ratios to the plain capture.",
+        "Memory: a fresh process per row; peak RSS above the loaded model (after a 16-token call of the same kind).",
+        f"Goals: <= {GOAL_MEM:g}x memory and <= {GOAL_TIME:g}x time of the plain capture. flow_routes to the last "
+        f"token kept {t['nodes']} nodes and {t['edges']} edges (threshold 0.04).",
+    ]
+    write_table("beyond", f"Beyond raw weights: values=True and flow_routes at {n} tokens",
+                ["call", "time (median)", "time / plain", "peak RSS above model", "memory / plain", "kept", "goal met?"],
+                rows, notes)
+    summary = {"tokens": n, "time_values": ratio_values, "time_routes": ratio_routes, "mem_values": mem_values,
+               "mem_routes": mem_routes, "goal_time": GOAL_TIME, "goal_mem": GOAL_MEM, "seconds": med,
+               "above": {k: v["above"] for k, v in mem.items()}, "rounds": t["rounds"]}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "beyond.json").write_text(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
