@@ -88,66 +88,70 @@ class OutputProjections:
         self.pending = {}
 
 
-def layer_stack(model, attention_names: list[str]):
-    """The one ``nn.ModuleList`` whose blocks hold the attention modules, as ``[(name, block)]``."""
+def layer_stacks(model, attention_names: list[str]) -> list[list[tuple[str, torch.nn.Module]]]:
+    """The ``nn.ModuleList`` stacks whose every block holds attention modules, innermost, as
+    ``[[(name, block), ...], ...]`` (a plain model has one; CLIP has a text and a vision stack)."""
     stacks = []
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.ModuleList) and len(module):
             prefix = f"{name}." if name else ""
-            if any(a.startswith(prefix) for a in attention_names) and all(
-                    any(a.startswith(f"{prefix}{i}.") for a in attention_names) for i in range(len(module))):
+            if all(any(a.startswith(f"{prefix}{i}.") for a in attention_names) for i in range(len(module))):
                 stacks.append((name, module))
     inner = [(n, m) for n, m in stacks if not any(o != n and o.startswith(n + ".") for o, _ in stacks)]
-    if len(inner) != 1:
-        found = ", ".join(n for n, _ in inner) or "none"
-        raise UnsupportedAttentionError(
-            f"residual=True records the hidden state between the blocks of one stack of layers; "
-            f"{type(model).__name__} has {len(inner)} such stacks ({found}). Encoder-decoder models are not "
-            "supported yet: capture without residual=True."
-        )
-    name, stack = inner[0]
-    return [(f"{name}.{i}" if name else str(i), block) for i, block in enumerate(stack)]
+    return [[(f"{n}.{i}" if n else str(i), block) for i, block in enumerate(m)] for n, m in inner]
 
 
 class ResidualStream:
-    """Hooks keeping the hidden state entering each block and leaving the last one (module docstring)."""
+    """Hooks keeping the hidden state entering each block and leaving the last one (module docstring),
+    on every stack of layers; the one stack that ran during the capture is the residual stream."""
 
     def __init__(self, model, attention_names: list[str], owner: int):
         import threading
 
-        self.owner, self._thread = owner, threading
-        self.blocks = layer_stack(model, attention_names)
-        self.states: list = [None] * (len(self.blocks) + 1)
+        self.owner, self._thread, self.model = owner, threading, model
+        self.stacks = layer_stacks(model, attention_names)
+        self.states = [[None] * (len(blocks) + 1) for blocks in self.stacks]
         self.handles = []
-        for index, (_, block) in enumerate(self.blocks):
-            self.handles.append(block.register_forward_pre_hook(self._enter(index), with_kwargs=True))
-        self.handles.append(self.blocks[-1][1].register_forward_hook(self._leave))
+        for s, blocks in enumerate(self.stacks):
+            for index, (_, block) in enumerate(blocks):
+                self.handles.append(block.register_forward_pre_hook(self._enter(s, index), with_kwargs=True))
+            self.handles.append(blocks[-1][1].register_forward_hook(self._leave(s)))
 
-    def _keep(self, index: int, state) -> None:
+    def _keep(self, s: int, index: int, state) -> None:
         if isinstance(state, (tuple, list)):
             state = state[0]
         if not isinstance(state, torch.Tensor) or state.dim() != 3 or state.shape[0] != 1:
+            blocks = self.stacks[s]
             raise UnsupportedAttentionError(
                 f"residual=True expected the hidden state of one sequence, [1, tokens, hidden], at block "
-                f"{self.blocks[min(index, len(self.blocks) - 1)][0]}; got "
+                f"{blocks[min(index, len(blocks) - 1)][0]}; got "
                 f"{tuple(state.shape) if isinstance(state, torch.Tensor) else type(state).__name__}"
             )
-        self.states[index] = state[0].detach().float().cpu().clone()
+        self.states[s][index] = state[0].detach().float().cpu().clone()
 
-    def _enter(self, index: int):
+    def _enter(self, s: int, index: int):
         def hook(module, args, kwargs):
             if self._thread.get_ident() == self.owner:
-                self._keep(index, args[0] if args else kwargs.get("hidden_states"))
+                self._keep(s, index, args[0] if args else kwargs.get("hidden_states"))
         return hook
 
-    def _leave(self, module, args, output):
-        if self._thread.get_ident() == self.owner:
-            self._keep(len(self.blocks), output)
+    def _leave(self, s: int):
+        def hook(module, args, output):
+            if self._thread.get_ident() == self.owner:
+                self._keep(s, len(self.stacks[s]), output)
+        return hook
 
     def stacked(self) -> torch.Tensor:
-        if any(s is None for s in self.states):
-            raise UnsupportedAttentionError("residual=True: a block of the model did not run during the capture")
-        return torch.stack(self.states)
+        ran = [states for states in self.states if any(x is not None for x in states)]
+        if len(ran) != 1 or any(x is None for x in ran[0]):
+            names = ", ".join(blocks[0][0].rsplit(".", 1)[0] for blocks in self.stacks) or "none"
+            raise UnsupportedAttentionError(
+                f"residual=True records the hidden state between the blocks of one stack of layers; in "
+                f"{type(self.model).__name__} (stacks: {names}) {len(ran)} stacks ran"
+                + ("" if len(ran) != 1 else ", but not every block of it") + ". Encoder-decoder models are not "
+                "supported yet: capture without residual=True."
+            )
+        return torch.stack(ran[0])
 
     def remove(self) -> None:
         for handle in self.handles:

@@ -126,7 +126,12 @@ def query_key(capture, layer: int, head: int, query: int, key: int) -> QueryKey:
         from ._position_bias import relative_bias
 
         bias = float(relative_bias(capture._biases[record.bias], rows, capture.num_keys, [head])[0, 0, key])
-    weight = float(capture.pattern(layer, head, rows=[query])[0, key])
+    # the block of rows pattern() computes this row in, so the weight is bit for bit pattern()'s
+    from .capture import ROW_BLOCK_ELEMENTS
+
+    block = max(1, ROW_BLOCK_ELEMENTS // max(1, capture.num_keys))
+    start = query // block * block
+    weight = float(capture.pattern(layer, head, rows=slice(start, min(capture.num_tokens, start + block)))[query - start, key])
     hidden = not math.isfinite(float(masked)) or float(masked) <= torch.finfo(torch.float32).min / 2 or (
         bool(record.causal) and record.mask < 0 and key > query + capture.num_keys - capture.num_tokens)
     return QueryKey(layer=layer, head=head, key_head=head // groups, query=query, key=key,
