@@ -60,7 +60,7 @@ class QueryKey:
     ``q``, ``k``: the query and key vectors (after rotary embedding); ``products``: ``q * k``;
     ``scaling``: the layer's factor (usually ``head_dim ** -0.5``); ``score``: what the softmax receives
     for this cell before the mask, ``sum(products) * scaling`` plus ``bias`` (T5's relative position
-    bias; 0 without one), soft-capped when the model caps; ``masked``: the mask hides the key from the
+    bias, or BEiT's, which arrives as a per-head mask; 0 without one), soft-capped when the model caps; ``masked``: the mask hides the key from the
     query (its weight is 0, or nearly, whatever the score); ``weight``: the attention weight, equal to
     ``capture.pattern(layer, head)[query, key]``. ``key_head`` is the key head the query head reads
     (grouped-query attention shares one among several query heads).
@@ -126,6 +126,13 @@ def query_key(capture, layer: int, head: int, query: int, key: int) -> QueryKey:
         from ._position_bias import relative_bias
 
         bias = float(relative_bias(capture._biases[record.bias], rows, capture.num_keys, [head])[0, 0, key])
+    if record.mask >= 0 and capture._masks[record.mask].dim() == 3:
+        # a per-head additive term that arrives as the mask (BEiT's relative position bias) is a bias of
+        # the score, not a mask: the softmax of the scores over the visible keys is then the pattern
+        term = capture._masks[record.mask][head, query, key]
+        if term.dtype.is_floating_point and math.isfinite(float(term)):
+            bias += float(term)
+            raw = raw + term.float()
     # the block of rows pattern() computes this row in, so the weight is bit for bit pattern()'s
     from .capture import ROW_BLOCK_ELEMENTS
 
@@ -248,8 +255,9 @@ class ContributionSource:
     it where it takes a Capture. Each row is normalised to sum to 1, so colour scales, thresholds and
     rollout read it as they read weights: a head's row is its share of ``||alpha f_h(x_j)||``; the
     layer's (the "mean of heads" slot, :meth:`mean_rows`) is the share of ``||sum_h alpha f_h(x_j)||``,
-    the layer measure of Kobayashi et al. (not the mean of the heads' rows). Rollout over it is their
-    norm-based rollout: ``residual * I + (1 - residual) * N_l``, rows renormalised."""
+    the layer measure of Kobayashi et al. 2020 (not the mean of the heads' rows). Rollout over it is Abnar
+    & Zuidema's rollout of these row-normalised layer contributions, ``residual * I + (1 - residual) *
+    N_l`` with rows renormalised (chaining contribution measures across layers as GlobEnc and ALTI do)."""
 
     caches_summaries = True  # the pattern engine's summaries are cached on it, as on a Capture
 

@@ -266,8 +266,8 @@ def rollout(attn, *, residual: float = 0.5, head_fusion: str = "mean", start_lay
     ``tqdm.auto`` bar over the layers (None: automatic, for inputs estimated to take over about 2 s).
 
     ``measure="contribution"`` rolls out value-weighted contributions instead of weights (a capture
-    made with ``values=True``): each layer's ``||sum_h alpha_ij^h f_h(x_j)||`` normalised per row, the
-    norm-based rollout of Kobayashi et al. (:class:`attnwidget.contributions.ContributionSource`).
+    made with ``values=True``): each layer's ``||sum_h alpha_ij^h f_h(x_j)||`` (Kobayashi et al. 2020)
+    normalised per row, in place of the head mean (:class:`attnwidget.contributions.ContributionSource`).
     """
     attn = measured(attn, measure)
     if _check_discard(discard_ratio) > 0:  # each layer assembled whole: the threshold spans the layer

@@ -130,3 +130,32 @@ def test_values_survive_save_and_load(byte_tokenizer, tmp_path):
         np.testing.assert_array_equal(back.contributions(layer), cap.contributions(layer))
     plain = attnwidget.Capture.load(attnwidget.capture(model, byte_tokenizer, "The cat.").save(tmp_path / "p.safetensors"))
     assert not plain.has_values and plain.residual is None
+
+
+@pytest.mark.parametrize("name", ["beit", "t5_encoder", "gemma2", "mistral"])
+def test_query_key_scores_rebuild_the_row(name, byte_tokenizer, photo):
+    """softmax of one row of query_key scores over the keys it does not mask is the pattern's row: the
+    score holds every term the model adds (T5's and BEiT's position biases, Gemma's soft-capping), the
+    mask only what it hides (causal, sliding window)."""
+    model, _ = pair(name)
+    if name == "beit":  # an untrained table is zero: make the bias visible
+        torch.manual_seed(1)
+        for module in model.modules():
+            table = getattr(module, "relative_position_bias_table", None)
+            if table is not None:
+                with torch.no_grad():
+                    table.normal_()
+        cap = attnwidget.capture(model, image_processor(model), photo)
+    else:
+        cap = attnwidget.capture(model, byte_tokenizer, "The cat sat on the mat and the dog sat on the log.")
+    query = cap.num_tokens - 1
+    for layer in range(cap.num_layers):
+        cells = [cap.query_key(layer, 1, query, key) for key in range(cap.num_keys)]
+        scores = np.array([c.score for c in cells], dtype=np.float64)
+        visible = ~np.array([c.masked for c in cells])
+        row = np.zeros_like(scores)
+        row[visible] = np.exp(scores[visible] - scores[visible].max())
+        row /= row.sum()
+        np.testing.assert_allclose(row, cap.pattern(layer, 1)[query], rtol=0, atol=2e-6)
+        if name == "beit":
+            assert any(c.bias != 0 for c in cells)
