@@ -40,6 +40,7 @@ from .export import export_html
 from .widget import AttentionWidget
 from .compare import ComparisonWidget, compare
 from .models import EXAMPLE_MODELS, load_model
+from .routes import flow_routes
 from .report import AttentionReport, QualityScore, Recommendation, attention_report, quality_score
 from .rollout import (
     RowAttribution,
@@ -73,6 +74,7 @@ __all__ = [
     "EXAMPLE_MODELS",
     "Explorer",
     "export_html",
+    "flow_routes",
     "head_distances",
     "head_roles",
     "HeadRoles",

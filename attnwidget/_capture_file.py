@@ -95,6 +95,8 @@ def _part(cap, prefix: str) -> tuple[dict, dict]:
     if getattr(cap, "residual", None) is not None:
         tensors[f"{prefix}residual"] = cap.residual.contiguous()
         meta["residual"] = True
+        if cap.residual_checks is not None:
+            meta["residual_checks"] = cap.residual_checks
     if cap.image is not None:
         tensors[f"{prefix}image"] = torch.from_numpy(cap.image.copy())
         meta["patch_grid"] = list(cap.patch_grid)
@@ -168,7 +170,7 @@ def _load_part(cls, path, f, shapes, meta, prefix):
                key_tokens=meta.get("key_tokens"), key_token_ids=key_ids, image=image,
                patch_grid=meta.get("patch_grid"), patch_start=meta.get("patch_start", 0),
                residual=_finite(path, f"{prefix}residual", f.get_tensor(f"{prefix}residual"))
-               if meta.get("residual") is True else None)
+               if meta.get("residual") is True else None, residual_checks=meta.get("residual_checks"))
 
 
 def _check_container(path: str) -> None:
@@ -265,6 +267,10 @@ def _check_part(path: str, meta: dict, where: str) -> None:
                 f"an int: the tokens before rows x cols patches ({len(meta['tokens'])} tokens in all)")
     _expect(path, f"{where}residual", meta.get("residual", False), isinstance(meta.get("residual", False), bool),
             "true or false (residual stream recorded)")
+    checks = meta.get("residual_checks")
+    _expect(path, f"{where}residual_checks", checks, checks is None or (
+        isinstance(checks, list) and len(checks) == len(meta["layers"]) and all(isinstance(c, bool) for c in checks)),
+        "null or one true/false per layer")
     _expect(path, "layers", meta["layers"], isinstance(meta["layers"], list) and len(meta["layers"]) > 0
             and all(isinstance(x, dict) for x in meta["layers"]), "a non-empty list of objects")
     for i, layer in enumerate(meta["layers"]):

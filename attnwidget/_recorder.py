@@ -82,6 +82,8 @@ class Recording:
     masks: list[torch.Tensor] = field(default_factory=list)  # bool [n_q, n_k] or additive float
     biases: list[RelativeBias] = field(default_factory=list)
     residual: torch.Tensor | None = None  # capture(..., residual=True): float32 [layers + 1, n, hidden]
+    # with values too: per block, its output is input + attention output + FFN output (_values.ResidualStream)
+    residual_checks: list | None = None
     _mask_ids: dict[int, int] = field(default_factory=dict)
     _bias_ids: dict[int, int] = field(default_factory=dict)
     _mask_refs: list[torch.Tensor] = field(default_factory=list)
@@ -345,12 +347,13 @@ def record_qk(model, store_dtype: torch.dtype | None = None, part_of=None, value
                 if values:
                     projections = _values.OutputProjections(model, owner)
                 if residual:
-                    stream = _values.ResidualStream(model, [n for n, _ in attention_modules(model)], owner)
+                    stream = _values.ResidualStream(model, [n for n, _ in attention_modules(model)], owner, projections)
                 yield recording
                 if projections is not None and recording.records:
                     projections.check(recording)
                 if stream is not None and recording.records:
                     recording.residual = stream.stacked()
+                    recording.residual_checks = stream.block_checks()
         finally:
             for hooks in (projections, stream):
                 if hooks is not None:

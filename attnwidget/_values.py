@@ -40,11 +40,15 @@ class OutputProjections:
 
         self.owner = owner
         self._thread = threading
-        self.pending: dict = {}  # id(attention output) -> (record, output, heads)
+        self.pending: dict = {}  # the record whose projection is awaited, its attention output and heads
         self.handles = []
+        self.awaiting = None  # the projection just matched, whose output is the layer's attention output
+        self.attention_output = None  # what the last matched projection returned (for ResidualStream's check)
+        self.last_output = None  # what the last linear layer returned (a block's FFN ends with one)
         for module in model.modules():
             if _linear_weight(module) is not None:
                 self.handles.append(module.register_forward_pre_hook(self._pre_hook))
+                self.handles.append(module.register_forward_hook(self._post_hook))
 
     def expect(self, record, output: torch.Tensor) -> None:
         """The next linear layer reading ``output`` (the attention call's ``[1, n, heads, head_dim]``
@@ -66,6 +70,14 @@ class OutputProjections:
         record.out_proj = weight.float().cpu().reshape(heads, d, weight.shape[-1]).clone()
         record.out_bias = None if bias is None else bias.float().cpu().clone()
         self.pending = {}
+        self.awaiting = module
+
+    def _post_hook(self, module, args, output):
+        if self._thread.get_ident() != self.owner or not isinstance(output, torch.Tensor):
+            return
+        if module is self.awaiting:
+            self.attention_output, self.awaiting = output.detach(), None
+        self.last_output = output.detach()
 
     def check(self, recording) -> None:
         """Every recorded layer has its projection; the hooks' last expectation was met."""
@@ -86,6 +98,7 @@ class OutputProjections:
             handle.remove()
         self.handles.clear()
         self.pending = {}
+        self.awaiting = self.attention_output = self.last_output = None
 
 
 def layer_stacks(model, attention_names: list[str]) -> list[list[tuple[str, torch.nn.Module]]]:
@@ -105,17 +118,20 @@ class ResidualStream:
     """Hooks keeping the hidden state entering each block and leaving the last one (module docstring),
     on every stack of layers; the one stack that ran during the capture is the residual stream."""
 
-    def __init__(self, model, attention_names: list[str], owner: int):
+    def __init__(self, model, attention_names: list[str], owner: int, projections=None):
         import threading
 
-        self.owner, self._thread, self.model = owner, threading, model
+        self.owner, self._thread, self.model, self.projections = owner, threading, model, projections
         self.stacks = layer_stacks(model, attention_names)
         self.states = [[None] * (len(blocks) + 1) for blocks in self.stacks]
+        # with values: per block, does its output equal input + attention output + last linear output?
+        self.checks = [[None] * len(blocks) for blocks in self.stacks]
+        self._entered = None  # (stack, block, the block's input tensor)
         self.handles = []
         for s, blocks in enumerate(self.stacks):
             for index, (_, block) in enumerate(blocks):
                 self.handles.append(block.register_forward_pre_hook(self._enter(s, index), with_kwargs=True))
-            self.handles.append(blocks[-1][1].register_forward_hook(self._leave(s)))
+                self.handles.append(block.register_forward_hook(self._leave(s, index)))
 
     def _keep(self, s: int, index: int, state) -> None:
         if isinstance(state, (tuple, list)):
@@ -132,14 +148,37 @@ class ResidualStream:
     def _enter(self, s: int, index: int):
         def hook(module, args, kwargs):
             if self._thread.get_ident() == self.owner:
-                self._keep(s, index, args[0] if args else kwargs.get("hidden_states"))
+                state = args[0] if args else kwargs.get("hidden_states")
+                self._keep(s, index, state)
+                self._entered = (s, index, state if isinstance(state, torch.Tensor) else None)
+                if self.projections is not None:
+                    self.projections.attention_output = self.projections.last_output = None
         return hook
 
-    def _leave(self, s: int):
+    def _leave(self, s: int, index: int):
         def hook(module, args, output):
-            if self._thread.get_ident() == self.owner:
+            if self._thread.get_ident() != self.owner:
+                return
+            if index == len(self.stacks[s]) - 1:
                 self._keep(s, len(self.stacks[s]), output)
+            if self.projections is not None and self._entered is not None and self._entered[:2] == (s, index):
+                self.checks[s][index] = self._adds_up(self._entered[2], output)
         return hook
+
+    def _adds_up(self, x, output) -> bool:
+        """The block computed ``out = x + attention output + FFN output`` (the last linear layer it ran):
+        the split :func:`attnwidget.flow_routes` makes. A norm after the sum (post-LN, BERT) or after the
+        attention (Gemma 2), or an FFN that does not end in a linear layer, makes it false."""
+        out = output[0] if isinstance(output, (tuple, list)) else output
+        attn, ffn = self.projections.attention_output, self.projections.last_output
+        if not all(isinstance(t, torch.Tensor) for t in (x, out, attn, ffn)) or attn is ffn:
+            return False
+        if not x.shape == out.shape == attn.shape == ffn.shape:
+            return False
+        rebuilt = (x.float() + attn.float()) + ffn.float()
+        scale = float(out.float().abs().max()) or 1.0
+        tolerance = 1e-5 if out.dtype == torch.float32 else 8 * torch.finfo(out.dtype).eps
+        return float((rebuilt - out.float()).abs().max()) <= tolerance * scale
 
     def stacked(self) -> torch.Tensor:
         ran = [states for states in self.states if any(x is not None for x in states)]
@@ -151,7 +190,15 @@ class ResidualStream:
                 + ("" if len(ran) != 1 else ", but not every block of it") + ". Encoder-decoder models are not "
                 "supported yet: capture without residual=True."
             )
+        self.ran = self.states.index(ran[0])
         return torch.stack(ran[0])
+
+    def block_checks(self) -> list[bool] | None:
+        """Per block of the stack that ran: its output is input + attention output + FFN output (None
+        without values, when the attention output is not known)."""
+        if self.projections is None:
+            return None
+        return [bool(c) for c in self.checks[self.ran]]
 
     def remove(self) -> None:
         for handle in self.handles:

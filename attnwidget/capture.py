@@ -35,7 +35,7 @@ class Capture:
 
     def __init__(self, *, records, masks, token_ids, tokens, offsets, special, generated, partial,
                  text, model_name, is_causal, num_heads, key_tokens=None, key_token_ids=None,
-                 image=None, patch_grid=None, patch_start=0, biases=(), residual=None):
+                 image=None, patch_grid=None, patch_start=0, biases=(), residual=None, residual_checks=None):
         self._records: list[QKRecord | WeightsRecord] = records
         self._masks: list[torch.Tensor] = masks
         self._biases: list[RelativeBias] = list(biases)
@@ -62,6 +62,9 @@ class Capture:
         # capture(..., residual=True): the hidden state entering each block and leaving the last one,
         # float32 [layers + 1, tokens, hidden] (attnwidget.flow_routes decomposes it); None otherwise
         self.residual = None if residual is None else torch.as_tensor(residual, dtype=torch.float32)
+        # per block, with values too: the block's output was input + attention output + FFN output, the
+        # split flow_routes makes (False: a norm after the sum or after the attention); None: not checked
+        self.residual_checks = None if residual_checks is None else [bool(c) for c in residual_checks]
 
     # -- sizes ---------------------------------------------------------------------------------
     @property
@@ -422,6 +425,7 @@ def capture_of(recording, part: str, *, is_causal, model=None, attention_mask=No
     records, masks, biases = _own(recording.ordered(part), recording.masks, recording.biases)
     if part == "self" and recording.residual is not None:
         fields["residual"] = recording.residual
+        fields["residual_checks"] = recording.residual_checks
     first = records[0]
     num_heads = first.weights.shape[0] if isinstance(first, WeightsRecord) else first.query.shape[0]
     if is_causal is None:

@@ -159,3 +159,26 @@ def test_query_key_scores_rebuild_the_row(name, byte_tokenizer, photo):
         np.testing.assert_allclose(row, cap.pattern(layer, 1)[query], rtol=0, atol=2e-6)
         if name == "beit":
             assert any(c.bias != 0 for c in cells)
+
+
+@pytest.mark.parametrize("name, adds_up", [("llama", True), ("gpt2", True), ("vit", True), ("bert", False),
+                                           ("gemma2", False), ("beit", False), ("gpt_oss", False)])
+def test_residual_checks_say_which_blocks_routes_can_split(name, adds_up, byte_tokenizer, photo):
+    """A block passes when its output is its input + the attention output + the FFN's last linear output:
+    pre-LN blocks; post-LN (BERT), a norm or layer scale after the attention (Gemma 2, BEiT) or a
+    mixture-of-experts FFN (gpt-oss) fail, and flow_routes refuses those captures."""
+    model, _ = pair(name)
+    if FAMILIES[name].kind == "vision":
+        cap = attnwidget.capture(model, image_processor(model), photo, values=True, residual=True)
+    else:
+        cap = attnwidget.capture(model, byte_tokenizer, "The cat sat on the mat.", values=True, residual=True)
+    assert cap.residual_checks == [adds_up] * cap.num_layers
+    if adds_up:
+        assert attnwidget.flow_routes(cap).number_of_edges() > 0
+    else:
+        with pytest.raises(UnsupportedAttentionError, match="did not compute its output that way"):
+            attnwidget.flow_routes(cap)
+        cap_values = attnwidget.capture(model, *((image_processor(model), photo) if FAMILIES[name].kind == "vision"
+                                                 else (byte_tokenizer, "The cat sat on the mat.")), values=True)
+        assert cap_values.residual_checks is None
+        assert attnwidget.flow_routes(cap_values).graph["uses_residual"] is False
