@@ -32,7 +32,8 @@ class PageMessages:
             self.send_state(key=[k for k in sync_data if k in self.keys])
         else:
             if self.error and sync_data.keys() & {"layer", "head", "view", "selected_tokens", "threshold", "part",
-                                                  "rollout_fusion", "discard_ratio"}:
+                                                  "rollout_fusion", "discard_ratio", "measure", "query_key_cell",
+                                                  "routes_target", "routes_threshold"}:
                 self.error = ""
 
     def _report(self, what: str, error: Exception) -> None:
@@ -72,6 +73,8 @@ class PageMessages:
                 size, unit = ((self._state.n_keys, "key tokens") if self._lines_direction == "to"
                               else (self._engine.n, "tokens"))
                 self._push_lines(check_index(token, size, "token", unit))
+        elif kind == "routes_edge":  # a click on an edge of the routes view: its layer and head
+            self._click_route_edge(content.get("edge"))
         else:
             raise ArgumentError(f"unknown message type {kind!r} from the page; expected 'painted', 'page_closed', "
-                                "'tile_request', 'png', 'svg' or 'lines_hover'")
+                                "'tile_request', 'png', 'svg', 'lines_hover' or 'routes_edge'")

@@ -9,6 +9,10 @@ view shows and resets the selection (:meth:`Parts._switch_part`).
 Cross-attention is ``[target, source]``: its query rows are the decoder's tokens (``tokens``), its key
 columns the encoder's (``key_tokens``). It has no rollout on its own (rollout chains one part's
 ``[token, token]`` layers) and no graph view (its bipartite picture is the lines view).
+
+A part recorded with values (``capture(..., values=True)``) has a second state for the widget's
+``measure="contribution"``: the same machinery over ``ContributionSource(part capture)``, opened on first
+use and kept (attnwidget._widget_measures).
 """
 
 from __future__ import annotations
@@ -25,7 +29,11 @@ from .errors import ArgumentError, ArgumentTypeError
 PARTS = ("encoder", "decoder", "cross")
 #: The part an encoder-decoder capture opens on: cross-attention, the view BertViz users come for.
 DEFAULT_PART = "cross"
+#: The views a part can offer without a kernel (exported pages show these).
 ALL_VIEWS = ("heatmap", "text", "lines", "graph", "rollout", "image")
+#: Views that ask the kernel for more than weights: one score taken apart (recorded queries and keys),
+#: the information-flow routes (values, self-attention). Offered before "image" in the toolbar.
+KERNEL_VIEWS = ("query-key", "routes")
 NO_CROSS_ROLLOUT = (CROSS_ROLLOUT + ". Set part='encoder' or part='decoder' for rollout and flow; "
                     "cross-attention shows in the heatmap, lines, text and grid.")
 NO_CROSS_GRAPH = (
@@ -56,6 +64,13 @@ class PartState:
     tokens: list
     key_tokens: list
     views: tuple = field(default=())
+    measure: str = "attention"  # what the views show: "attention" weights or row-normalised "contribution"
+    base: object = None  # the part's own Capture (``capture`` is a ContributionSource over it for "contribution")
+    routes: dict = field(default_factory=dict)  # (target, threshold) -> flow_routes graph, shared by the measures
+
+    def __post_init__(self):
+        if self.base is None:
+            self.base = self.capture
 
     @property
     def n_keys(self) -> int:
@@ -70,6 +85,22 @@ class PartState:
     def has_image(self) -> bool:
         capture = self.capture
         return getattr(capture, "image", None) is not None and getattr(capture, "patch_grid", None) is not None
+
+    @property
+    def has_query_key(self) -> bool:
+        """The part recorded the queries and keys its layers used (not weights only, not an array)."""
+        records = getattr(self.base, "_records", None)
+        return bool(records) and all(hasattr(record, "query") for record in records)
+
+    @property
+    def has_values(self) -> bool:
+        """The part recorded values and output projections (``capture(..., values=True)``)."""
+        return bool(getattr(self.base, "has_values", False)) if self.has_query_key else False
+
+    @property
+    def measures(self) -> list:
+        """The measures the part offers: 'attention', and 'contribution' when it recorded values."""
+        return ["attention", "contribution"] if self.has_values else ["attention"]
 
 
 def open_part(capture, name: str, tokens=None) -> PartState:
@@ -87,6 +118,10 @@ def open_part(capture, name: str, tokens=None) -> PartState:
     state = PartState(name=name, capture=capture, engine=engine, summary=summary, data=ViewData(engine, summary),
                       tokens=tokens, key_tokens=key_tokens)
     offered = [v for v in ALL_VIEWS if not (cross and v in ("graph", "rollout")) and (v != "image" or state.has_image)]
+    if state.has_query_key:
+        offered.insert(offered.index("image") if "image" in offered else len(offered), "query-key")
+    if state.has_values and not cross:
+        offered.insert(offered.index("query-key") + 1, "routes")
     state.views = tuple(offered)
     return state
 
@@ -115,7 +150,8 @@ class Parts:
         ``key_tokens``)."""
         self._source = capture
         self._parts = parts_of(capture)
-        self._states: dict[str, PartState] = {}
+        self._states: dict[str, PartState] = {}  # part -> its attention state
+        self._measure_states: dict[tuple, PartState] = {}  # (part, measure) -> its state beyond attention
         if self._parts is None:
             if part not in (None, ""):
                 raise ArgumentError(f"part={part!r} is for an encoder-decoder capture (Seq2SeqCapture); this "
@@ -143,10 +179,14 @@ class Parts:
         self._state = state
         self._engine, self._summary, self._data, self._capture = state.engine, state.summary, state.data, state.capture
 
+    def _all_states(self) -> list:
+        """Every state opened so far: each part's attention, and its other measures."""
+        return [*self._states.values(), *self._measure_states.values()]
+
     @property
     def part_capture(self):
         """The Capture of the part shown (``capture.parts[part]``; the capture itself for a plain one)."""
-        return self._state.capture
+        return self._state.base
 
     def _check_part(self, value) -> str:
         if self._parts is None:
@@ -178,7 +218,9 @@ class Parts:
         if name == old.name:
             return
         with self._lock:
-            state = self._part_state(name)
+            attention = self._part_state(name)
+            # the measure shown applies to the new part when it offers it, else its attention shows
+            state = self._measure_state(name, self.measure if self.measure in attention.measures else "attention")
             try:
                 self._show(state)
             except Exception:
@@ -200,11 +242,15 @@ class Parts:
             self._flow_row, self._pending_row = None, None
             with self.hold_sync():
                 self.set_trait("views", list(state.views))
+                self.set_trait("measures", list(state.measures))
+                self.measure = state.measure
                 self.hovered_token, self.selected_tokens = None, []
+                self.query_key_cell, self.query_key_data, self.routes_data = None, {}, {}
                 self.num_layers, self.num_heads, self.is_causal = engine.num_layers, engine.num_heads, engine.is_causal
                 self.is_cross = state.is_cross
                 self.tokens, self.key_tokens = state.tokens, state.key_tokens
                 self.layer, self.head = layer, head
+                self.routes_target = self._natural_row()
                 if self.view not in state.views:
                     self.view = "heatmap"
                 if state.is_cross:

@@ -59,7 +59,8 @@ class BackgroundPass:
         if not todo:
             self._pass_done(state)
             return
-        what = f"attnwidget {state.name} layers" if state.name else "attnwidget layers"
+        measure = " contribution" if state.measure != "attention" else ""
+        what = f"attnwidget {state.name}{measure} layers" if state.name else f"attnwidget{measure} layers"
         bar = make_bar(todo, what, progress, estimate_seconds(state.engine, todo))
         order = sorted(range(layers), key=lambda l: abs(l - self.layer))  # near ones first
 
@@ -99,7 +100,8 @@ class BackgroundPass:
             if self._state is not state:  # the page shows another part now
                 return
             self.grid_data = self._grid()
-            self.progress = f"layers {done}/{self.num_layers}" + (f", {eta:.0f} s left" if eta is not None else "")
+            what = "contribution layers" if state.measure != "attention" else "layers"
+            self.progress = f"{what} {done}/{self.num_layers}" + (f", {eta:.0f} s left" if eta is not None else "")
             self.layers_done = done
 
     def _pass_done(self, state) -> None:
@@ -135,6 +137,6 @@ class BackgroundPass:
             if thread.is_alive():
                 thread.join(timeout=60)  # it stops after its current layer
         if not sys.is_finalizing():  # from Widget.__del__ at exit the memory goes anyway, and imports fail
-            for state in getattr(self, "_states", {}).values():
+            for state in (self._all_states() if hasattr(self, "_states") else ()):
                 state.summary.release_means()
         super().close()

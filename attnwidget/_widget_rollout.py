@@ -14,6 +14,7 @@ import numpy as np
 
 from . import reduce as r
 from ._widget_data import MEAN
+from ._widget_measures import head_label
 
 #: The head fusions rollout offers (``attnwidget.rollout``'s ``head_fusion``).
 ROLLOUT_FUSIONS = ("mean", "max", "min")
@@ -46,8 +47,15 @@ class RolloutRows:
         return (self.rollout_fusion, float(self.discard_ratio))
 
     def rollout_label(self) -> str:
-        """The rollout shown, in words, e.g. "rollout (max of heads, lowest 90% discarded)"."""
-        return rollout_label(self._rollout_options())
+        """The rollout shown, in words, e.g. "rollout (max of heads, lowest 90% discarded)", or
+        "contribution rollout (layer measure)" with ``measure="contribution"``."""
+        return self._rollout_label(self._rollout_options())
+
+    def _rollout_label(self, options: tuple) -> str:
+        label = rollout_label(options)
+        if self._state.measure != "attention":  # Kobayashi et al.'s norm-based rollout; "mean" is the layer's
+            label = f"{self._state.measure} " + label.replace("mean of heads", "layer measure")
+        return label
 
     def _push_text(self) -> None:
         token = self._focus()
@@ -61,11 +69,13 @@ class RolloutRows:
         """``(values [keys] or None, note)``: the row of ``token`` from the text source (what the text
         and image views colour by)."""
         if self.text_source == "attention":
-            what = "mean of heads" if self.head is None else f"head {self.head}"
+            measure = self._state.measure
+            what = head_label(measure, self.head) + (" (row share)" if measure != "attention" else "")
             row = self._engine.matrix(self.layer, self.head, [token])[0]
             if self._state.is_cross:
-                return row, f"cross-attention of target token {token} over the source, layer {self.layer}, {what}"
-            return row, f"attention of token {token}, layer {self.layer}, {what}"
+                noun = "cross-attention" if measure == "attention" else f"cross-attention {measure}"
+                return row, f"{noun} of target token {token} over the source, layer {self.layer}, {what}"
+            return row, f"{measure} of token {token}, layer {self.layer}, {what}"
         self._refuse_cross_rollout()
         if self.text_source == "flow":
             if self._flow_row is not None and self._flow_row[0] == token:
@@ -75,7 +85,7 @@ class RolloutRows:
         cached = self._data.cached_rollout(token, options)
         if cached is None and (self._engine.n <= _matrix_tokens() or token != self.hovered_token):
             cached = self._rollout_now_or_later(token)
-        label = rollout_label(options)
+        label = self._rollout_label(options)
         if cached is None:
             return None, f"{label} of token {token}: click it to compute ({self._engine.n} tokens)"
         return cached, f"{label} of token {token} over all layers"
@@ -106,7 +116,7 @@ class RolloutRows:
         if self._pending_row == (options, row):
             return None
         self._pending_row = (options, row)
-        label = rollout_label(options)
+        label = self._rollout_label(options)
         self.status = f"computing the {label} row of token {row} ({self._engine.n} tokens)..."
         state, data, capture = self._state, self._data, self._capture
 
@@ -146,7 +156,7 @@ class RolloutRows:
         if values is None:
             return
         data = {"values": r.wire(np.asarray(values, dtype=np.float32)), "row": int(row),
-                "label": rollout_label(options), "options": list(options)}
+                "label": self._rollout_label(options), "options": list(options)}
         if self._flow_row is not None and self._flow_row[0] == row:
             data["flow"] = r.wire(self._flow_row[1].astype(np.float32))
         self.rollout_data = data

@@ -214,7 +214,7 @@ def _widget_subject(w, part) -> _Subject:
     """The parts of a widget: the part it shows with its selection, flow and tokens; the others as a
     part switch would show them (layer clamped, a head the part lacks becomes the mean, no selection)."""
     w.wait()  # every layer passed over: the widget's state is final
-    shown = w._state
+    shown = w._states[w._state.name]  # the part's attention: a page shows weights (measure="contribution" is live only)
     parts = []
     for name in (w._parts or {"": None}):
         state = w._states.get(name)

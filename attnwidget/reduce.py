@@ -32,7 +32,7 @@ LAYOUT_FLOOR = 0.02  # the graph's layout uses the edges above this, whatever th
 def wire(array: np.ndarray, dtype: str | None = None) -> dict:
     """``{"buffer": bytes, "dtype": str, "shape": list}`` (C order) for the front end."""
     arr = np.ascontiguousarray(array if dtype is None else np.asarray(array).astype(dtype))
-    if arr.dtype.name not in ("float32", "float16", "uint8", "uint16", "uint32", "int32"):
+    if arr.dtype.name not in ("float32", "float16", "uint8", "uint16", "uint32", "int16", "int32"):
         raise ArgumentTypeError(f"cannot send dtype {arr.dtype} to the browser; convert to float32 or uint8")
     return {"buffer": arr.tobytes(), "dtype": arr.dtype.name, "shape": list(arr.shape)}
 

@@ -17,20 +17,23 @@ import anywidget
 import numpy as np
 import traitlets as t
 
-from . import reduce as r
 from ._checks import check_choice, check_head, check_index, check_indices, check_layer, check_number
 from ._widget_figures import Figures
 from ._widget_image import ImageView
+from ._widget_measures import MEASURES, Measures  # noqa: F401 (re-exported)
 from ._widget_messages import PageMessages
 from ._widget_parts import NO_CROSS_ROLLOUT, Parts
 from ._widget_pass import START_AFTER_SECONDS, BackgroundPass  # noqa: F401 (re-exported)
+from ._widget_querykey import QueryKeyView
 from ._widget_rollout import ROLLOUT_FUSIONS, ROLLOUT_MATRIX_TOKENS, RolloutRows, rollout_label  # noqa: F401
+from ._widget_routes import ROUTES_NOW_TOKENS, RoutesView  # noqa: F401 (re-exported; tests lower it)
+from ._widget_views import ViewPushes
 from ._from_attentions import widget_source
 from .errors import ArgumentError
 from .rollout import _check_discard
 
 STATIC = pathlib.Path(__file__).parent / "static"
-VIEWS = ("heatmap", "text", "lines", "graph", "rollout", "image")
+VIEWS = ("heatmap", "text", "lines", "graph", "rollout", "query-key", "routes", "image")
 COLOR_SCALES = ("linear", "log", "no_sink")
 TEXT_SOURCES = ("attention", "rollout", "flow")
 
@@ -52,9 +55,11 @@ def _bundle() -> pathlib.Path:
     return path
 
 
-class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRows, Figures, anywidget.AnyWidget):
+class AttentionWidget(PageMessages, BackgroundPass, Parts, Measures, ViewPushes, ImageView, RolloutRows, QueryKeyView,
+                      RoutesView, Figures, anywidget.AnyWidget):
     """Linked views of one capture: layer x head grid, heatmap, text, token lines, graph, rollout strip
-    (and the picture, for a vision capture; one part at a time, for an encoder-decoder capture).
+    (and the picture, for a vision capture; one part at a time, for an encoder-decoder capture); one
+    score taken apart (query-key) and the information-flow routes where the capture recorded them.
 
     Hovering or clicking in the page sets the selection traits below, which Python can read and
     set (setting them updates the page). Data traits hold reduced arrays as bytes; they are
@@ -71,6 +76,9 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRow
     Rollout options (``rollout_fusion``, ``discard_ratio``) apply wherever rollout shows; for the
     usual ViT recipe open a vision capture with ``AttentionWidget(capture, rollout_fusion="max",
     discard_ratio=0.9)``.
+
+    ``measure="contribution"`` (a capture with ``values=True``) shows value-weighted contributions
+    instead of weights in every view that shows weights (see ``measure``).
     """
 
     _esm = _bundle() if (STATIC / "widget.js").is_file() else "export default {render({el}) {el.textContent = 'attnwidget: JS bundle missing, run make js';}}"
@@ -95,7 +103,12 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRow
     for a plain capture (the page then shows no part selector)."""
     views = t.List(t.Unicode(), read_only=True).tag(sync=True)
     """list[str]: the views the part shown offers, in toolbar order: cross-attention has no 'graph'
-    (its bipartite picture is 'lines') and no 'rollout'; 'image' only for a capture with a picture."""
+    (its bipartite picture is 'lines') and no 'rollout'; 'query-key' where the part recorded its queries
+    and keys (not weights-only captures or arrays); 'routes' for self-attention recorded with values;
+    'image' only for a capture with a picture."""
+    measures = t.List(t.Unicode(), read_only=True).tag(sync=True)
+    """list[str]: the measures the part shown offers: ``["attention"]``, plus 'contribution' when it was
+    captured with ``values=True`` (the page shows the measure selector only when there is a choice)."""
     image = t.Dict().tag(sync=True)
     """dict: a vision capture's picture, sent once: ``{"picture": uint8 [H, W, 3] bytes, "grid": [rows,
     cols], "patch_start": int}`` ({} without one)."""
@@ -129,6 +142,22 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRow
     layer and head, or the mean), its 'rollout' row, or its attention 'flow' (after compute_flow)."""
     threshold = _Checked(0.1).tag(sync=True)
     """float: the attention graph keeps edges with weight above this."""
+    measure = _Checked("attention").tag(sync=True)
+    """str: what the grid, heatmap (attention and rollout), lines, text, image and graph views and the
+    rollout strip show: 'attention' weights, or 'contribution', the norm of what each key adds to each
+    query's output (Kobayashi et al. 2020: ``||alpha f_h(x_j)||`` for a head, ``||sum_h alpha f_h(x_j)||``
+    for the layer, in the head-mean slot), each row normalised to sum to 1 so that scales, thresholds and
+    rollout apply as to weights (raw norms: ``capture.contributions``). Offered when the part shown was
+    captured with ``values=True`` (see ``measures``). Switching keeps the layer, head, view and tokens;
+    for an encoder-decoder capture it applies to each part that offers it."""
+    query_key_cell = _Checked(None).tag(sync=True)
+    """[int, int] | None: the cell ``[query, key]`` the query-key view takes apart (a click on a heatmap
+    cell sets it); None: the focused token and its highest-weight key in the selected head."""
+    routes_target = _Checked(0).tag(sync=True)
+    """int: the token whose routes the routes view draws (default: the last token of a causal capture,
+    else 0); a click on a token label in the routes view sets it."""
+    routes_threshold = _Checked(0.04).tag(sync=True)
+    """float in [0, 1): the routes view keeps the edges whose importance is at least this."""
     rollout_fusion = _Checked("mean").tag(sync=True)
     """str: how rollout fuses each layer's heads, in everything that shows rollout (the rollout view,
     the rollout heatmap, the text and image views with ``text_source="rollout"``): 'mean' (the default,
@@ -166,10 +195,17 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRow
     """dict: the image view's row for the focused token: ``{"token", "values": float32 [rows, cols]
     bytes (the patch tokens), "others": float32 [k] bytes (the tokens before the patches, [CLS] and
     registers, then any after them), "source", "note"}``; no values while the source has no row."""
+    query_key_data = t.Dict().tag(sync=True)
+    """dict: the query-key view's cell: ``{"q", "k", "products": float32 [head_dim] bytes, "dot" (sum of
+    the products), "scaling", "bias", "softcap", "score", "masked", "weight", "layer", "head",
+    "key_head", "query", "key", "query_token", "key_token", "note"}`` (see ``query_key()``)."""
+    routes_data = t.Dict().tag(sync=True)
+    """dict: the routes view's graph as node and edge arrays (bytes) and a legend
+    (attnwidget._widget_routes.routes_wire); ``{}`` while another view shows or the routes are computed."""
 
     def __init__(self, capture, *, part: str | None = None, layer: int | None = None, head: int | None = None,
                  view: str | None = None, threshold: float = 0.1, tokens=None, key_tokens=None,
-                 color_by=None, background: bool = True, progress=None, **kwargs):
+                 color_by=None, measure: str = "attention", background: bool = True, progress=None, **kwargs):
         self._lines_direction = "from"
         self._flow_row: tuple[int, np.ndarray] | None = None
         self._png_requests: dict = {}  # request id -> _widget_figures.FigureSave
@@ -186,24 +222,29 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRow
         self._pending_row: tuple | None = None  # ((fusion, discard), row) being computed on the worker
         capture, tokens, key_tokens = widget_source(capture, tokens, key_tokens)
         state = self._open_parts(capture, part, tokens, key_tokens)
+        if self._check_measure(measure) != "attention":
+            state = self._measure_state(state.name, measure)
+            self._use(state)
         engine = state.engine
         if layer is None:
             layer = engine.num_layers // 2
         layer = self._check_layer(layer)
         if view is None:
             view = "image" if state.has_image else "heatmap"
+        kwargs.setdefault("routes_target", self._natural_row())
         self._checked({"head": head, "view": view, "threshold": threshold, "tokens": state.tokens,
                        "color_by": color_by, **kwargs})
         self._summary.layer(layer)  # first paint needs only this layer
         self._quiet = True  # the constructor pushes once, below
         super().__init__(tokens=state.tokens, key_tokens=state.key_tokens, num_layers=engine.num_layers,
                          num_heads=engine.num_heads, is_causal=engine.is_causal, is_cross=state.is_cross,
-                         part=state.name, layer=layer,
+                         part=state.name, layer=layer, measure=state.measure,
                          head=self._check_head(head), view=view, threshold=threshold, color_by=color_by,
                          layers_done=len(self._summary.done), **kwargs)
         self._quiet = False
         self.set_trait("parts", list(self._parts or ()))
         self.set_trait("views", list(state.views))
+        self.set_trait("measures", list(state.measures))
         self.image = self._image_trait()
         self.grid_data = self._grid()
         self._push_selection()
@@ -218,8 +259,9 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRow
 
     def __repr__(self) -> str:
         part = f"part={self.part!r}, " if self.part else ""
+        measure = f", measure={self.measure!r}" if self.measure != "attention" else ""
         return (f"AttentionWidget({len(self.tokens)} tokens, {self.num_layers} layers x {self.num_heads} "
-                f"heads, {part}layer={self.layer}, head={self.head}, view={self.view!r})")
+                f"heads, {part}layer={self.layer}, head={self.head}, view={self.view!r}{measure})")
 
     @t.default("selected_tokens")
     def _no_selection(self):
@@ -266,6 +308,22 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRow
     def _valid_threshold(self, proposal):
         return check_number(proposal["value"], "threshold", 0.0, 1.0,
                             "The graph keeps the edges whose weight is above it.")
+
+    @t.validate("measure")
+    def _valid_measure(self, proposal):
+        return self._check_measure(proposal["value"])
+
+    @t.validate("query_key_cell")
+    def _valid_query_key_cell(self, proposal):
+        return self._check_query_key_cell(proposal["value"])
+
+    @t.validate("routes_target")
+    def _valid_routes_target(self, proposal):
+        return self._check_routes_target(proposal["value"])
+
+    @t.validate("routes_threshold")
+    def _valid_routes_threshold(self, proposal):
+        return self._check_routes_threshold(proposal["value"])
 
     @t.validate("rollout_fusion")
     def _valid_rollout_fusion(self, proposal):
@@ -334,10 +392,17 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRow
         if not self._quiet:
             self._switch_part(change["new"])
 
+    @t.observe("measure")
+    def _on_measure(self, change):
+        if not self._quiet:
+            self._switch_measure(change["new"])
+
     @t.observe("tokens")
     def _on_tokens(self, change):
         if not self._quiet and not self._state.is_cross:  # relabelled self-attention: keys are the same tokens
-            self._state.tokens = self._state.key_tokens = list(self.tokens)
+            for state in self._all_states():  # every measure of the part shown
+                if state.name == self._state.name:
+                    state.tokens = state.key_tokens = list(self.tokens)
             self.key_tokens = self._state.key_tokens
 
     @t.observe("layer", "head")
@@ -353,13 +418,26 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRow
             if self._state.is_cross:
                 self._lines_direction = "from"  # a hovered token is a target token: its row
             self._push_lines(self.hovered_token)
-        if self.view in ("text", "rollout", "image"):
+        if self.view in ("text", "rollout", "image") or (self.view == "query-key" and self.query_key_cell is None):
             self._push_view()
 
     @t.observe("selected_tokens")
     def _on_select(self, change):
-        if not self._quiet and self.view in ("text", "rollout", "image"):
+        if not self._quiet and (self.view in ("text", "rollout", "image")
+                                or (self.view == "query-key" and self.query_key_cell is None)):
             self._push_view()
+
+    @t.observe("query_key_cell")
+    def _on_query_key_cell(self, change):
+        """The cell's bars follow, on any view (a heatmap click sets it before the tab shows them)."""
+        if not self._quiet and self._state.has_query_key:
+            self._push_query_key()
+
+    @t.observe("routes_target", "routes_threshold")
+    def _on_routes(self, change):
+        if not self._quiet and self.view == "routes":
+            self.status = self._status_line()
+            self._push_routes()
 
     @t.observe("view")
     def _on_view(self, change):
@@ -403,94 +481,3 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, ImageView, RolloutRow
     def _on_heatmap_kind(self, change):
         if not self._quiet:
             self._push_selection()
-
-    # -- pushes --------------------------------------------------------------------------------
-    def _focus(self) -> int:
-        """The token a view centres on: hovered, else the last selected, else the natural row."""
-        if self.hovered_token is not None:
-            return self.hovered_token
-        if self.selected_tokens:
-            return self.selected_tokens[-1]
-        return self._natural_row()
-
-    def _natural_row(self) -> int:
-        return self._engine.n - 1 if self._engine.is_causal else 0
-
-    def _tile(self, row0=0, col0=0, rows=None, cols=None) -> dict:
-        """The heatmap window for the current heatmap kind and selection."""
-        if self.heatmap_kind == "rollout":
-            return r.matrix_tile(self.rollout_matrix(), row0, col0, rows, cols)
-        return r.heatmap_tile(self._engine, self.layer, self.head, row0, col0, rows, cols, summary=self._summary)
-
-    def _title(self) -> str:
-        if self.heatmap_kind == "rollout":
-            return f"{self.rollout_label()} over all layers"
-        what = f"layer {self.layer}, " + ("mean of heads" if self.head is None else f"head {self.head}")
-        return f"{self.part}: {what}" if self.part else what
-
-    def _push_selection(self) -> None:
-        self.heatmap_data = {**self._tile(), "title": self._title()}
-        if self.hovered_token is not None or self.view == "lines":
-            self._push_lines(self._focus())
-        if self.view == "graph":
-            self._push_graph()
-        else:
-            self.graph_data = {}
-        self.status = self._status_line()  # before the views: they may say a row is being computed
-        if self.view in ("text", "image"):
-            self._push_view()
-
-    def _status_line(self) -> str:
-        """What is shown, in words: the part, layer and head, and which rollout where it shows, e.g.
-        "layer 3, mean of heads; image: rollout (max of heads, lowest 90% discarded)"."""
-        what = "mean of heads" if self.head is None else f"head {self.head}"
-        line = (f"{self.part}: " if self.part else "") + f"layer {self.layer}, {what}"
-        if self._state.is_cross:
-            return line
-        label = self.rollout_label()
-        if self.heatmap_kind == "rollout":
-            line += f"; heatmap: {label}"
-        if self.view == "rollout":
-            line += f"; strip: {label}"
-        elif self.view in ("text", "image") and self.text_source == "rollout":
-            line += f"; {self.view}: {label}"
-        return line
-
-    def _push_view(self) -> None:
-        """What the current view needs beyond the heatmap (which ``_push_selection`` sends)."""
-        if self.view == "graph":
-            self._push_graph()
-        elif self.view == "rollout":
-            self._push_rollout()
-        elif self.view == "text":
-            self._push_text()
-        elif self.view == "image":
-            self._push_image()
-        elif self.view == "lines" and not self.lines_data:
-            self._push_lines(self._focus())
-
-    def _push_lines(self, token: int) -> None:
-        self.lines_data = r.token_lines(self._engine, self.layer, self.head, token, self._lines_direction)
-
-    def _push_graph(self) -> None:
-        self.graph_data = self._data.graph(self.layer, self.head, self.threshold, self._focus())
-
-    def _grid(self) -> dict:
-        thumbs, means, ready = self._summary.thumbnails()
-        data = {"thumbs": r.wire(thumbs), "layer_mean": r.wire(means), "ready": r.wire(ready.astype(np.uint8)),
-                "size": int(thumbs.shape[-1])}
-        if self.color_by:
-            data["color_by"] = r.wire(self.metric_grid(self.color_by).astype(np.float32))
-            data["color_by_name"] = self.color_by  # the grid's second colour bar names it
-        return data
-
-    def metric_grid(self, name: str) -> np.ndarray:
-        """A ``[layer, head]`` metric (see attnwidget.metrics.METRICS) or head-role score of the part
-        shown; NaN for the layers the background pass has not reached yet (``wait()`` first for all)."""
-        return self._data.metric_grid(name)
-
-    def initial_bytes(self) -> int:
-        """Bytes of binary data in the widget's synced state (what the first render receives)."""
-        state = self.get_state()
-        keys = self.key_tokens if self.is_cross else []
-        return r.wire_nbytes(state) + len("".join(self.tokens).encode()) + len("".join(keys).encode())

@@ -368,7 +368,7 @@ WIDGET_TRAITS = [
     ("hovered_token", 1.5, ArgumentTypeError, r"hovered_token must be an int.*got float"),
     ("color_by", "nonsense", ArgumentError, r"color_by must be one of .*'entropy'.*got str 'nonsense'"),
     ("color_by", 5, ArgumentError, r"color_by must be one of .*got int 5"),
-    ("view", "grid", ArgumentError, r"view must be one of 'heatmap', 'text', 'lines', 'graph', 'rollout'; got str 'grid'"),
+    ("view", "grid", ArgumentError, r"view must be one of 'heatmap', 'text', 'lines', 'graph', 'rollout', 'query-key'; got str 'grid'"),
     ("view", None, ArgumentError, r"view must be one of .*got NoneType"),
     ("color_scale", "sqrt", ArgumentError, r"color_scale must be one of 'linear', 'log', 'no_sink'; got str 'sqrt'"),
     ("text_source", "gradients", ArgumentError, r"text_source must be one of 'attention', 'rollout', 'flow'; got str"),

@@ -35,7 +35,8 @@ def test_opens_on_cross_attention_with_both_token_lists(widget, s2s):
     assert widget.part_capture is s2s.cross and widget.capture is s2s
     assert widget.tokens == TARGET and widget.key_tokens == SOURCE
     assert (widget.num_layers, widget.num_heads, widget.is_causal) == (3, 4, False)
-    assert widget.views == ["heatmap", "text", "lines"]  # no graph (bipartite = lines), no rollout
+    # no graph (bipartite = lines), no rollout; the recorded queries and keys give the query-key view
+    assert widget.views == ["heatmap", "text", "lines", "query-key"]
     tile = widget.heatmap_data
     assert (tile["n_rows"], tile["n_cols"]) == (len(TARGET), len(SOURCE))
     np.testing.assert_allclose(decode(tile["matrix"]), s2s.cross.pattern(1), atol=1e-3)
@@ -197,7 +198,8 @@ def test_no_json_numbers_cross_the_wire_for_any_part(widget):
 def test_cross_attention_alone_is_still_a_rectangle(s2s, monkeypatch):
     widget = AttentionWidget(s2s.cross, background=False)  # a plain capture: no parts, still cross-attention
     assert (widget.part, widget.parts, widget.is_cross) == ("", [], True)
-    assert widget.tokens == TARGET and widget.key_tokens == SOURCE and widget.views == ["heatmap", "text", "lines"]
+    assert widget.tokens == TARGET and widget.key_tokens == SOURCE
+    assert widget.views == ["heatmap", "text", "lines", "query-key"]
     with pytest.raises(ArgumentError, match=NO_ROLLOUT):
         widget.heatmap_kind = "rollout"
     sent = []

@@ -195,7 +195,8 @@ export function heatmapLayout({ tokens, keyTokens = tokens, cross = false, size 
 /**
  * The heatmap's items. state: {tile: {rgba, rows, cols, row0, col0, n_rows, n_cols} | null, view:
  * {row0, col0, rows, cols} (the token window shown), causal, scale (scale.js) | null, scaleKind,
- * selected: Set, title}. Returns {width, height, title, plot (matrixLayout), items}.
+ * selected: Set, title, quantity? (the colour bar's title: "weight", or "contribution")}. Returns {width,
+ * height, title, plot (matrixLayout), items}.
  */
 export function heatmapScene(layout, state, { theme, lut, tokens, keyTokens = tokens, measure, modelName = "" }) {
   const items = [];
@@ -238,7 +239,7 @@ export function heatmapScene(layout, state, { theme, lut, tokens, keyTokens = to
   items.push(text(box.left + box.width / 2, TITLE_HEIGHT + 1, layout.colName, { ...axis, align: "middle", baseline: "top" }));
   items.push(text(2, box.top + box.height / 2, layout.rowName, { ...axis, align: "middle", baseline: "top", rotate: -90 }));
   if (state.scale) {
-    items.push(...colorBarItems({ lut, ticks: scaleTicks(state.scale), theme, measure, title: "weight",
+    items.push(...colorBarItems({ lut, ticks: scaleTicks(state.scale), theme, measure, title: state.quantity ?? "weight",
       note: SCALE_NAMES[state.scale.kind] ?? state.scale.kind,
       box: { x: box.left + box.width + 10, y: box.top + 14, width: BAR_WIDTH, height: Math.max(20, box.height - 30) } }));
   }
@@ -288,10 +289,11 @@ export function gridFigureLayout({ layers, heads, maxWidth = 420, maxHeight = 50
  * cells), ready: [L] | null, scores: [L*H] 0..1 | null, range: {lo, hi} | null, metric: name | null}.
  * `borderLUT` colours the metric's borders and its bar (viridis).
  */
-export function gridScene(layout, data, { theme, lut, borderLUT, measure, modelName = "", part = "" }) {
+export function gridScene(layout, data, { theme, lut, borderLUT, measure, modelName = "", part = "", quantity = "weight" }) {
   const { grid } = layout;
   const items = [];
-  const title = figureTitle(modelName, `${part ? `${part}: ` : ""}every layer and head`);
+  const what = quantity === "weight" ? "" : ` · ${quantity}`; // the measure shown, when not weights
+  const title = figureTitle(modelName, `${part ? `${part}: ` : ""}every layer and head${what}`);
   const scene = { width: layout.width, height: layout.height, title, background: theme.background,
     fonts: { ui: theme.fontFamily, mono: theme.monoFamily }, items };
   const bold = { size: 12, weight: "bold" };
@@ -324,7 +326,7 @@ export function gridScene(layout, data, { theme, lut, borderLUT, measure, modelN
   const barTop = grid.top + 14;
   const barHeight = Math.max(60, grid.height - barTop - 16);
   const barX = grid.width + 12 + 8;
-  items.push(...colorBarItems({ lut, theme, measure, title: "weight", note: "per thumbnail",
+  items.push(...colorBarItems({ lut, theme, measure, title: quantity, note: "per thumbnail",
     ticks: [{ t: 0, label: "0" }, { t: 1, label: "own max" }],
     box: { x: barX, y: barTop, width: BAR_WIDTH, height: barHeight } }));
   if (data.metric && data.range) {

@@ -1,15 +1,27 @@
-// The widget's toolbar: part selector (encoder-decoder captures), view tabs, graph threshold slider,
-// selectors, rollout options, PNG export button. Built with DOM APIs; every text goes through textContent.
+// The widget's toolbar: part selector (encoder-decoder captures), measure selector (captures with
+// values), view tabs, graph threshold slider, selectors, rollout options, routes threshold, PNG export
+// button. Built with DOM APIs; every text goes through textContent.
 
+import { radioGroup } from "./radio.js";
 import { SCALE_LABELS, SCALES } from "./scale.js";
 import { createListeners, element } from "./views/canvas.js";
 
-export const VIEW_NAMES = ["heatmap", "text", "lines", "graph", "rollout", "image"];
-/** The views a model without a `views` trait offers (an older static page): all but the image. */
-export const DEFAULT_VIEWS = VIEW_NAMES.filter((name) => name !== "image");
+export const VIEW_NAMES = ["heatmap", "text", "lines", "graph", "rollout", "query-key", "routes", "image"];
+/** The views a model without a `views` trait offers (an older static page): those that need no kernel
+ * beyond weights and no picture. */
+export const DEFAULT_VIEWS = VIEW_NAMES.filter((name) => !["image", "query-key", "routes"].includes(name));
 export const HEATMAP_KINDS = ["attention", "rollout"];
 export const TEXT_SOURCES = ["attention", "rollout", "flow"];
 export const PART_LABELS = { encoder: "encoder", decoder: "decoder", cross: "cross-attention" };
+/** What the views measure (the kernel's `measure`), with their captions and tooltips. */
+export const MEASURE_LABELS = { attention: "attention", contribution: "contribution" };
+export const MEASURE_TITLES = {
+  attention: "attention weights",
+  contribution: "value-weighted contributions ||αf(x)|| (Kobayashi et al. 2020), each row's share",
+};
+/** The routes threshold box: 0 .. ROUTES_MAX in steps of ROUTES_STEP (any value below 1 can be typed). */
+export const ROUTES_STEP = 0.01;
+export const ROUTES_MAX = 0.99;
 /** Rollout's head fusions (the kernel's `rollout_fusion`), with their captions. */
 export const ROLLOUT_FUSIONS = ["mean", "max", "min"];
 export const FUSION_LABELS = { mean: "mean of heads", max: "max of heads", min: "min of heads" };
@@ -23,6 +35,8 @@ export const VIEW_TITLES = {
   lines: "lines from each query to the keys it attends to",
   graph: "tokens as nodes, attention above the threshold as edges",
   rollout: "attention rollout (and flow) of the focused token over all layers",
+  "query-key": "one score taken apart: the query and key vectors and their products, dimension by dimension",
+  routes: "information-flow routes into one token, layer by layer (click a token label to change it)",
   image: "the picture's patches, coloured by the focused token's attention",
 };
 
@@ -135,6 +149,10 @@ function selector(listeners, styles, { name, label, aria, options, views, onChan
     allow(allowed) {
       for (const option of select.options) option.disabled = !allowed(option.value);
     },
+    /** Caption option `value` anew (the measure renames what "attention" shows). */
+    caption(value, text) {
+      for (const option of select.options) if (option.value === value) option.textContent = text;
+    },
   };
 }
 
@@ -201,69 +219,49 @@ function rolloutOptions(listeners, styles, { onFusion, onDiscard }) {
 }
 
 /**
- * The part selector of an encoder-decoder capture: a radio group of buttons (encoder, decoder,
- * cross-attention). Tab reaches the checked one; the arrow keys move and choose, as in any radio
- * group. Hidden while the model has no parts. Returns {box, set(parts, part)}.
+ * A number box for a ratio in [0, 1) (the routes threshold), sent when committed (Enter, leaving it, its
+ * arrows), shown on `views` once its value is known. Returns {box, set(value|null), show(view)}.
  */
-function partSelector(listeners, styles, onPart) {
-  const box = element("div", "attnwidget-parts", { display: "none", gap: "0", marginRight: "8px" });
-  box.setAttribute("role", "radiogroup");
-  box.setAttribute("aria-label", "part of the encoder-decoder model");
-  let buttons = [];
-  let names = [];
-  let current = null;
-  const paint = () => {
-    buttons.forEach((button, i) => {
-      const on = names[i] === current;
-      Object.assign(button.style, buttonStyle(styles.theme, on), { borderRadius: i === 0 ? "3px 0 0 3px"
-        : i === buttons.length - 1 ? "0 3px 3px 0" : "0", marginLeft: i ? "-1px" : "0" });
-      button.setAttribute("aria-checked", String(on));
-      button.tabIndex = on || (current == null && i === 0) ? 0 : -1;
-    });
-  };
-  const choose = (i, focus) => {
-    if (focus) buttons[i].focus();
-    if (names[i] !== current) onPart?.(names[i]);
-  };
+function ratioBox(listeners, styles, { name, label, aria, title, step, max, views, onChange }) {
+  const box = styles.add(element("label", `attnwidget-${name}`, { display: "none", alignItems: "center", gap: "4px" }),
+    captionStyle);
+  const text = element("span");
+  text.textContent = label;
+  const input = styles.add(element("input", `attnwidget-${name}-input`, { width: "4.5em" }), controlStyle);
+  input.type = "number";
+  input.min = "0";
+  input.max = String(max);
+  input.step = String(step);
+  input.setAttribute("aria-label", aria);
+  input.title = title;
+  box.append(text, input);
+  let value = null;
+  let view = null;
+  const refresh = () => { box.style.display = value != null && views.includes(view) ? "inline-flex" : "none"; };
+  listeners.on(input, "change", () => {
+    const next = parseDiscard(input.value);
+    if (next == null) input.value = formatDiscard(value);
+    else if (next !== value) onChange?.(next);
+  });
   return {
     box,
-    paint,
-    set(parts, part) {
-      const list = Array.isArray(parts) ? parts : [];
-      if (list.join() !== names.join()) {
-        box.replaceChildren();
-        names = list;
-        buttons = list.map((name, i) => {
-          const button = element("button", "attnwidget-part");
-          button.type = "button";
-          button.dataset.part = name;
-          button.setAttribute("role", "radio");
-          button.textContent = PART_LABELS[name] ?? name;
-          listeners.on(button, "click", () => choose(i, false));
-          listeners.on(button, "keydown", (event) => {
-            const step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[event.key];
-            if (step == null) return;
-            event.preventDefault();
-            choose((i + step + names.length) % names.length, true);
-          });
-          box.append(button);
-          return button;
-        });
-      }
-      current = part ?? null;
-      box.style.display = names.length ? "inline-flex" : "none";
-      paint();
+    set(next) {
+      value = typeof next === "number" && Number.isFinite(next) ? next : null;
+      if (value != null) input.value = formatDiscard(value);
+      refresh();
     },
+    show(active) { view = active; refresh(); },
   };
 }
 
 /**
  * toolbar = createToolbar(parent, theme, {onView(name), onThreshold(value), onExport(),
- *   onHeatmapKind?(kind), onScale?(kind), onTextSource?(source), onPart?(part),
- *   onRolloutFusion?(fusion), onDiscardRatio?(ratio)})
- * toolbar.setView(name), setViews(names|null), setParts(parts, part), setRollout(offered),
- * setThreshold(value), setHeatmapKind(kind|null), setScale(kind|null), setTextSource(source|null),
- * setRolloutOptions(fusion|null, discard|null), setTheme(theme), destroy()
+ *   onHeatmapKind?(kind), onScale?(kind), onTextSource?(source), onPart?(part), onMeasure?(measure),
+ *   onRolloutFusion?(fusion), onDiscardRatio?(ratio), onRoutesThreshold?(value)})
+ * toolbar.setView(name), setViews(names|null), setParts(parts, part), setMeasures(measures, measure),
+ * setRollout(offered), setThreshold(value), setHeatmapKind(kind|null), setScale(kind|null),
+ * setTextSource(source|null), setRolloutOptions(fusion|null, discard|null), setRoutesThreshold(value|null),
+ * setTheme(theme), destroy()
  */
 export function createToolbar(parent, theme, handlers) {
   const listeners = createListeners();
@@ -273,8 +271,12 @@ export function createToolbar(parent, theme, handlers) {
   });
   bar.setAttribute("role", "toolbar");
   bar.setAttribute("aria-label", "attention views and options");
-  const parts = partSelector(listeners, styles, handlers.onPart);
-  bar.append(parts.box);
+  const parts = radioGroup(listeners, styles, { name: "part", aria: "part of the encoder-decoder model",
+    labels: PART_LABELS, onChoose: handlers.onPart, buttonStyle });
+  // Shown only when there is a choice: a capture without values offers attention alone.
+  const measures = radioGroup(listeners, styles, { name: "measure", aria: "what the views measure",
+    labels: MEASURE_LABELS, onChoose: handlers.onMeasure, minimum: 2, buttonStyle });
+  bar.append(parts.box, measures.box);
   const tabs = new Map();
   let offered = DEFAULT_VIEWS;
   for (const name of VIEW_NAMES) {
@@ -322,6 +324,10 @@ export function createToolbar(parent, theme, handlers) {
 
   const options = rolloutOptions(listeners, styles, { onFusion: handlers.onRolloutFusion,
     onDiscard: handlers.onDiscardRatio });
+  const routesThreshold = ratioBox(listeners, styles, { name: "routes-threshold", label: "threshold",
+    aria: "routes threshold: edges whose importance is below it are left out", step: ROUTES_STEP, max: ROUTES_MAX,
+    title: "The routes keep the edges whose importance is at least this (0 to below 1; default 0.04)",
+    views: ["routes"], onChange: handlers.onRoutesThreshold });
   // What decides whether rollout shows (and so its options): kept here as the setters below learn it.
   const shown = { view: null, heatmapKind: null, textSource: null, rolloutOffered: true };
   const refreshOptions = (change) => {
@@ -337,7 +343,7 @@ export function createToolbar(parent, theme, handlers) {
   styles.add(exportButton, (t) => ({ ...buttonStyle(t, false), marginLeft: "auto" }));
   listeners.on(exportButton, "click", () => handlers.onExport());
 
-  bar.append(sliderBox, kind.box, source.box, scale.box, options.box, exportButton);
+  bar.append(sliderBox, kind.box, source.box, scale.box, options.box, routesThreshold.box, exportButton);
   parent.append(bar);
 
   let activeView = null;
@@ -351,7 +357,7 @@ export function createToolbar(parent, theme, handlers) {
         button.style.display = offered.includes(name) ? "" : "none";
       }
       sliderBox.style.display = active === "graph" ? "inline-flex" : "none";
-      for (const s of [kind, source, scale]) s.show(active);
+      for (const s of [kind, source, scale, routesThreshold]) s.show(active);
       refreshOptions({ view: active });
     },
     /** The views the model offers (null: the default five); the others' tabs are hidden. */
@@ -360,6 +366,16 @@ export function createToolbar(parent, theme, handlers) {
       for (const [name, button] of tabs) button.style.display = offered.includes(name) ? "" : "none";
     },
     setParts: (list, part) => parts.set(list, part),
+    /** The measures the part offers and the one shown (the selector shows when there are two). */
+    setMeasures(list, measure) {
+      measures.set(list, measure);
+      const what = measure === "contribution" ? "contribution" : "attention"; // what the layer's own matrix is
+      kind.caption("attention", `${what} (layer, head)`);
+      source.caption("attention", what);
+      measures.box.querySelectorAll("button").forEach((b) => { b.title = MEASURE_TITLES[b.dataset.measure] ?? ""; });
+    },
+    /** The kernel's routes_threshold (null: the model has no such trait, nothing shown). */
+    setRoutesThreshold: (value) => routesThreshold.set(value),
     /** Rollout and flow offered (false for cross-attention: their options are disabled). */
     setRollout(offeredRollout) {
       kind.allow((value) => offeredRollout || value === "attention");
@@ -387,6 +403,7 @@ export function createToolbar(parent, theme, handlers) {
       styles.set(next);
       if (activeView != null) this.setView(activeView);
       parts.paint();
+      measures.paint();
     },
     destroy() {
       listeners.removeAll();

@@ -96,3 +96,61 @@ export function imageData(value) {
   return { token: value.token, values, others: decodeOptional(value.others), source: value.source ?? "attention",
     note: value.note ?? "" };
 }
+
+/**
+ * query_key_data {q, k, products: float32 [d], dot, scaling, bias, softcap, score, masked, weight, layer, head,
+ * key_head, query, key, query_token, key_token, note} -> the same with q, k, products decoded, or null.
+ */
+export function queryKeyData(value) {
+  if (!value || !isWireArray(value.q) || !isWireArray(value.k) || !isWireArray(value.products)) return null;
+  const [q, k, products] = [value.q, value.k, value.products].map((wire) => decode(wire));
+  const size = q.data.length;
+  if (k.data.length !== size || products.data.length !== size) {
+    throw new TypeError(`query_key_data: q, k and products must have one length; got ${size}, ${k.data.length}, `
+      + `${products.data.length}`);
+  }
+  const number = (x) => (typeof x === "number" ? x : Number.NaN);
+  return { q: q.data, k: k.data, products: products.data, size, dot: number(value.dot), scaling: number(value.scaling),
+    bias: number(value.bias ?? 0), softcap: typeof value.softcap === "number" ? value.softcap : null,
+    score: number(value.score), masked: !!value.masked, weight: number(value.weight), layer: value.layer ?? 0,
+    head: value.head ?? 0, keyHead: value.key_head ?? value.head ?? 0, query: value.query ?? 0, key: value.key ?? 0,
+    queryToken: String(value.query_token ?? ""), keyToken: String(value.key_token ?? ""), cross: !!value.cross,
+    note: String(value.note ?? "") };
+}
+
+const ROUTE_NODE_FIELDS = ["kind", "layer", "token", "row"];
+const ROUTE_EDGE_FIELDS = ["source", "target", "importance", "head", "layer", "kind"];
+
+/**
+ * routes_data {nodes: {kind uint8, layer, token, row int32 [N]}, edges: {source, target int32 [M],
+ * importance float32 [M], attention?, residual? float32 [M], head int16 [M] (-1: none), layer int16 [M],
+ * kind uint8 [M]}, node_kinds, edge_kinds, target, threshold, num_layers, num_tokens, uses_residual, rows}
+ * -> {nodes: {kind, layer, token, row}, edges: {...}, nodeKinds, edgeKinds, target, threshold, numLayers,
+ * numTokens, usesResidual, rows, maxImportance} (typed arrays), or null.
+ */
+export function routesData(value) {
+  if (!value || !value.nodes || !value.edges) return null;
+  const column = (group, name, count) => {
+    const wire = value[group][name];
+    if (!isWireArray(wire)) throw new TypeError(`routes_data.${group}.${name}: expected a wire array`);
+    const array = decode(wire);
+    if (count != null && array.data.length !== count) {
+      throw new TypeError(`routes_data.${group}.${name}: expected ${count} values, got ${array.data.length}`);
+    }
+    return array.data;
+  };
+  const kinds = column("nodes", "kind");
+  const nodes = Object.fromEntries(ROUTE_NODE_FIELDS.map((name) => [name, column("nodes", name, kinds.length)]));
+  const importance = column("edges", "importance");
+  const edges = Object.fromEntries(ROUTE_EDGE_FIELDS.map((name) => [name, column("edges", name, importance.length)]));
+  for (const name of ["attention", "residual"]) {
+    edges[name] = isWireArray(value.edges[name]) ? column("edges", name, importance.length) : null;
+  }
+  const numLayers = value.num_layers ?? 0;
+  let maxImportance = 0;
+  for (const v of importance) if (v > maxImportance) maxImportance = v;
+  return { nodes, edges, nodeKinds: value.node_kinds ?? ["res", "mid", "ffn"],
+    edgeKinds: value.edge_kinds ?? ["attention", "residual", "attention+residual", "ffn"],
+    target: value.target ?? 0, threshold: value.threshold ?? 0, numLayers, numTokens: value.num_tokens ?? 0,
+    usesResidual: !!value.uses_residual, rows: value.rows ?? 2 * numLayers + 1, maxImportance };
+}

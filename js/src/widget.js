@@ -7,7 +7,8 @@ import { fitSize, gridBudget, layoutWidth, planLayout, sameWindow, viewSizeOptio
 import { watchTheme } from "./theme.js";
 import { createToolbar, DEFAULT_VIEWS } from "./toolbar.js";
 import {
-  gridData, graphData, heatmapData, imageData, linesData, pictureData, rolloutData, textData, tileData, toggleToken,
+  gridData, graphData, heatmapData, imageData, linesData, pictureData, queryKeyData, rolloutData, routesData, textData,
+  tileData, toggleToken,
 } from "./traits.js";
 import { answerFigureRequest, createListeners, downloadPNG, element, figureCanvas } from "./views/canvas.js";
 import { mountGraph } from "./views/graph.js";
@@ -15,6 +16,8 @@ import { mountGrid } from "./views/grid.js";
 import { mountHeatmap } from "./views/heatmap.js";
 import { mountImage } from "./views/image.js";
 import { mountLines } from "./views/lines.js";
+import { mountQueryKey } from "./views/querykey.js";
+import { mountRoutes } from "./views/routes.js";
 import { mountStrip } from "./views/strip.js";
 import { mountText } from "./views/text.js";
 
@@ -25,7 +28,11 @@ const VIEWS = {
   graph: { trait: "graph_data", mount: mountGraph, data: graphData },
   rollout: { trait: "rollout_data", mount: mountStrip, data: rolloutData },
   image: { trait: "image_data", mount: mountImage, data: imageData },
+  "query-key": { trait: "query_key_data", mount: mountQueryKey, data: queryKeyData },
+  routes: { trait: "routes_data", mount: mountRoutes, data: routesData },
 };
+/** What the grid's and heatmap's colour bars and titles call a value, per measure. */
+const QUANTITY = { attention: "weight", contribution: "contribution" };
 
 function render({ model, el }) {
   const started = performance.timeOrigin + performance.now();
@@ -65,6 +72,8 @@ function render({ model, el }) {
     onScale: (kind) => save({ color_scale: kind }),
     onTextSource: (source) => save({ text_source: source }),
     onPart: (part) => save({ part }),
+    onMeasure: (measure) => save({ measure }),
+    onRoutesThreshold: (value) => save({ routes_threshold: value }),
     onRolloutFusion: (fusion) => save({ rollout_fusion: fusion }),
     onDiscardRatio: (ratio) => save({ discard_ratio: ratio }),
   });
@@ -126,12 +135,16 @@ function render({ model, el }) {
     if ((model.get("hovered_token") ?? null) !== token) save({ hovered_token: token });
   };
   const toggle = (token) => save({ selected_tokens: toggleToken(model.get("selected_tokens"), token) });
+  const quantity = () => QUANTITY[model.get("measure")] ?? "weight";
 
   const callbacks = {
     heatmap: {
       hover: (query) => hover(query),
       window: (win) => model.send({ type: "tile_request", ...win }),
-      click: (query) => toggle(query),
+      click: (query, key) => { // also the cell the query-key view takes apart
+        const cell = offeredViews().includes("query-key") && key != null ? { query_key_cell: [query, key] } : {};
+        save({ selected_tokens: toggleToken(model.get("selected_tokens"), query), ...cell });
+      },
     },
     lines: {
       hover: (token, side) => {
@@ -145,6 +158,9 @@ function render({ model, el }) {
     graph: { hover, click: toggle },
     rollout: { hover, click: toggle },
     image: { hover, click: toggle },
+    "query-key": { cell: (query, key) => save({ query_key_cell: [query, key] }) },
+    routes: { hover, target: (token) => save({ routes_target: token }),
+      edge: (index) => model.send({ type: "routes_edge", edge: index }) },
   };
 
   function mountGridView(budget = plan?.grid) {
@@ -152,7 +168,7 @@ function render({ model, el }) {
     grid?.destroy();
     grid = mountGrid(gridBox, dataOf(gridData, model.get("grid_data")), {
       theme, lut, layer: model.get("layer"), head: model.get("head") ?? null, numTokens: tokens().length,
-      modelName: model.get("model_name") ?? "", part: model.get("part") ?? "",
+      modelName: model.get("model_name") ?? "", part: model.get("part") ?? "", quantity: quantity(),
       ...(budget ?? {}),
     }, { select: (layer, head) => save({ layer, head }) });
     grid.setHovered(model.get("hovered_token") ?? null, tokens().length);
@@ -252,7 +268,7 @@ function render({ model, el }) {
   // (a part switch changes several at once; the view is remounted once).
   let mounted = null;
   const mountKey = () => [model.get("view"), model.get("part"), model.get("tokens"), model.get("key_tokens"),
-    model.get("is_causal"), model.get("is_cross"), model.get("image"), model.get("views")];
+    model.get("is_causal"), model.get("is_cross"), model.get("image"), model.get("views"), model.get("measure")];
   const sameKey = (a, b) => !!a && a.length === b.length && a.every((v, i) => v === b[i]);
 
   /** Mount the view in the layout's view box; `keepWindow`: a remount of the same view (resize, theme) keeps the heatmap's zoom. */
@@ -269,7 +285,7 @@ function render({ model, el }) {
       theme, lut, tokens: tokens(), keyTokens: keyTokens(), cross: isCross(), causal: !!model.get("is_causal"),
       threshold: model.get("threshold") ?? 0, scale: model.get("color_scale") ?? "linear",
       picture: viewName === "image" ? dataOf(pictureData, model.get("image")) : null,
-      modelName: model.get("model_name") ?? "", ...sizes,
+      modelName: model.get("model_name") ?? "", quantity: quantity(), ...sizes,
     }, callbacks[viewName]);
     const sizes = plan ? viewSizeOptions(viewName, plan) : {};
     view = mountWith(sizes);
@@ -360,6 +376,7 @@ function render({ model, el }) {
 
   function showParts() {
     toolbar.setParts(model.get("parts") ?? [], model.get("part") ?? null);
+    toolbar.setMeasures(model.get("measures") ?? [], model.get("measure") ?? null);
     toolbar.setRollout(!isCross());
   }
 
@@ -382,6 +399,9 @@ function render({ model, el }) {
   on("change:model_name", () => { mountGridView(); mountView(); }); // the figures' titles
   on("change:part", () => { mountGridView(); relayout(false, true); }); // another grid: lay out again
   on("change:parts", showParts);
+  on("change:measures", showParts);
+  on("change:measure", () => { showParts(); mountGridView(); remountView(); }); // titles and colour bars
+  on("change:routes_threshold", () => toolbar.setRoutesThreshold(model.get("routes_threshold") ?? null));
   on("change:grid_data", () => grid.update(dataOf(gridData, model.get("grid_data"))));
   on("change:layer", () => grid.select(model.get("layer"), model.get("head") ?? null));
   on("change:head", () => grid.select(model.get("layer"), model.get("head") ?? null));
@@ -425,6 +445,7 @@ function render({ model, el }) {
   });
 
   toolbar.setThreshold(model.get("threshold"));
+  toolbar.setRoutesThreshold(model.get("routes_threshold") ?? null);
   showParts();
   toolbar.setHeatmapKind(model.get("heatmap_kind") ?? null);
   toolbar.setScale(model.get("color_scale") ?? null);

@@ -5,7 +5,8 @@
 //        is still being computed in the kernel: its cells are drawn as placeholders. Thumbnails are
 //        square (sq = sk) for self-attention; cross-attention's rectangles are stretched to the cells.
 //        color_by comes with metric, its name (the kernel's color_by).
-// options: {theme, lut, layer, head, numTokens, maxWidth, maxHeight, modelName?, part?}
+// options: {theme, lut, layer, head, numTokens, maxWidth, maxHeight, modelName?, part?, quantity? ("weight",
+//   or "contribution" for measure="contribution": the title and the colour bar name it)}
 // The figure (figure.js): a title naming the model, "head" and "layer" axis titles, the H/L labels, and
 // colour bars on the right: the thumbnails' (0 .. each thumbnail's own maximum) and, with color_by,
 // the metric's (its range; the borders' colours). maxWidth includes the bars. Hover and selection
@@ -51,7 +52,8 @@ export function mountGrid(parent, data, options, callbacks = {}) {
   function currentScene() {
     const { figure, atlas, scores, range, metric, rows, cols, ready } = current;
     return gridScene(figure, { atlas, rows, cols, ready: ready?.data ?? null, scores, range, metric },
-      { theme, lut: options.lut, borderLUT, measure, modelName: options.modelName ?? "", part: options.part ?? "" });
+      { theme, lut: options.lut, borderLUT, measure, modelName: options.modelName ?? "", part: options.part ?? "",
+        quantity: options.quantity ?? "weight" });
   }
 
   function drawBase() {

@@ -5,7 +5,7 @@
 //   r < n_rows (or c < n_cols) means the tile is pooled, each cell covering several tokens.
 //   title names what is shown ("layer 15, mean of heads"); drawn above the matrix.
 // options: {theme, lut, tokens, keyTokens?, cross?, causal, size, scale: "linear" | "log" | "no_sink",
-//   modelName?}
+//   modelName?, quantity? ("weight", or "contribution": the colour bar's title and the tooltip)}
 //   tokens label the rows (queries), keyTokens the columns (keys; default: tokens). Cross-attention
 //   (cross: true) is a rectangle: target tokens down, source tokens across, cells kept square.
 // The figure (figure.js): the title names the model and what is shown, axis titles say query/key
@@ -63,6 +63,7 @@ export function mountHeatmap(parent, data, options, callbacks = {}) {
   function currentScene() {
     return heatmapScene(layout, {
       tile: tile && tile.source ? tile : null, view, causal: !!options.causal, scale, selected, title: tile?.title ?? "",
+      quantity: options.quantity ?? "weight",
     }, { theme, lut: options.lut, tokens, keyTokens, measure, modelName: options.modelName ?? "" });
   }
 
@@ -124,7 +125,7 @@ export function mountHeatmap(parent, data, options, callbacks = {}) {
     if (index < 0) return "weight not loaded";
     const raw = tile.matrix.data[index];
     const weight = tile.matrix.dtype === "uint8" ? raw / 255 : raw;
-    return `weight ${weight.toFixed(4)}`;
+    return `${options.quantity ?? "weight"} ${weight.toFixed(4)}`;
   }
 
   function setHover(next, point) {
