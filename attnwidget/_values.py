@@ -123,7 +123,10 @@ class ResidualStream:
 
         self.owner, self._thread, self.model, self.projections = owner, threading, model, projections
         self.stacks = layer_stacks(model, attention_names)
-        self.states = [[None] * (len(blocks) + 1) for blocks in self.stacks]
+        # per stack: one float32 [blocks + 1, n, hidden] tensor, allocated at its first state and filled in
+        # place (stacking copies at the end would hold the stream twice), and which rows were filled
+        self.states: list = [None] * len(self.stacks)
+        self.filled = [[False] * (len(blocks) + 1) for blocks in self.stacks]
         # with values: per block, does its output equal input + attention output + last linear output?
         self.checks = [[None] * len(blocks) for blocks in self.stacks]
         self._entered = None  # (stack, block, the block's input tensor)
@@ -143,7 +146,15 @@ class ResidualStream:
                 f"{blocks[min(index, len(blocks) - 1)][0]}; got "
                 f"{tuple(state.shape) if isinstance(state, torch.Tensor) else type(state).__name__}"
             )
-        self.states[s][index] = state[0].detach().float().cpu().clone()
+        if self.states[s] is None:
+            self.states[s] = torch.empty((len(self.stacks[s]) + 1,) + tuple(state.shape[1:]), dtype=torch.float32)
+        if tuple(state.shape[1:]) != tuple(self.states[s].shape[1:]):
+            raise UnsupportedAttentionError(
+                f"residual=True: block {self.stacks[s][min(index, len(self.stacks[s]) - 1)][0]} saw a hidden state "
+                f"of shape {tuple(state.shape)}; the blocks before it saw [1, {', '.join(map(str, self.states[s].shape[1:]))}]"
+            )
+        self.states[s][index].copy_(state[0].detach())
+        self.filled[s][index] = True
 
     def _enter(self, s: int, index: int):
         def hook(module, args, kwargs):
@@ -181,8 +192,8 @@ class ResidualStream:
         return float((rebuilt - out.float()).abs().max()) <= tolerance * scale
 
     def stacked(self) -> torch.Tensor:
-        ran = [states for states in self.states if any(x is not None for x in states)]
-        if len(ran) != 1 or any(x is None for x in ran[0]):
+        ran = [s for s, filled in enumerate(self.filled) if any(filled)]
+        if len(ran) != 1 or not all(self.filled[ran[0]]):
             names = ", ".join(blocks[0][0].rsplit(".", 1)[0] for blocks in self.stacks) or "none"
             raise UnsupportedAttentionError(
                 f"residual=True records the hidden state between the blocks of one stack of layers; in "
@@ -190,8 +201,8 @@ class ResidualStream:
                 + ("" if len(ran) != 1 else ", but not every block of it") + ". Encoder-decoder models are not "
                 "supported yet: capture without residual=True."
             )
-        self.ran = self.states.index(ran[0])
-        return torch.stack(ran[0])
+        self.ran = ran[0]
+        return self.states[self.ran]
 
     def block_checks(self) -> list[bool] | None:
         """Per block of the stack that ran: its output is input + attention output + FFN output (None

@@ -143,7 +143,9 @@ def summary_rows(ran: dict) -> list[list[str]]:
     bey = _read("beyond.json") if not failed("beyond") else None
     if bey:
         for what, t_key, m_key in (("capture(values=True)", "time_values", "mem_values"),
-                                   ("flow_routes (values + residual capture, then the routes)", "time_routes", "mem_routes")):
+                                   ("flow_routes on a values + residual capture", "time_routes", "mem_routes"),
+                                   ("routes from scratch (capture with values and residual, then flow_routes)",
+                                    "time_pipeline", "mem_pipeline")):
             rows.append([f"{what} / plain capture, {bey['tokens']} tokens: time, peak RSS",
                          f"<= {bey['goal_time']:g}x, <= {bey['goal_mem']:g}x",
                          f"{bey[t_key]:.2f}x, {bey[m_key]:.2f}x",
