@@ -82,19 +82,9 @@ class Measures:
         """Show ``measure`` of the part shown: the grid, the heatmap and the views follow; the layer,
         head, view and the hovered and selected tokens stay. Its background pass starts (a measure
         already passed over is not passed again)."""
-        old = self._state
-        if measure == old.measure:
-            return
-        with self._lock:
-            state = self._measure_state(old.name, measure)
-            try:
-                self._show_measure(state)
-            except Exception:
-                self._show_measure(old)
-                self.set_trait("measure", old.measure)
-                raise
-            self._pass_generation += 1  # the other measure's pass stops after its current layer
-        self._start_pass(self._background, False)
+        if measure != self._state.measure:
+            name = self._state.name
+            self._swap(lambda: self._measure_state(name, measure), self._show_measure, "measure")
 
     def _show_measure(self, state: PartState) -> None:
         self._use(state)
@@ -103,11 +93,6 @@ class Measures:
             state.summary.layer(self.layer)  # first paint needs only this layer
             self._flow_row, self._pending_row = None, None  # both belong to the other measure
             with self.hold_sync():
-                self.lines_data, self.graph_data, self.rollout_data, self.text_data = {}, {}, {}, {}
-                self.layers_done = len(state.summary.done)
-                self.progress = ""
-                self.grid_data = self._grid()
-                self._push_selection()
-                self._push_view()
+                self._repaint(state)
         finally:
             self._quiet = False

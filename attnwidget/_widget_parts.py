@@ -214,20 +214,31 @@ class Parts:
         a head the part lacks becomes the mean, hovered and selected tokens are cleared, and a view,
         heatmap kind or text source the part does not offer falls back to the heatmap / attention.
         The part's background pass starts (a part already passed over is not passed again)."""
-        old = self._state
-        if name == old.name:
+        if name == self._state.name:
             return
-        with self._lock:
+
+        def make_state():
             attention = self._part_state(name)
             # the measure shown applies to the new part when it offers it, else its attention shows
-            state = self._measure_state(name, self.measure if self.measure in attention.measures else "attention")
+            return self._measure_state(name, self.measure if self.measure in attention.measures else "attention")
+
+        self._swap(make_state, self._show, "part")
+
+    def _swap(self, make_state, show, trait: str) -> None:
+        """Show the state ``make_state()`` returns with ``show`` (a part or measure switch); if that
+        raises, show the previous state again and put ``trait`` back, so the kernel's values stay
+        consistent with the page's. Then the new state's background pass starts; the previous one stops
+        after its current layer (a state already passed over is not passed again)."""
+        old = self._state
+        with self._lock:
+            state = make_state()
             try:
-                self._show(state)
+                show(state)
             except Exception:
-                self._show(old)  # the kernel's values stay consistent with the page's
-                self.set_trait("part", old.name)
+                show(old)
+                self.set_trait(trait, old.name if trait == "part" else getattr(old, trait))
                 raise
-            self._pass_generation += 1  # the previous part's pass stops after its current layer
+            self._pass_generation += 1
         self._start_pass(self._background, False)
 
     def _show(self, state: PartState) -> None:
@@ -257,11 +268,16 @@ class Parts:
                     self.heatmap_kind = "attention"
                     if self.text_source != "attention":
                         self.text_source = "attention"
-                self.lines_data, self.graph_data, self.rollout_data, self.text_data = {}, {}, {}, {}
-                self.layers_done = len(state.summary.done)
-                self.progress = ""
-                self.grid_data = self._grid()
-                self._push_selection()
-                self._push_view()
+                self._repaint(state)
         finally:
             self._quiet = False
+
+    def _repaint(self, state: PartState) -> None:
+        """Every view from ``state`` after a switch: the views' data cleared, the grid and progress of its
+        background pass, the heatmap and the current view pushed (inside ``hold_sync``, quiet)."""
+        self.lines_data, self.graph_data, self.rollout_data, self.text_data = {}, {}, {}, {}
+        self.layers_done = len(state.summary.done)
+        self.progress = ""
+        self.grid_data = self._grid()
+        self._push_selection()
+        self._push_view()

@@ -92,3 +92,17 @@ def write_table(name: str, title: str, header: list[str], rows: list[list], note
     (RESULTS / f"{name}.md").write_text(text)
     print(text)
     return text
+
+
+def run_case(script: str, *args) -> dict:
+    """Run ``script --case ARGS`` in a fresh process (its own memory high-water mark) and return the JSON
+    its last line prints; a failing case raises with its last error line."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, script, "--case", *map(str, args)], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr)
+        raise RuntimeError(f"case {args} failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])

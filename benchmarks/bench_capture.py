@@ -21,12 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
 from _common import RESULTS, PeakRSS, _status, machine, today, token_ids  # noqa: E402
 
 GOAL_TIME = 1.5  # capture / forward
@@ -121,11 +121,7 @@ def case_mem(kind: str, n: int) -> dict:
 
 
 def run_case(*args) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--case", *map(str, args)], capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.stderr.write(out.stderr)
-        raise RuntimeError(f"case {args} failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _common.run_case(__file__, *args)
 
 
 # -- tables ---------------------------------------------------------------------------------------

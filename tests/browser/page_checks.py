@@ -97,6 +97,21 @@ def overflow(page, selector: str = ".attnwidget") -> list[dict]:
         rootRight: el.getBoundingClientRect().right}))""", selector)
 
 
+def settle(page) -> None:
+    """Wait until every request of the page has been answered by the Python widget."""
+    page.wait_for_function("window.__model.inFlight === 0", timeout=15000)
+
+
+def view_box(page, view: str) -> dict:
+    """The view's published geometry, with its first canvas' page position (``x``, ``y``)."""
+    info = page.evaluate("""name => {
+        const box = document.querySelector(`.attnwidget-${name}`);
+        const rect = box.querySelector("canvas").getBoundingClientRect();
+        return {geometry: box.dataset.geometry, x: rect.x, y: rect.y};
+    }""", view)
+    return {**json.loads(info["geometry"]), "x": info["x"], "y": info["y"]}
+
+
 def geometry(page, view: str, nth: int = 0) -> dict:
     """The published geometry of the nth widget's view (``.attnwidget-{view}``)."""
     return json.loads(page.evaluate("([v, i]) => document.querySelectorAll(`.attnwidget-${v}`)[i].dataset.geometry",

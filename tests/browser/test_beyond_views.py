@@ -4,7 +4,6 @@ selector switches the kernel's measure, and all of it reads in light and dark th
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: helpers (tiny models)
 from harness_data import MALICIOUS_IMG  # noqa: E402
 from helpers import tiny_model  # noqa: E402
-from page_checks import AA, canvas_contrast, dom_contrast  # noqa: E402
+from page_checks import AA, canvas_contrast, dom_contrast, settle, view_box  # noqa: E402
 from test_theme_layout import DARK  # noqa: E402
 
 import attnwidget  # noqa: E402
@@ -23,20 +22,6 @@ from attnwidget.widget import AttentionWidget  # noqa: E402
 pytestmark = pytest.mark.browser
 
 TEXT = "The cat sat on the mat. The dog sat"
-
-
-def settle(page) -> None:
-    page.wait_for_function("window.__model.inFlight === 0", timeout=15000)
-
-
-def view_geometry(page, view: str) -> dict:
-    """The view's published geometry, with its first canvas' page position (x, y)."""
-    info = page.evaluate("""name => {
-        const box = document.querySelector(`.attnwidget-${name}`);
-        const rect = box.querySelector("canvas").getBoundingClientRect();
-        return {geometry: box.dataset.geometry, x: rect.x, y: rect.y};
-    }""", view)
-    return {**json.loads(info["geometry"]), "x": info["x"], "y": info["y"]}
 
 
 def decode(wire: dict) -> np.ndarray:
@@ -57,13 +42,13 @@ def widget(cap):
 
 def test_the_query_key_bars_follow_a_heatmap_click(mount_kernel, widget, cap):
     page = mount_kernel(widget)
-    g = view_geometry(page, "heatmap")
+    g = view_box(page, "heatmap")
     page.mouse.click(g["x"] + g["left"] + (2 + 0.5) * g["cellW"], g["y"] + g["top"] + (7 + 0.5) * g["cellH"])
     settle(page)
     assert widget.query_key_cell == [7, 2] and widget.selected_tokens == [7]
     page.get_by_role("button", name="query-key").click()
     settle(page)
-    qk = view_geometry(page, "query-key")
+    qk = view_box(page, "query-key")
     assert (qk["layer"], qk["head"], qk["query"], qk["key"]) == (1, 2, 7, 2)
     np.testing.assert_allclose(qk["q"], cap.query_key(1, 2, 7, 2).q, rtol=1e-6)
     caption = page.evaluate("document.querySelector('.attnwidget-query-key').dataset.caption")
@@ -75,7 +60,7 @@ def test_the_query_key_bars_follow_a_heatmap_click(mount_kernel, widget, cap):
     page.keyboard.press("ArrowDown")
     settle(page)
     assert widget.query_key_cell == [8, 2]
-    qk = view_geometry(page, "query-key")
+    qk = view_box(page, "query-key")
     assert qk["query"] == 8
     np.testing.assert_allclose(qk["q"], cap.query_key(1, 2, 8, 2).q, rtol=1e-6)
     assert page.evaluate("document.querySelector('.attnwidget-query-key-base').toDataURL()") != bars
@@ -91,7 +76,7 @@ def test_the_routes_view_draws_labelled_nodes_and_names_an_edges_head(mount_kern
     page.get_by_role("button", name="routes").click()
     settle(page)
     graph = attnwidget.flow_routes(cap)
-    g = view_geometry(page, "routes")
+    g = view_box(page, "routes")
     assert (g["nodes"], g["edges"], g["target"]) == (graph.number_of_nodes(), graph.number_of_edges(), 9)
     assert page.evaluate("sel => window.paintedPixels(sel)", ".attnwidget-routes-base")["colors"] > 4
     # Token labels along the bottom, as text; the target's is pressed.
@@ -127,7 +112,7 @@ def test_the_routes_view_draws_labelled_nodes_and_names_an_edges_head(mount_kern
     # A click on a token label traces the routes into that token.
     page.locator(".attnwidget-routes-token[data-token='4']").click()
     settle(page)
-    assert widget.routes_target == 4 and view_geometry(page, "routes")["target"] == 4
+    assert widget.routes_target == 4 and view_box(page, "routes")["target"] == 4
     assert page.locator(".attnwidget-routes-token[data-token='4']").get_attribute("aria-pressed") == "true"
     assert page.locator(".attnwidget-routes-caption").text_content().startswith('routes into token 4 " the"')
 
@@ -165,14 +150,14 @@ def test_the_new_views_read_in_light_and_dark(mount_kernel, widget, dark):
     texts = dom_contrast(page, ".attnwidget-routes-caption, .attnwidget-routes-token, .attnwidget-routes-legend span, "
                                ".attnwidget-routes-threshold > span")
     assert len(texts) >= 10 and not [t for t in texts if t["ratio"] < AA], (where, [t for t in texts if t["ratio"] < AA])
-    g = view_geometry(page, "routes")
+    g = view_box(page, "routes")
     rows = canvas_contrast(page, ".attnwidget-routes-base", {"x": 0, "y": 0, "width": g["gutter"] - 2,
                                                              "height": g["plotHeight"]})
     assert rows["inked"] > 50 and rows["ratio"] >= AA, (where, rows)
     page.get_by_role("button", name="query-key").click()
     settle(page)
     assert widget.query_key_data["head"] == 0 and "head 0" in widget.query_key_data["note"]
-    g = view_geometry(page, "query-key")
+    g = view_box(page, "query-key")
     title = canvas_contrast(page, ".attnwidget-query-key-base", {"x": 0, "y": 0, "width": g["width"], "height": 52})
     assert title["inked"] > 100 and title["ratio"] >= AA, (where, title)
     ticks = canvas_contrast(page, ".attnwidget-query-key-base", {"x": 0, "y": g["top"], "width": g["left"] - 4,

@@ -3,7 +3,6 @@ selector, the rectangular cross-attention heatmap, lines and text."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -13,22 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the hand
 from widget_captures import SOURCE, TARGET, make_seq2seq  # noqa: E402
 
 from attnwidget.widget import AttentionWidget  # noqa: E402
+from page_checks import settle, view_box  # noqa: E402
 
 pytestmark = pytest.mark.browser
-
-
-def settle(page) -> None:
-    """Wait until every request of the page has been answered by the Python widget."""
-    page.wait_for_function("window.__model.inFlight === 0", timeout=15000)
-
-
-def geometry(page, view: str) -> dict:
-    info = page.evaluate("""name => {
-        const box = document.querySelector(`.attnwidget-${name}`);
-        const rect = box.querySelector("canvas").getBoundingClientRect();
-        return {geometry: box.dataset.geometry, x: rect.x, y: rect.y};
-    }""", view)
-    return {**json.loads(info["geometry"]), "x": info["x"], "y": info["y"]}
 
 
 def cell(g: dict, row: int, col: int) -> tuple[float, float]:
@@ -48,7 +34,7 @@ def test_the_part_selector_switches_the_kernels_part(mount_kernel, s2s_widget):
     radios = page.get_by_role("radio")
     assert radios.count() == 3
     assert page.get_by_role("radio", name="encoder").get_attribute("aria-checked") == "true"
-    g = geometry(page, "heatmap")
+    g = view_box(page, "heatmap")
     # A square plot as wide as the layout allows (the widget fills the page's width; layout.js).
     side = g["width"]
     assert g["total"] == {"rows": 8, "cols": 8} and g["height"] == side >= 420
@@ -59,7 +45,7 @@ def test_the_part_selector_switches_the_kernels_part(mount_kernel, s2s_widget):
     assert page.get_by_role("radio", name="cross-attention").get_attribute("aria-checked") == "true"
     assert page.get_by_role("radio", name="encoder").get_attribute("aria-checked") == "false"
     # The heatmap is a rectangle: 6 target rows over 8 source columns, square cells.
-    g = geometry(page, "heatmap")
+    g = view_box(page, "heatmap")
     assert g["cross"] and g["total"] == {"rows": len(TARGET), "cols": len(SOURCE)}
     # (The flatter plot grows into the view box's height: at least as wide as the square was.)
     assert g["width"] >= side and g["height"] == round(g["width"] * 6 / 8)
@@ -89,7 +75,7 @@ def test_the_part_selector_switches_the_kernels_part(mount_kernel, s2s_widget):
     settle(page)
     assert s2s_widget.part == "decoder"
     assert page.evaluate("document.activeElement.dataset.part") == "decoder"
-    g = geometry(page, "heatmap")
+    g = view_box(page, "heatmap")
     assert g["total"] == {"rows": 6, "cols": 6} and not g["cross"]
     assert page.get_by_role("button", name="rollout").is_visible()
 
@@ -99,7 +85,7 @@ def test_cross_lines_join_target_tokens_to_source_tokens(mount_kernel, s2s_widge
     page = mount_kernel(s2s_widget)
     page.get_by_role("button", name="lines").click()
     settle(page)
-    g = geometry(page, "lines")
+    g = view_box(page, "lines")
     assert (g["left"], g["right"]) == (len(TARGET), len(SOURCE))
     # A source token on the right: its column (every target token reading it); no hovered target token.
     page.mouse.move(g["x"] + g["rightEdge"] + 20.5, g["y"] + g["top"] + 7.5 * g["lineHeight"])
@@ -121,7 +107,7 @@ def test_cross_text_colours_the_source_by_the_hovered_target(mount_kernel, s2s_w
     page = mount_kernel(s2s_widget)
     page.get_by_role("button", name="text").click()
     settle(page)
-    g = geometry(page, "text")
+    g = view_box(page, "text")
     boxes = {int(k): v for k, v in g["boxes"].items()}
     assert sorted(boxes) == list(range(len(TARGET) + len(SOURCE)))
     first_source, last_target = boxes[len(TARGET)], boxes[len(TARGET) - 1]
