@@ -210,6 +210,15 @@ def _open(capture, name: str, tokens=None, source=None, **fields) -> PartSubject
                                                                        **fields})
 
 
+def page_side(widget, name: str):
+    """A live widget's trait ``name`` as its exported page has it: the views that need the kernel
+    (:data:`attnwidget._widget_parts.KERNEL_VIEWS`: query-key and routes) are the live widget's only."""
+    from ._widget_parts import KERNEL_VIEWS
+
+    value = getattr(widget, name)
+    return [v for v in value if v not in KERNEL_VIEWS] if name == "views" else value
+
+
 def _widget_subject(w, part) -> _Subject:
     """The parts of a widget: the part it shows with its selection, flow and tokens; the others as a
     part switch would show them (layer clamped, a head the part lacks becomes the mean, no selection)."""

@@ -13,7 +13,7 @@ import attnwidget
 from attnwidget import export as ex
 from attnwidget import reduce as r
 from attnwidget._engine import tile_factor
-from attnwidget._widget_parts import KERNEL_VIEWS
+from attnwidget.export import page_side
 from attnwidget.errors import ArgumentError
 from attnwidget.seq2seq import Seq2SeqCapture
 
@@ -37,13 +37,6 @@ def vit():
     model, _ = pair("vit")
     return attnwidget.capture(model, image_processor(model), data.astronaut())
 
-
-
-def page_side(widget, name: str):
-    """A live widget's trait as an exported page has it: the views that need the kernel (query-key,
-    routes) are the live widget's only."""
-    value = getattr(widget, name)
-    return [v for v in value if v not in KERNEL_VIEWS] if name == "views" else value
 
 def weights(arrays: dict, prefix: str = "") -> np.ndarray:
     """The embedded ``[L, H + 1, sq, sk]`` heatmaps as weights (8 bits times each matrix's maximum)."""

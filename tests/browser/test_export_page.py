@@ -295,7 +295,7 @@ def test_seq2seq_page_switches_parts_offline(open_page, family_pages):
     widget = attnwidget.AttentionWidget(s2s, background=False)
     widget.part = "encoder"
     for name in PART_TRAITS:
-        assert model(page, name) == getattr(widget, name), name
+        assert model(page, name) == ex.page_side(widget, name), name
     widget.close()
     g = geometry(page, "heatmap")
     assert not g["cross"] and g["total"] == {"rows": ns, "cols": ns}
