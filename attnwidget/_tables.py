@@ -1,8 +1,9 @@
-"""Shared helpers of analysis.py, languages.py and report.py: text tables, token display, layer
-selection, conversion to plain data."""
+"""Shared helpers of analysis.py, heads.py, languages.py, report.py and templates.py: text and HTML
+tables, token display, layer selection, conversion to plain data."""
 
 from __future__ import annotations
 
+import html
 import unicodedata
 
 import numpy as np
@@ -52,6 +53,44 @@ def table(header: list[str], rows: list[list[str]]) -> str:
             out.append(cell + pad if c == 0 else pad + cell)
         lines.append("  ".join(out).rstrip())
     return "\n".join(lines)
+
+
+# HTML for the results' ``_repr_html_``: every piece of text goes through ``html.escape`` here (token
+# strings and names can hold markup such as ``<img onerror=...>``), so callers pass plain text only.
+
+#: Class of every element the results' HTML is wrapped in (one stylesheet hook, no inline scripts).
+HTML_CLASS = "attnwidget-result"
+
+
+def html_table(header: list[str], rows: list[list[str]], caption: str | None = None) -> str:
+    """Rows of plain-text cells as an HTML ``<table>`` (all text escaped); the first column is a
+    row header (``<th>``), left-aligned, the others right-aligned as in :func:`table`."""
+    head = "".join(f'<th style="text-align:{"left" if c == 0 else "right"}">{html.escape(str(h))}</th>'
+                   for c, h in enumerate(header))
+    body = []
+    for row in rows:
+        cells = [f'<th style="text-align:left">{html.escape(str(row[0]))}</th>'] if row else []
+        cells += [f'<td style="text-align:right">{html.escape(str(cell))}</td>' for cell in row[1:]]
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def html_list(items: list[str], empty: str = "none") -> str:
+    """Plain-text items as an HTML ``<ul>`` (escaped); ``empty`` as a paragraph when there are none."""
+    if not items:
+        return f"<p>{html.escape(empty)}</p>"
+    return "<ul>" + "".join(f"<li>{html.escape(str(item))}</li>" for item in items) + "</ul>"
+
+
+def html_text(text: str, tag: str = "p") -> str:
+    """One paragraph (or heading, with ``tag``) of plain text, escaped."""
+    return f"<{tag}>{html.escape(str(text))}</{tag}>"
+
+
+def html_block(*parts: str) -> str:
+    """Pieces made by the ``html_*`` helpers in one ``<div>`` (they are already escaped)."""
+    return f'<div class="{HTML_CLASS}">' + "".join(parts) + "</div>"
 
 
 def plain(value):

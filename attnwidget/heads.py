@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._engine import Engine
+from ._tables import fmt, html_block, html_table, html_text
 from ._progress import make_bar
 from ._summary import default_options, estimate_seconds, summary_for
 from .metrics import _is_capture, _row_entropy
@@ -108,6 +109,33 @@ class HeadRoles:
         names = np.array(_TOKEN_ROLES, dtype=object)[best]
         out[strong] = names[strong]
         return out
+
+    def to_pandas(self):
+        """One row per head, indexed by ``(layer, head)``: a column per role in :data:`ROLES` (NaN where
+        undefined) and ``dominant`` (:meth:`dominant` with its default thresholds). Needs pandas
+        (imported here only)."""
+        import pandas as pd
+
+        layers, heads = self.shape
+        index = pd.MultiIndex.from_product([range(layers), range(heads)], names=["layer", "head"])
+        columns = {role: np.asarray(self.scores(role), dtype=np.float64).reshape(-1) for role in ROLES}
+        columns["dominant"] = self.dominant().reshape(-1)
+        return pd.DataFrame(columns, index=index)
+
+    def _repr_html_(self) -> str:
+        layers, heads = self.shape
+        dominant = self.dominant()
+        best = [[role, ", ".join(f"L{l}H{h}: {fmt(v)}" for l, h, v in self.top(role, 3)) or "-",
+                 str(int((dominant == role).sum()))] for role in ROLES]
+        best.append(["mixed", "-", str(int((dominant == "mixed").sum()))])
+        grid = [[str(layer)] + [str(dominant[layer, head]) for head in range(heads)] for layer in range(layers)]
+        return html_block(
+            html_text(f"Head roles: {layers} layers x {heads} heads", "strong"),
+            html_table(["role", "best heads (layer, head: score)", "heads with this dominant role"], best,
+                       caption="Role scores"),
+            html_table(["layer"] + [f"head {h}" for h in range(heads)], grid,
+                       caption="Dominant role per head (threshold 0.4; broad: normalized entropy >= 0.75)"),
+        )
 
     def __repr__(self) -> str:
         layers, heads = self.shape

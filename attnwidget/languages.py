@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._tables import check_inputs, fmt, plain, captures_of, select_layers, show, table, visible_rows
+from ._tables import (captures_of, check_inputs, fmt, html_block, html_table, html_text, plain, select_layers, show,
+                      table, visible_rows)
 from ._progress import make_bar
 from ._summary import summary_for
 from .compare import ShowsComparison
@@ -116,10 +117,12 @@ class LanguageComparison(ShowsComparison):
     def __repr__(self) -> str:
         return f"LanguageComparison({', '.join(self.languages)}; top_k={self.top_k})"
 
-    def __str__(self) -> str:
+    def _tables(self):
+        """What ``__str__`` and ``_repr_html_`` show: (summary header, rows), the top-tokens title,
+        (per-layer header, rows)."""
         langs = list(self.languages.values())
         names = [s.name for s in langs]
-        summary = table(["statistic"] + names, [
+        summary = (["statistic"] + names, [
             ["tokens (non-special)"] + [fmt(s.num_tokens) for s in langs],
             ["characters"] + [fmt(s.num_chars) for s in langs],
             ["characters per token"] + [fmt(s.chars_per_token) for s in langs],
@@ -128,16 +131,48 @@ class LanguageComparison(ShowsComparison):
             ["sparsity (<0.01)"] + [fmt(s.sparsity.mean()) for s in langs],
         ])
         skipped = [w for w, on in (("the first token", self.exclude_first), ("special tokens", self.exclude_special)) if on]
-        lines = ["Language comparison (means over layers and heads)", summary, "",
-                 f"Most-attended tokens (mean over layers; received per visible query row"
-                 f"{'; excluding ' + ' and '.join(skipped) if skipped else ''}):"]
-        for s in langs:
-            lines.append(f"{s.name}: " + (", ".join(f"{show(t, 12)} {fmt(v)}" for t, _, v in s.top) or "-"))
+        top_title = (f"Most-attended tokens (mean over layers; received per visible query row"
+                     f"{'; excluding ' + ' and '.join(skipped) if skipped else ''})")
         depth = max(len(s.entropy) for s in langs)
         rows = [[str(layer)] + [fmt(s.entropy[layer]) if layer < len(s.entropy) else "-" for s in langs]
                 + [fmt(s.sparsity[layer]) if layer < len(s.sparsity) else "-" for s in langs] for layer in range(depth)]
-        lines += ["", "Per layer (mean over heads):",
-                  table(["layer"] + [f"entropy {n}" for n in names] + [f"sparsity {n}" for n in names], rows)]
+        per_layer = (["layer"] + [f"entropy {n}" for n in names] + [f"sparsity {n}" for n in names], rows)
+        return summary, top_title, per_layer
+
+    def to_pandas(self):
+        """One row per language (index ``language``, in order): ``num_tokens`` (non-special),
+        ``num_chars``, ``chars_per_token`` and the means over layers of ``entropy``,
+        ``normalized_entropy`` and ``sparsity``. The per-layer arrays and top tokens stay on
+        ``comparison[language]``. Needs pandas (imported here only)."""
+        import pandas as pd
+
+        langs = list(self.languages.values())
+        return pd.DataFrame({
+            "num_tokens": [int(s.num_tokens) for s in langs], "num_chars": [int(s.num_chars) for s in langs],
+            "chars_per_token": [float(s.chars_per_token) for s in langs],
+            "entropy": [float(np.mean(s.entropy)) for s in langs],
+            "normalized_entropy": [float(np.mean(s.normalized_entropy)) for s in langs],
+            "sparsity": [float(np.mean(s.sparsity)) for s in langs],
+        }, index=pd.Index([s.name for s in langs], name="language"))
+
+    def _repr_html_(self) -> str:
+        """The summary as HTML tables (a notebook shows it where the comparison view cannot be shown)."""
+        (head, rows), top_title, (layer_head, layer_rows) = self._tables()
+        top = [[s.name, str(rank + 1), show(t, 40), str(i), fmt(v)]
+               for s in self.languages.values() for rank, (t, i, v) in enumerate(s.top)]
+        return html_block(
+            html_text("Language comparison (means over layers and heads)", "strong"),
+            html_table(head, rows),
+            html_table(["language", "rank", "token", "index", "received"], top, caption=top_title),
+            html_table(layer_head, layer_rows, caption="Per layer (mean over heads)"),
+        )
+
+    def __str__(self) -> str:
+        (head, rows), top_title, (layer_head, layer_rows) = self._tables()
+        lines = ["Language comparison (means over layers and heads)", table(head, rows), "", top_title + ":"]
+        for s in self.languages.values():
+            lines.append(f"{s.name}: " + (", ".join(f"{show(t, 12)} {fmt(v)}" for t, _, v in s.top) or "-"))
+        lines += ["", "Per layer (mean over heads):", table(layer_head, layer_rows)]
         return "\n".join(lines)
 
 

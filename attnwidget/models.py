@@ -167,16 +167,24 @@ def load_model(name: str = "smollm2", **kwargs):
 
 @contextmanager
 def _quiet_progress():
-    """No per-tensor loading bars for a load of a few seconds (our own conversion log stays)."""
+    """No transformers loading bars ("Loading weights", per tensor) for a load of a few seconds, while
+    huggingface_hub's download bars stay as they are (on by default: a hub download can take minutes).
+
+    ``transformers.utils.logging.disable_progress_bar()`` would also switch the hub's bars off (and
+    clear its per-group settings), so only transformers' own switch is flipped, and put back after.
+    Our own conversion log (``_log``) is not affected.
+    """
     from transformers.utils import logging
 
-    was = logging.is_progress_bar_enabled()
-    logging.disable_progress_bar()
+    if not hasattr(logging, "_tqdm_active"):  # a transformers without the switch: leave its bars on
+        yield
+        return
+    was = logging._tqdm_active
+    logging._tqdm_active = False
     try:
         yield
     finally:
-        if was:
-            logging.enable_progress_bar()
+        logging._tqdm_active = was
 
 
 def _load(name: str, AutoModel, AutoModelForCausalLM, AutoTokenizer, kwargs: dict):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._tables import fmt, plain, table
+from ._tables import fmt, html_block, html_list, html_table, html_text, plain, table
 from .heads import head_roles
 from .metrics import _is_capture, compute_metrics
 from .errors import ArgumentError
@@ -85,10 +85,38 @@ class QualityScore:
             "pattern_weight": self.pattern_weight, "expected": self.expected, "formula": self.formula(),
         })
 
-    def __repr__(self) -> str:
-        return f"QualityScore(overall={self.overall:.3f}, {self.by_head.shape[0]} layers x {self.by_head.shape[1]} heads)"
+    def parts(self) -> list[tuple[str, float, float, float]]:
+        """The overall score taken apart: ``[(part, weight, mean value, weight x value)]``; the last
+        column sums to ``overall``. The in-band parts' values are the share of heads inside the band."""
+        ent_ok, sp_ok = self.in_band()
+        w = self.pattern_weight if self.pattern_match is not None else 0.0
+        (e0, e1), (s0, s1) = self.entropy_band, self.sparsity_band
+        unit = "normalized entropy" if self.normalized else "entropy (nats)"
+        rows = [(f"{e0:g} < {unit} < {e1:g} (share of heads)", 0.3 * (1 - w), float(ent_ok.mean())),
+                (f"{s0:g} < sparsity < {s1:g} (share of heads)", 0.3 * (1 - w), float(sp_ok.mean())),
+                ("locality (mean)", 0.4 * (1 - w), float(np.mean(self.locality)))]
+        if self.pattern_match is not None:
+            rows.append((f"pattern match ({self.expected}) (mean)", w, float(np.mean(self.pattern_match))))
+        return [(name, weight, value, weight * value) for name, weight, value in rows]
 
-    def __str__(self) -> str:
+    def to_pandas(self):
+        """One row per head, indexed by ``(layer, head)``: the score's inputs (``entropy``, ``sparsity``,
+        ``locality``, ``pattern_match`` with ``expected``), whether entropy and sparsity are in their
+        bands, and the head's ``score``. Needs pandas (imported here only)."""
+        import pandas as pd
+
+        layers, heads = self.by_head.shape
+        ent_ok, sp_ok = self.in_band()
+        columns = {"entropy": self.entropy, "entropy_in_band": ent_ok, "sparsity": self.sparsity,
+                   "sparsity_in_band": sp_ok, "locality": self.locality}
+        if self.pattern_match is not None:
+            columns["pattern_match"] = self.pattern_match
+        columns["score"] = self.by_head
+        index = pd.MultiIndex.from_product([range(layers), range(heads)], names=["layer", "head"])
+        return pd.DataFrame({k: np.asarray(v).reshape(-1) for k, v in columns.items()}, index=index)
+
+    def _layer_table(self) -> tuple[list[str], list[list[str]]]:
+        """Header and rows of the per-layer table (means over heads; "in band": share of heads)."""
         ent_ok, sp_ok = self.in_band()
         header = ["layer", "entropy", "in band", "sparsity", "in band", "locality"]
         if self.pattern_match is not None:
@@ -101,6 +129,27 @@ class QualityScore:
             if self.pattern_match is not None:
                 row.append(fmt(self.pattern_match[layer].mean()))
             rows.append(row + [fmt(self.by_layer[layer])])
+        return header, rows
+
+    def _html_parts(self) -> str:
+        """The parts table (also shown by :meth:`AttentionReport._repr_html_`)."""
+        rows = [[name, fmt(weight), fmt(value), fmt(share)] for name, weight, value, share in self.parts()]
+        rows.append(["quality score", "", "", fmt(self.overall)])
+        return html_table(["part", "weight", "value", "contributes"], rows, caption="Parts of the score")
+
+    def _repr_html_(self) -> str:
+        header, rows = self._layer_table()
+        return html_block(
+            html_text(f"Quality score {fmt(self.overall)} (a heuristic about how attention is spread, not model quality)",
+                      "strong"),
+            html_text(self.formula()), self._html_parts(),
+            html_table(header, rows, caption="Per layer (mean over heads; in band: share of heads)"))
+
+    def __repr__(self) -> str:
+        return f"QualityScore(overall={self.overall:.3f}, {self.by_head.shape[0]} layers x {self.by_head.shape[1]} heads)"
+
+    def __str__(self) -> str:
+        header, rows = self._layer_table()
         return (f"Quality score {fmt(self.overall)} (a heuristic about how attention is spread, not model quality)\n"
                 f"  {self.formula()}\n" + table(header, rows))
 
@@ -217,6 +266,59 @@ class AttentionReport:
             "recommendations": [r.to_dict() for r in self.recommendations], "quality": self.quality.to_dict(),
         })
 
+    def to_pandas(self) -> dict:
+        """The report as a dict of pandas DataFrames (pandas is imported here only):
+
+        ``"summary"``: index metric, column ``value``; ``"layers"``: one row per layer, the per-layer
+        means, the quality ``score`` and a ``roles`` text; ``"heads"``: one row per ``(layer, head)``,
+        every metric, the dominant ``role`` and the quality ``score``; ``"highlights"``: columns
+        ``kind, rank, layer, head, value``; ``"recommendations"``: columns ``code, message, value,
+        threshold``; ``"quality"``: :meth:`QualityScore.to_pandas`.
+        """
+        import pandas as pd
+
+        index = pd.MultiIndex.from_product([range(self.num_layers), range(self.num_heads)], names=["layer", "head"])
+        heads = {k: np.asarray(v).reshape(-1) for k, v in self.metrics.items()}
+        heads["role"] = np.asarray(self.roles, dtype=object).reshape(-1)
+        heads["score"] = np.asarray(self.quality.by_head).reshape(-1)
+        layers = {k: np.asarray(v) for k, v in self.layers.items()}
+        layers["score"] = np.asarray(self.quality.by_layer)
+        layers["roles"] = [_role_text(c) for c in self.role_counts]
+        highlights = [{"kind": kind, "rank": rank, "layer": l, "head": h, "value": v}
+                      for kind, found in self.highlights.items() for rank, (l, h, v) in enumerate(found)]
+        return {
+            "summary": pd.DataFrame({"value": pd.Series(self.summary, dtype=float)}).rename_axis("metric"),
+            "layers": pd.DataFrame(layers, index=pd.RangeIndex(self.num_layers, name="layer")),
+            "heads": pd.DataFrame(heads, index=index),
+            "highlights": pd.DataFrame(highlights, columns=["kind", "rank", "layer", "head", "value"]),
+            "recommendations": pd.DataFrame([r.to_dict() for r in self.recommendations],
+                                            columns=["code", "message", "value", "threshold"]),
+            "quality": self.quality.to_pandas(),
+        }
+
+    def _repr_html_(self) -> str:
+        kind = "causal" if self.is_causal else "bidirectional"
+        gen = f" ({self.num_generated} generated)" if self.num_generated else ""
+        cols = [c for c in SUMMARY if c != "max_weight"] + (["pattern_match"] if "pattern_match" in self.layers else [])
+        rows = [[str(layer)] + [fmt(self.layers[c][layer]) for c in cols] + [fmt(self.quality.by_layer[layer]),
+                                                                             _role_text(self.role_counts[layer])]
+                for layer in range(self.num_layers)]
+        highlights = [[kind_, ", ".join(f"L{l}H{h}: {fmt(v)}" for l, h, v in found) or "-"]
+                      for kind_, found in self.highlights.items()]
+        return html_block(
+            html_text(f"Attention report: {self.model}, {self.num_tokens} tokens{gen}, "
+                      f"{self.num_layers} layers x {self.num_heads} heads, {kind}", "strong"),
+            html_table(["metric", "value"], [[k, fmt(v)] for k, v in self.summary.items()],
+                       caption="Summary (mean over layers and heads; entropy in nats, at most ln n = "
+                               f"{fmt(np.log(max(self.num_tokens, 1)))})"),
+            html_text(f"Quality score {fmt(self.quality.overall)} (heuristic; {self.quality.formula()})"),
+            self.quality._html_parts(),
+            html_table(["layer"] + cols + ["score", "head roles"], rows, caption="Per layer (mean over heads)"),
+            html_table(["kind", "heads (layer, head: value)"], highlights, caption="Head highlights"),
+            html_text("Recommendations", "strong"),
+            html_list([r.message for r in self.recommendations], empty="none: no threshold crossed."),
+        )
+
     def __repr__(self) -> str:
         return (f"AttentionReport({self.model}: {self.num_tokens} tokens, {self.num_layers} layers x "
                 f"{self.num_heads} heads, quality {self.quality.overall:.3f}, {len(self.recommendations)} recommendations)")
@@ -236,9 +338,8 @@ class AttentionReport:
                  "pattern_match": "match"}
         rows = []
         for layer in range(self.num_layers):
-            counts = sorted(self.role_counts[layer].items(), key=lambda kv: (-kv[1], kv[0]))
             rows.append([str(layer)] + [fmt(self.layers[c][layer]) for c in cols] + [fmt(self.quality.by_layer[layer])]
-                        + [", ".join(f"{role} {n}" for role, n in counts)])
+                        + [_role_text(self.role_counts[layer])])
         lines.append(table(["layer"] + [short.get(c, c) for c in cols] + ["score", "head roles"], rows))
         lines += ["", "Head highlights (layer, head: value):"]
         for kind_, heads in self.highlights.items():
@@ -246,6 +347,11 @@ class AttentionReport:
         lines += ["", "Recommendations:"]
         lines += [f"  - {r.message}" for r in self.recommendations] or ["  none: no threshold crossed."]
         return "\n".join(lines)
+
+
+def _role_text(counts: dict[str, int]) -> str:
+    """``{"sink": 3, "local": 1}`` -> ``"sink 3, local 1"`` (most frequent first)."""
+    return ", ".join(f"{role} {n}" for role, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def _top(values: np.ndarray, k: int = 3, lowest: bool = False) -> list[tuple[int, int, float]]:

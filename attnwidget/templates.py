@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._tables import captures_of, check_inputs, fmt, plain, select_layers, table
+from ._tables import captures_of, check_inputs, fmt, html_block, html_table, html_text, plain, select_layers, table
 from ._progress import make_bar, text_seconds
 from ._summary import summary_for
 from .compare import ShowsComparison
@@ -63,6 +63,22 @@ class TemplateComparison(ShowsComparison):
     def to_dict(self) -> dict:
         return plain({"names": self.names, "tokens": self.tokens, "stats": self.stats,
                       "by_layer": self.by_layer, "layers": self.layers})
+
+    def to_pandas(self):
+        """One row per template (index ``template``, in order), one column per name in
+        ``TEMPLATE_STATS`` (means over the selected layers and all heads). Needs pandas (imported here only)."""
+        import pandas as pd
+
+        columns = {s: np.asarray(self.stats[s]).astype(np.int64 if s == "num_tokens" else np.float64)
+                   for s in TEMPLATE_STATS if s in self.stats}
+        return pd.DataFrame(columns, index=pd.Index(list(self.names), name="template"))
+
+    def _repr_html_(self) -> str:
+        """The statistics table as HTML (a notebook shows it where the comparison view cannot be shown)."""
+        rows = [[_STAT_LABELS[s]] + [fmt(int(v) if s == "num_tokens" else v) for v in self.stats[s]]
+                for s in TEMPLATE_STATS]
+        return html_block(html_text("Template comparison (means over layers and heads)", "strong"),
+                          html_table(["statistic"] + list(self.names), rows))
 
     def __repr__(self) -> str:
         return f"TemplateComparison({len(self.names)} templates: {', '.join(self.names)})"

@@ -100,3 +100,54 @@ def test_first_conversion_shows_progress_and_caches(monkeypatch, tmp_path, capfd
     assert folder.parent == tmp_path and (folder / "model.safetensors").is_file()
     assert "converting SmolLM2-135M-Instruct.Q4_1.gguf" in err and "step 2/3" in err and "done in" in err
     assert smollm2_path() == folder and "converting" not in capfd.readouterr().err  # cached
+
+
+def test_load_model_keeps_hub_download_bars_and_restores(monkeypatch):
+    """load_model silences transformers' own loading bars only: huggingface_hub's download bars (and
+    their per-group settings) stay as they were during the call, and everything is put back after."""
+    import importlib
+
+    import huggingface_hub.utils as hub_utils
+    import transformers
+    from transformers.utils import logging as tlog
+
+    hub_tqdm = importlib.import_module("huggingface_hub.utils.tqdm")  # the module (the package exports a class of that name)
+    if hub_tqdm.HF_HUB_DISABLE_PROGRESS_BARS is not None:
+        pytest.skip("HF_HUB_DISABLE_PROGRESS_BARS is set: the environment decides the hub's bars")
+    # the hub's bars on, one group switched off by the user: both must survive the call
+    monkeypatch.setattr(hub_tqdm, "progress_bar_states", {"_global": True, "huggingface_hub.some_group": False})
+    monkeypatch.setattr(tlog, "_tqdm_active", True)
+    seen = {}
+
+    class FakeModel:
+        name_or_path = "org/tiny"
+        config = type("Config", (), {"_name_or_path": "org/tiny"})()
+
+        def eval(self):
+            return self
+
+    def fake_model(name, **kwargs):
+        seen["hub_disabled"] = hub_utils.are_progress_bars_disabled()
+        seen["group_disabled"] = hub_utils.are_progress_bars_disabled("huggingface_hub.some_group")
+        seen["transformers_bars"] = tlog.is_progress_bar_enabled()
+        return FakeModel()
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", staticmethod(fake_model))
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", staticmethod(lambda name, **kw: "tok"))
+    model, tok = attnwidget.load_model("org/tiny")
+    assert isinstance(model, FakeModel) and tok == "tok"
+    assert seen == {"hub_disabled": False, "group_disabled": True, "transformers_bars": False}
+    assert tlog.is_progress_bar_enabled() and not hub_utils.are_progress_bars_disabled()
+    assert hub_utils.are_progress_bars_disabled("huggingface_hub.some_group")
+
+    def failing(name, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", staticmethod(failing))
+    with pytest.raises(OSError, match="no network"):
+        attnwidget.load_model("org/tiny")
+    assert tlog.is_progress_bar_enabled() and not hub_utils.are_progress_bars_disabled()  # restored on error too
+    tlog._tqdm_active = False  # a user who switched transformers' bars off keeps them off
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", staticmethod(fake_model))
+    attnwidget.load_model("org/tiny")
+    assert not tlog.is_progress_bar_enabled()
