@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import struct
 
 import numpy as np
 import pytest
 
 from harness_data import MALICIOUS_IMG, MALICIOUS_SCRIPT, wire
+from page_checks import view_box as geometry
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -16,15 +16,6 @@ pytestmark = pytest.mark.browser
 
 VIEWS = {"heatmap": "heatmap", "lines": "lines", "graph": "graph", "rollout": "strip"}
 
-
-def geometry(page, view: str) -> dict:
-    """The view's published geometry plus its canvas' page offset."""
-    info = page.evaluate("""name => {
-        const box = document.querySelector(`.attnwidget-${name}`);
-        const rect = box.querySelector("canvas").getBoundingClientRect();
-        return {geometry: box.dataset.geometry, x: rect.x, y: rect.y};
-    }""", view)
-    return {**json.loads(info["geometry"]), "x": info["x"], "y": info["y"]}
 
 
 def heatmap_cell(page, query: int, key: int) -> tuple[float, float]:

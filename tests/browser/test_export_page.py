@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 import time
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from page_checks import AA, assert_readable, dom_contrast
+from page_checks import view_box as geometry
 
 import attnwidget
 from attnwidget import export as ex
@@ -115,14 +115,6 @@ PIXELS = """sel => {
 def pixels(page, view: str, layer: str = "base") -> dict:
     return page.evaluate(PIXELS, f".attnwidget-{view}-{layer}")
 
-
-def geometry(page, view: str) -> dict:
-    info = page.evaluate("""name => {
-        const box = document.querySelector(`.attnwidget-${name}`);
-        const rect = box.querySelector("canvas").getBoundingClientRect();
-        return {geometry: box.dataset.geometry, x: rect.x, y: rect.y};
-    }""", view)
-    return {**json.loads(info["geometry"]), "x": info["x"], "y": info["y"]}
 
 
 def heatmap_cell(page, query: int, key: int) -> tuple[float, float]:
