@@ -72,6 +72,7 @@ class FigureSave:
         self._event = threading.Event()
         self._error: SaveError | None = None
         self._timer: threading.Timer | None = None
+        self._outcome = threading.Lock()  # one outcome: the watchdog, result() and the page may race
 
     # -- state -----------------------------------------------------------------------------------
     def done(self) -> bool:
@@ -145,23 +146,29 @@ class FigureSave:
             self._fail(self._timeout_error(self.timeout))
 
     def _fail(self, error: SaveError) -> None:
-        if self._event.is_set() and self._error is None:
-            return  # saved meanwhile
-        self._error = error
-        self._event.set()
-        self._widget._report(f"save_{self.kind}", error)
+        """The first failure wins, and it is reported (status line, log) before anyone waiting on the
+        save wakes, so a caller that catches the error finds the status line already saying it."""
+        with self._outcome:
+            if self._event.is_set():
+                return  # saved, or failed already
+            self._error = error
+            self._widget._report(f"save_{self.kind}", error)
+            self._event.set()
 
     def _closed(self) -> None:
         """The widget closed: a save still waiting fails (quietly: nothing can answer it any more)."""
         if self._timer is not None:
             self._timer.cancel()
-        if not self._event.is_set():
-            self._error = SaveError(f"save_{self.kind}({str(self.path)!r}): the widget was closed before a page answered")
-            self._event.set()
+        with self._outcome:
+            if not self._event.is_set():
+                self._error = SaveError(f"save_{self.kind}({str(self.path)!r}): the widget was closed before a page answered")
+                self._event.set()
 
     def _saved(self) -> None:
-        self._error = None
-        self._event.set()
+        """The page's answer was written: a late answer still counts after a timeout (the file is there)."""
+        with self._outcome:
+            self._error = None
+            self._event.set()
         if self._timer is not None:
             self._timer.cancel()
 

@@ -204,6 +204,23 @@ def test_the_watchdog_reports_without_anyone_waiting(widget, tmp_path):
     assert "no page answered within 0.1 s" in widget.error
 
 
+def test_whoever_waits_finds_the_timeout_already_said(widget, tmp_path, monkeypatch):
+    """The watchdog and result() race at the timeout: the one that fails the save reports it before
+    the waiter wakes, so the status line already says it when result() raises (a CI run caught the
+    waiter reading the old status while the watchdog was still reporting)."""
+    show(widget)
+    report = widget._report
+
+    def slow_report(what, error):
+        time.sleep(0.3)  # the watchdog thread is slow to report: the waiter must not wake before it has
+        report(what, error)
+    monkeypatch.setattr(widget, "_report", slow_report)
+    save = widget.save_png(tmp_path / "x.png", timeout=0.05)
+    with pytest.raises(SaveError, match=r"no page answered within 0.05 s"):
+        save.result(timeout=5)  # woken by the watchdog, not by its own wait
+    assert "no page answered within 0.05 s" in widget.error
+
+
 def test_await_waits_for_the_answer(widget, tmp_path):
     """In a notebook, ``await widget.save_png(...)`` waits while the kernel reads the page's answer."""
     show(widget)
