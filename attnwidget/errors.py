@@ -23,6 +23,8 @@ class                       also a                                  raised for
 ``UnsupportedAttentionError`` ``NotImplementedError``               attention the recorder cannot
                                                                     reproduce exactly
 ``MissingModelError``       ``ImportError``                         an example model's wheel is absent
+``MissingExtraError``       ``ImportError``                         an optional package is absent: the
+                                                                    message names the extra to install
 ``BundleMissingError``      ``FileNotFoundError``                   the built JavaScript is absent
 ``SaveError``               ``OSError``                             a figure ``save_png`` /
                                                                     ``save_svg`` could not save: no
@@ -43,6 +45,7 @@ __all__ = [
     "BundleMissingError",
     "CaptureFileError",
     "MemoryBudgetError",
+    "MissingExtraError",
     "MissingModelError",
     "NotAttentionError",
     "OutOfRangeError",
@@ -87,6 +90,10 @@ class UnsupportedAttentionError(AttnwidgetError, NotImplementedError):
 
 class MissingModelError(AttnwidgetError, ImportError):
     """An example model's wheel is not installed."""
+
+
+class MissingExtraError(AttnwidgetError, ImportError):
+    """A feature needs an optional package that is not installed (``pip install "attnwidget[extra]"``)."""
 
 
 class BundleMissingError(AttnwidgetError, FileNotFoundError):

