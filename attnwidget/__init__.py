@@ -1,5 +1,7 @@
 """attnwidget: see and measure attention inside transformer language models."""
 
+from typing import TYPE_CHECKING, Any
+
 from . import metrics
 from .errors import (
     ArgumentError,
@@ -8,6 +10,7 @@ from .errors import (
     BundleMissingError,
     CaptureFileError,
     MemoryBudgetError,
+    MissingExtraError,
     MissingModelError,
     NotAttentionError,
     OutOfRangeError,
@@ -35,7 +38,6 @@ from .heads import (
     similar_heads,
 )
 from .metrics import compute_metrics
-from .explorer import Explorer, show
 from .export import export_html
 from .widget import AttentionWidget
 from .compare import ComparisonWidget, compare
@@ -52,7 +54,28 @@ from .rollout import (
     rollout_rows,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one version source: hatch reads it, tests/test_version.py checks js/package.json
+
+# The explorer's bqplot panels (bqplot imports pandas: about 1 s) load on first use, so that
+# ``import attnwidget`` does not pay for them (PEP 562).
+_LAZY = {"Explorer": "explorer", "show": "explorer"}
+
+if TYPE_CHECKING:  # type checkers and IDEs see the real names
+    from .explorer import Explorer, show
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'attnwidget' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "attention_flow",
@@ -84,6 +107,7 @@ __all__ = [
     "load_model",
     "MemoryBudgetError",
     "metrics",
+    "MissingExtraError",
     "MissingModelError",
     "mixed_attention",
     "NotAttentionError",

@@ -26,6 +26,7 @@ from ._tables import fmt, html_block, html_table, html_text
 from ._progress import make_bar
 from ._summary import default_options, estimate_seconds, summary_for
 from .metrics import _is_capture, _row_entropy
+from ._optional import require
 from .errors import ArgumentError, ArgumentTypeError
 
 __all__ = [
@@ -372,11 +373,8 @@ def similar_heads(
     ``distances``: a precomputed ``[L*H, L*H]`` matrix (``obj`` then only gives the [layer, head] shape).
     The leaf order is scipy's optimal leaf ordering, so neighbours in ``order`` are similar heads.
     """
-    try:
-        from scipy.cluster import hierarchy
-        from scipy.spatial.distance import squareform
-    except ImportError as exc:  # pragma: no cover - scipy is a dependency
-        raise ImportError("similar_heads needs scipy: pip install scipy") from exc
+    hierarchy = require("scipy.cluster.hierarchy", "similar_heads (hierarchical clustering)")
+    squareform = require("scipy.spatial.distance", "similar_heads (hierarchical clustering)").squareform
     if n_clusters is not None and threshold is not None:
         raise ArgumentError("give n_clusters or threshold, not both.")
     if n_clusters is not None and int(n_clusters) < 1:
