@@ -8,7 +8,8 @@ with only ``patterns(layers)``, or a ``[layer, head, query, key]`` array, and of
   row: no padding to ``n``), and fills, from those tiles, everything the widget and the explorer
   need: every metric, every head-role score, max-pooled heatmap tiles of each head and of the head
   mean (the grid's thumbnails are pooled from them), the column sums, and optionally the head-mean
-  pattern itself, kept for rollout rows. The compiled loops are in :mod:`attnwidget._kernels`.
+  pattern itself, kept for rollout rows. Its inner loops are in :mod:`attnwidget._kernels` (compiled
+  with numba when the ``flow`` extra is installed, numpy otherwise).
 * **Generic row blocks** (:meth:`Engine.blocks`, :meth:`Engine.rows`, :meth:`Engine.heads`,
   :meth:`Engine.matrix`): exact float32 weights ``[head, rows, key]`` for the analyses that need the
   weights themselves (prompt parts, similar heads, pattern match, zoomed heatmap tiles). A Capture
@@ -308,7 +309,8 @@ _PRELOAD: threading.Thread | None = None
 
 def preload() -> None:
     """Load (or compile) the kernels on a daemon thread, once per process: ``capture`` calls it, so that
-    while the model runs, numba reads its cache (about 0.5 s), and the first view does not wait for it."""
+    while the model runs, numba is imported and reads its cache (about 0.5 s), and the first view does
+    not wait for it. With the numpy backend the thread finds nothing to do."""
     global _PRELOAD
     if _PRELOAD is None:
         _PRELOAD = threading.Thread(target=warm_up, name="attnwidget-preload", daemon=True)
@@ -318,14 +320,18 @@ def preload() -> None:
 def warm_up() -> float:
     """Compile the fused pass's kernels now (numba caches them on disk, so this costs once per
     installation: about a minute on 2 cores) by running it on a small synthetic capture and on
-    arrays; returns the seconds it took. ``make setup`` calls it, so the first ``show()`` is fast."""
+    arrays; returns the seconds it took. ``make setup`` calls it, so the first ``show()`` is fast.
+    Without numba (the numpy backend: nothing to compile) it returns 0.0 at once."""
     import time
 
+    from . import _kernels
     from .capture import Capture
     from ._recorder import QKRecord
     from ._summary import Summary, default_options
 
     t0 = time.perf_counter()
+    if not _kernels.backend().COMPILED:
+        return 0.0
     gen = torch.Generator().manual_seed(0)
     n, heads = 40, 4
     records = [QKRecord(f"layers.{i}", torch.randn(heads, n, 8, generator=gen), torch.randn(2, n, 8, generator=gen),

@@ -15,10 +15,10 @@ Algorithm (per target ``t``, per sink ``j``)
    matrix product per layer for all sinks at once (skipped when every layer is fully dense or
    fully lower triangular, where the answer is known). The other layer-0 tokens are dropped: they
    have no outgoing edges, so they never lie on a source-sink path.
-2. **Dinic's algorithm in float64** (compiled with numba) on that sub-network, read in place from
-   the dense ``[L, n, n]`` capacities: arcs are enumerated from the relevant position lists, only
-   edges that carried flow are written, and only those are cleared before the next sink, so no
-   per-sink graph is built. The first level graph needs no search: it is the layering itself.
+2. **Dinic's algorithm in float64** (compiled with numba, the ``flow`` extra) on that sub-network,
+   read in place from the dense ``[L, n, n]`` capacities: arcs are enumerated from the relevant
+   position lists, only edges that carried flow are written, and only those are cleared before the
+   next sink, so no per-sink graph is built. The first level graph needs no search: it is the layering itself.
 3. **Certified early stop.** Two cuts are known for free: the source's out-capacity and the sink's
    in-capacity (both restricted to the relevant nodes). As soon as the flow found reaches the
    smaller of them (to a relative 1e-12), it is optimal and the sink is done; in practice most sinks
@@ -33,12 +33,23 @@ path exists, so the residual-reachable set is a cut whose capacity equals the fl
 when the early stop fires instead, the flow equals a cut's capacity, which proves optimality the same
 way. Pruning removes only nodes on no source-sink path, which changes no flow value. The only error
 is float64 rounding of the additions (about 1e-15), plus at most 1e-12 relative from the early stop.
+
+Without numba
+-------------
+The solver walks the network arc by arc. Compiled, that already takes seconds (about 4 s for 512
+tokens x 30 layers); a Python loop per arc would multiply it by the interpreter's cost per
+operation, so without numba the flow is refused rather than left to run for hours: importing this
+module raises :class:`~attnwidget.errors.MissingExtraError`, which names
+``pip install "attnwidget[flow]"``. Only computing a flow imports it, never ``import attnwidget``.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from ._optional import require
+
+njit = require("numba", "the exact attention flow (attention_flow)").njit
 
 _EARLY_STOP_RTOL = 1e-12
 

@@ -1,9 +1,10 @@
 """The fused layer pass of the pattern engine (:meth:`attnwidget._engine.Engine.summarize`).
 
 One pass over a layer, in cache-sized tiles of ``heads x rows x visible keys``, turns each score into
-a weight once and fills from it every per-row statistic (the compiled loops of
-:mod:`attnwidget._kernels`), the column sums, the max-pooled heatmap tiles and, on request, the
-head-mean pattern. :func:`_reduce` turns the per-row statistics into the metrics and head roles.
+a weight once and fills from it every per-row statistic (the kernels of :mod:`attnwidget._kernels`,
+compiled with numba or in numpy, whichever :func:`attnwidget._kernels.backend` picks), the column
+sums, the max-pooled heatmap tiles and, on request, the head-mean pattern. :func:`_reduce` turns
+the per-row statistics into the metrics and head roles.
 
 Square and rectangular attention
     Self-attention is ``n x n``. Cross-attention (an encoder-decoder's decoder reading the encoder)
@@ -197,7 +198,8 @@ class _LayerRun:
         self.heads, self.n, self.n_keys, self.causal, self.cross = heads, n, n_keys, causal, cross
         self.options, self.source, self.keep = options, source, keep_means
         self.budget, self.thumb, self.max_rows = int(budget), int(thumb), int(max_rows)
-        threads = K.num_threads()
+        self.kernels = K.backend()  # one backend for the whole pass: they size the per-thread buffers differently
+        threads = self.kernels.num_threads()
         self.stats = np.zeros((heads, n, K.NSTATS))
         # column sums: per thread, float32 for one block of scores (gathered into float64 after it)
         self.colsum = np.zeros((threads, heads, n_keys), np.float32 if source.from_scores else source.dtype)
@@ -259,26 +261,27 @@ class _LayerRun:
             lo, hi = tile.dtype.type(o.sparsity_threshold), tile.dtype.type(o.coverage_threshold)
             inv_heads = tile.dtype.type(1.0 / self.heads)
             last = h0 + tile.shape[0] == self.heads
+            kernels = self.kernels
             with _KERNEL_LOCK:
                 if src.from_scores:
-                    K.head_rows(tile, r0, h0, src.layer_causal, self.causal, src.sinks, lo, hi, int(o.window),
-                                self.pair_ptr, self.pair_key, self.fr, self.fc, self.pool, last, self.stats,
-                                self.colsum, mean, inv_heads, self.tiles, self.mean_tile, self.ebuf, self.acc,
-                                self.acc2, self.positions)
+                    kernels.head_rows(tile, r0, h0, src.layer_causal, self.causal, src.sinks, lo, hi, int(o.window),
+                                      self.pair_ptr, self.pair_key, self.fr, self.fc, self.pool, last, self.stats,
+                                      self.colsum, mean, inv_heads, self.tiles, self.mean_tile, self.ebuf, self.acc,
+                                      self.acc2, self.positions)
                 else:
-                    K.prob_rows(tile, r0, self.causal, lo, hi, int(o.window), self.pair_ptr, self.pair_key,
-                                self.fr, self.fc, self.pool, self.stats, self.colsum, mean, inv_heads, self.tiles,
-                                self.mean_tile)
+                    kernels.prob_rows(tile, r0, self.causal, lo, hi, int(o.window), self.pair_ptr, self.pair_key,
+                                      self.fr, self.fc, self.pool, self.stats, self.colsum, mean, inv_heads,
+                                      self.tiles, self.mean_tile)
         if src.from_scores:
             with _KERNEL_LOCK:
-                K.flush_columns(self.colsum, self.colsum64, c)
+                self.kernels.flush_columns(self.colsum, self.colsum64, c)
         own_mean = getattr(src, "own_mean", None)
         if own_mean is not None:  # the source's layer measure replaces the heads' mean, and its tile cells
             mean[:] = own_mean(r0, r1)[:, :c]
             if self.pool:
                 a0, a1 = r0 // self.fr, -(-r1 // self.fr)
                 self.mean_tile[a0:a1] = 0
-                cells = K.pool2d(np.ascontiguousarray(mean, dtype=np.float32)[None], self.fr, self.fc)[0]
+                cells = self.kernels.pool2d(np.ascontiguousarray(mean, dtype=np.float32)[None], self.fr, self.fc)[0]
                 self.mean_tile[a0:a1, :cells.shape[1]] = cells
         if r1 == self.n:
             self.last_mean[:c] = mean[-1]
@@ -313,8 +316,8 @@ class _LayerRun:
                 tiles, mean_tile = self.tiles, self.mean_tile
             rows, cols = self.mean_tile.shape
             fr, fc = pool_factor(rows, self.thumb), pool_factor(cols, self.thumb)
-            thumbs = to_uint8(K.pool2d(self.tiles, fr, fc))
-            mean_thumb = to_uint8(K.pool2d(self.mean_tile[None], fr, fc))[0]
+            thumbs = to_uint8(self.kernels.pool2d(self.tiles, fr, fc))
+            mean_thumb = to_uint8(self.kernels.pool2d(self.mean_tile[None], fr, fc))[0]
         return LayerSummary(metrics=metrics, roles=roles, tiles=tiles, mean_tile=mean_tile, thumbs=thumbs,
                             mean_thumb=mean_thumb, colsum_mean=colsum.mean(0), last_mean=self.last_mean,
                             means=self.means)

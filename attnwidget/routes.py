@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from numba import njit
 
+from . import _kernels
 from ._checks import check_index, check_number
 from .errors import ArgumentError, ArgumentTypeError, UnsupportedAttentionError
 
@@ -66,8 +66,9 @@ def flow_routes(capture, target=None, threshold=0.04) -> nx.DiGraph:
     **Routes** are built top-down as in the paper: from ``("res", L, target)``, each layer computes the
     incoming importances of the nodes already in the graph only, and keeps the edges at or above the
     threshold; so every node has a path to the target. Cost per layer: ``frontier x keys x heads x
-    hidden`` in one compiled pass that stores no part, plus the layer's ``f_h(x_j)`` (memory: ``heads x
-    keys x hidden`` floats and blocks of weights of :data:`BLOCK_ELEMENTS`). ``threshold=0`` keeps every
+    hidden`` in one pass that stores no part (compiled with the ``flow`` extra, in numpy chunks
+    otherwise), plus the layer's ``f_h(x_j)`` (memory: ``heads x keys x hidden`` floats and blocks of
+    weights of :data:`BLOCK_ELEMENTS`). ``threshold=0`` keeps every
     positive edge: up to ``layers x tokens^2`` edges, slow beyond a few hundred tokens.
 
     Nodes are ``(kind, layer, token)``: ``("res", l, i)`` the state entering block ``l`` (``l = L``: the
@@ -213,7 +214,8 @@ def _importances(capture, layer: int, rows: list[int], residual):
             x = residual[layer, block]
             whole = x + total
         proximity = torch.empty(alpha.shape, dtype=torch.float32)
-        _part_proximity(whole.contiguous().numpy(), alpha.contiguous().numpy(), outputs.numpy(), proximity.numpy())
+        _kernels.backend().part_proximity(whole.contiguous().numpy(), alpha.contiguous().numpy(), outputs.numpy(),
+                                          proximity.numpy())
         own = None if residual is None else _proximity(x, whole)
         scale = _reciprocal(proximity.sum(dim=(0, 2)) + (0.0 if own is None else own))
         heads = (proximity * scale[None, :, None]).numpy()
@@ -236,28 +238,9 @@ def _attention_block(capture, layer: int, rows: list[int], outputs: torch.Tensor
     return alpha, total if bias is None else total + bias.float()
 
 
-@njit(fastmath=True, nogil=True, cache=True)
-def _part_proximity(whole: np.ndarray, alpha: np.ndarray, outputs: np.ndarray, out: np.ndarray) -> None:
-    """``out[h, b, j] = max(||y_b||_1 - ||y_b - alpha_hbj f_hj||_1, 0)`` for the keys ``j < out.shape[2]``,
-    fused: no part is stored. Summed per dimension as ``|y_d| - |y_d - c_d|`` (each term is at most
-    ``|c_d|``), so float32 rounding scales with the part, not with ``||y||``."""
-    heads, rows, keys = out.shape
-    hidden = whole.shape[1]
-    for item in range(heads * rows):
-        h, b = item // rows, item % rows
-        for j in range(keys):
-            a = alpha[h, b, j]
-            total = np.float32(0.0)
-            if a != 0:
-                for d in range(hidden):
-                    y = whole[b, d]
-                    total += abs(y) - abs(y - a * outputs[h, j, d])
-            out[h, b, j] = max(total, np.float32(0.0))
-
-
 def _proximity(parts: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
     """``max(||y||_1 - ||y - z||_1, 0)`` over the last dimension (``parts`` broadcast against ``whole``),
-    summed per dimension as in :func:`_part_proximity`."""
+    summed per dimension as the kernels' ``part_proximity`` does."""
     return (whole.abs() - (whole - parts).abs()).sum(-1).clamp(min=0.0)
 
 
