@@ -19,6 +19,7 @@ setup: $(STAMP) js browser models kernels
 
 # Compile the pattern engine's numba kernels once (about 20 s; numba caches them beside the sources),
 # so the first show() in a notebook does not wait for the compiler. A no-op (< 1 s) when they are cached.
+# numba comes with the [flow] extra, which setup installs; without it the numpy kernels need no warm-up.
 kernels: $(STAMP)
 	@$(PY) -c "from attnwidget._engine import warm_up; warm_up()"
 
