@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from ._checks import check_head, check_layer
 from .errors import ArgumentError
 
+if TYPE_CHECKING:
+    from .capture import Capture
 
-def _head(value: str):
+
+def _head(value: str) -> int | str:
     if value.lower() == "mean":
         return "mean"
     try:
@@ -20,7 +25,7 @@ def _head(value: str):
         raise argparse.ArgumentTypeError(f"expected an int or 'mean', got {value!r}") from None
 
 
-def _size(nbytes: int) -> str:
+def _size(nbytes: float) -> str:
     for unit in ("bytes", "KB", "MB", "GB"):
         if nbytes < 1000 or unit == "GB":
             return f"{nbytes} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
@@ -53,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_arguments(args) -> None:
+def check_arguments(args: argparse.Namespace) -> None:
     """Everything that can be checked before the model loads (seconds) is checked first."""
     import os
 
@@ -86,7 +91,7 @@ def check_arguments(args) -> None:
             check_head(args.head, heads, "--head")
 
 
-def export_command(args) -> int:
+def export_command(args: argparse.Namespace) -> int:
     from .capture import capture
     from .export import export_html
     from .models import load_model
@@ -98,7 +103,7 @@ def export_command(args) -> int:
     output = Path(args.output)
     start = time.perf_counter()
     model, tokenizer = load_model(args.model)
-    cap = capture(model, tokenizer, text)
+    cap = cast("Capture", capture(model, tokenizer, text))  # load_model loads no encoder-decoder
     path = export_html(cap, output, title=args.title, layer=args.layer, head=args.head, view=args.view)
     size = path.stat().st_size
     print(f"{path} ({_size(size)}, {cap.num_tokens} tokens, {cap.num_layers} layers x {cap.num_heads} heads, "
@@ -106,7 +111,7 @@ def export_command(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -7,13 +7,18 @@ an array, and refuses arrays that are not attention (see :func:`attnwidget._chec
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from ._checks import check_attention, check_attention_dtype, check_layers, row_sum_tolerance
 from .errors import ArgumentError, ArgumentTypeError
 
+if TYPE_CHECKING:
+    from ._types import AttentionSource, Layers
 
-def as_attention_array(obj, layers=None) -> tuple[np.ndarray, bool]:
+
+def as_attention_array(obj: AttentionSource, layers: Layers = None) -> tuple[np.ndarray, bool]:
     """Return ``(patterns, is_causal)`` for a Capture or a ``[layer, head, query, key]`` array.
 
     ``patterns`` is float32 (float64 input stays float64). ``is_causal`` comes from the capture, or,
@@ -64,7 +69,7 @@ def as_attention_array(obj, layers=None) -> tuple[np.ndarray, bool]:
     return arr, bool(causal)
 
 
-def _layers_of(obj):
+def _layers_of(obj: Any) -> AttentionSource:  # Any: duck-typed (keys(), shape) until checked
     """Per-layer attention as a list (a tuple or list of arrays/tensors, or the ``pattern`` hooks of a
     TransformerLens ``ActivationCache``); anything else as it is."""
     keys = None
@@ -74,7 +79,7 @@ def _layers_of(obj):
         except TypeError:
             keys = None
     if keys:  # TransformerLens: cache["blocks.{l}.attn.hook_pattern"] is [batch, head, query, key]
-        def layer(k):
+        def layer(k: str) -> int:
             try:
                 return int(k.split(".")[1])
             except (IndexError, ValueError):
@@ -89,7 +94,7 @@ def _layers_of(obj):
     return obj
 
 
-def _numeric(x, name: str) -> tuple[np.ndarray, float]:
+def _numeric(x: object, name: str) -> tuple[np.ndarray, float]:
     """An array or tensor as NumPy (bfloat16 and other torch dtypes through float32) with the row-sum
     tolerance of its own dtype; other inputs refused."""
     if hasattr(x, "detach") and hasattr(x, "dtype"):  # a torch tensor

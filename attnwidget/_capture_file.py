@@ -13,6 +13,7 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -22,6 +23,14 @@ from ._position_bias import RelativeBias
 from ._recorder import QKRecord, WeightsRecord
 from .errors import ArgumentError, ArgumentTypeError, CaptureFileError
 
+if TYPE_CHECKING:
+    from ._types import StrPath
+    from .capture import Capture
+    from .seq2seq import Seq2SeqCapture
+
+#: A tensor's safetensors dtype and shape, by name.
+Shapes = dict[str, tuple[str, tuple[int, ...]]]
+
 FORMAT_VERSION = 3  # 2: parts (encoder-decoder), key tokens, position-bias tables, images; 3: values, residual
 _READABLE = (1, 2, 3)
 _PARTS = ("encoder", "decoder", "cross")
@@ -30,15 +39,16 @@ _MAX_HEADER = 100 << 20  # safetensors' own limit on the JSON header
 _REQUIRED = ("tokens", "text", "model_name", "is_causal", "num_heads", "layers", "num_masks")  # of each part
 
 
-def save(cap, path) -> Path:
+def save(cap: Capture, path: StrPath) -> Path:
     """Write ``cap`` to one ``.safetensors`` file (tensors plus a JSON description in the header)."""
     tensors, meta = _part(cap, "")
     return _write(path, tensors, {"format": FORMAT_VERSION, "kind": "capture", **meta})
 
 
-def save_parts(cap, path) -> Path:
+def save_parts(cap: Seq2SeqCapture, path: StrPath) -> Path:
     """Write an encoder-decoder capture: each part's tensors under its own prefix ("encoder/"...)."""
-    tensors, parts = {}, {}
+    tensors: dict[str, torch.Tensor] = {}
+    parts: dict[str, dict[str, Any]] = {}
     seen = set()
     for name, part in cap.parts.items():
         part_tensors, parts[name] = _part(part, f"{name}/")
@@ -48,7 +58,7 @@ def save_parts(cap, path) -> Path:
     return _write(path, tensors, {"format": FORMAT_VERSION, "kind": "seq2seq", "parts": parts})
 
 
-def _write(path, tensors, meta) -> Path:
+def _write(path: StrPath, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -56,9 +66,10 @@ def _write(path, tensors, meta) -> Path:
     return path
 
 
-def _part(cap, prefix: str) -> tuple[dict, dict]:
+def _part(cap: Capture, prefix: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The tensors (names under ``prefix``) and the description of one Capture."""
-    tensors, layers = {}, []
+    tensors: dict[str, torch.Tensor] = {}
+    layers: list[dict[str, Any]] = []
     for i, r in enumerate(cap._records):
         if isinstance(r, WeightsRecord):
             tensors[f"{prefix}weights.{i}"] = r.weights.contiguous()
@@ -68,7 +79,7 @@ def _part(cap, prefix: str) -> tuple[dict, dict]:
         tensors[f"{prefix}key.{i}"] = r.key.contiguous()
         if r.sinks is not None:
             tensors[f"{prefix}sinks.{i}"] = r.sinks.contiguous()
-        layer = {"kind": "qk", "name": r.name, "mask": r.mask, "causal": r.causal,
+        layer: dict[str, Any] = {"kind": "qk", "name": r.name, "mask": r.mask, "causal": r.causal,
                  "scaling": r.scaling, "softcap": r.softcap, "bias": r.bias}
         if r.value is not None and r.out_proj is not None:  # capture(..., values=True)
             tensors[f"{prefix}value.{i}"] = r.value.contiguous()
@@ -85,26 +96,28 @@ def _part(cap, prefix: str) -> tuple[dict, dict]:
     tensors[f"{prefix}offsets"] = torch.from_numpy(cap.offsets.copy())
     flags = np.stack([cap.special, cap.generated, cap.partial]).astype(np.uint8)
     tensors[f"{prefix}flags"] = torch.from_numpy(flags)
-    meta = {"tokens": cap.tokens, "text": cap.text, "model_name": cap.model_name, "is_causal": cap.is_causal,
+    meta: dict[str, Any] = {
+            "tokens": cap.tokens, "text": cap.text, "model_name": cap.model_name, "is_causal": cap.is_causal,
             "num_heads": cap.num_heads, "layers": layers, "num_masks": len(cap._masks),
             "biases": [{"bidirectional": b.bidirectional, "num_buckets": b.num_buckets,
                         "max_distance": b.max_distance} for b in cap._biases]}
     if cap.key_tokens is not cap.tokens:
         meta["key_tokens"] = cap.key_tokens
         tensors[f"{prefix}key_token_ids"] = torch.from_numpy(cap.key_token_ids.copy())
-    if getattr(cap, "residual", None) is not None:
-        tensors[f"{prefix}residual"] = cap.residual.contiguous()
+    residual = getattr(cap, "residual", None)
+    if residual is not None:
+        tensors[f"{prefix}residual"] = residual.contiguous()
         meta["residual"] = True
         if cap.residual_checks is not None:
             meta["residual_checks"] = cap.residual_checks
     if cap.image is not None:
         tensors[f"{prefix}image"] = torch.from_numpy(cap.image.copy())
-        meta["patch_grid"] = list(cap.patch_grid)
+        meta["patch_grid"] = list(cast("tuple[int, int]", cap.patch_grid))  # a picture comes with its grid
         meta["patch_start"] = cap.patch_start
     return tensors, meta
 
 
-def load(cls, path):
+def load(cls: type[Capture], path: StrPath) -> Capture | Seq2SeqCapture:
     """Read a file written by :func:`save` (a Capture, into ``cls``) or :func:`save_parts` (an
     encoder-decoder capture), checking all of it first."""
     from safetensors import safe_open
@@ -142,7 +155,7 @@ def load(cls, path):
         raise CaptureFileError(f"{path}: the parts do not fit together: {error}") from None
 
 
-def _load_part(cls, path, f, shapes, meta, prefix):
+def _load_part(cls: type[Capture], path: str, f: Any, shapes: Shapes, meta: dict[str, Any], prefix: str) -> Capture:
     """One Capture from the tensors under ``prefix``, checked against its description ``meta``."""
     _check_layout(path, meta, shapes, prefix)
     records = [_record(path, f, prefix, i, layer) for i, layer in enumerate(meta["layers"])]
@@ -200,7 +213,7 @@ def _check_container(path: str) -> None:
     )
 
 
-def _metadata(path: str, raw_meta) -> dict:
+def _metadata(path: str, raw_meta: dict[str, str] | None) -> dict[str, Any]:
     raw = (raw_meta or {}).get("attnwidget")
     if raw is None:
         raise CaptureFileError(f"{path} is a safetensors file but not an attnwidget capture "
@@ -222,13 +235,13 @@ def _metadata(path: str, raw_meta) -> dict:
         _expect(path, "parts", parts, isinstance(parts, dict) and sorted(parts) == sorted(_PARTS)
                 and all(isinstance(p, dict) for p in parts.values()), f"an object with the parts {list(_PARTS)}")
         for name in _PARTS:
-            _check_part(path, parts[name], f"parts.{name}.")
+            _check_part(path, meta["parts"][name], f"parts.{name}.")
         return meta
     _check_part(path, meta, "")
     return meta
 
 
-def _check_part(path: str, meta: dict, where: str) -> None:
+def _check_part(path: str, meta: dict[str, Any], where: str) -> None:
     """Check one Capture's description (every field: type and range)."""
     missing = [k for k in _REQUIRED if k not in meta]
     if missing:
@@ -256,7 +269,7 @@ def _check_part(path: str, meta: dict, where: str) -> None:
                 f"an int > {exact} (the exact buckets)")
     if "key_tokens" in meta:
         keys = meta["key_tokens"]
-        _expect(path, f"{where}key_tokens", keys, isinstance(keys, list) and keys
+        _expect(path, f"{where}key_tokens", keys, isinstance(keys, list) and len(keys) > 0
                 and all(isinstance(t, str) for t in keys), "a non-empty list of strings")
     if "patch_grid" in meta:
         grid, start = meta["patch_grid"], meta.get("patch_start")
@@ -297,12 +310,14 @@ def _check_part(path: str, meta: dict, where: str) -> None:
                 f"an int in -1..{len(biases) - 1} (-1: no position bias)")
 
 
-def _check_layout(path: str, meta: dict, shapes: dict, prefix: str = "") -> int:
+def _check_layout(path: str, meta: dict[str, Any], shapes: Shapes, prefix: str = "") -> int:
     """Check every tensor the description names against it; return the token count."""
     n = len(meta["tokens"])
     k = len(meta.get("key_tokens", meta["tokens"]))
     heads = meta["num_heads"]
-    need = {"token_ids": (("I64",), (n,)), "offsets": (("I64",), (n, 2)), "flags": (("U8",), (3, n))}
+    # name -> (the dtypes allowed, the shape: None where the file decides)
+    need: dict[str, tuple[tuple[str, ...], tuple[int | None, ...]]] = {
+        "token_ids": (("I64",), (n,)), "offsets": (("I64",), (n, 2)), "flags": (("U8",), (3, n))}
     if "key_tokens" in meta:
         need["key_token_ids"] = (("I64",), (k,))
     if "patch_grid" in meta:
@@ -355,8 +370,8 @@ def _check_layout(path: str, meta: dict, shapes: dict, prefix: str = "") -> int:
     return n
 
 
-def _record(path, f, prefix, i, layer):
-    def tensor(name):
+def _record(path: str, f: Any, prefix: str, i: int, layer: dict[str, Any]) -> QKRecord | WeightsRecord:
+    def tensor(name: str) -> torch.Tensor:
         return _finite(path, f"{prefix}{name}", f.get_tensor(f"{prefix}{name}"))
 
     if layer["kind"] == "weights":
@@ -384,11 +399,11 @@ def _finite(path: str, name: str, t: torch.Tensor, allow: float | None = None) -
     return t
 
 
-def _real(value) -> bool:
+def _real(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _expect(path: str, field: str, value, ok: bool, expected: str) -> None:
+def _expect(path: str, field: str, value: object, ok: bool | np.bool_, expected: str) -> None:
     if not ok:
         shown = repr(value)
         shown = shown if len(shown) <= 60 else shown[:57] + "..."

@@ -7,6 +7,8 @@ cross-attention), so each part keeps its own layers in order. See :mod:`attnwidg
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import torch
 
@@ -16,11 +18,19 @@ from ._recorder import _eval_mode, model_lock
 from ._tokens import token_text
 from .errors import ArgumentError, UnsupportedAttentionError
 
+if TYPE_CHECKING:
+    import numpy.typing as npt
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from ._recorder import PartOf, Recording
+    from ._types import TextInput
+    from .seq2seq import Seq2SeqCapture
+
 #: Attribute names of cross-attention modules in transformers' encoder-decoder families.
 CROSS_NAMES = ("encoder_attn", "EncDecAttention", "crossattention", "cross_attn", "cross_attention")
 
 
-def is_seq2seq(model) -> bool:
+def is_seq2seq(model: PreTrainedModel) -> bool:
     """A whole encoder-decoder model (not its encoder alone, which shares the seq2seq config)."""
     if not getattr(model.config, "is_encoder_decoder", False):
         return False
@@ -32,15 +42,15 @@ def is_seq2seq(model) -> bool:
     return all(isinstance(m, torch.nn.Module) and m is not model and id(m) in modules for m in (encoder, decoder))
 
 
-def part_classifier(model):
+def part_classifier(model: PreTrainedModel) -> PartOf:
     """``part_of(name, module)`` -> ``"encoder"``, ``"decoder"`` or ``"cross"`` for the recorder."""
     names = {id(m): n for n, m in model.named_modules()}
     encoder, decoder = names[id(model.get_encoder())], names[id(model.get_decoder())]
 
-    def inside(name, prefix):
+    def inside(name: str, prefix: str) -> bool:
         return not prefix or name == prefix or name.startswith(prefix + ".")
 
-    def part_of(name, module):
+    def part_of(name: str, module: torch.nn.Module) -> str:
         if inside(name, encoder):
             return "encoder"
         if inside(name, decoder):
@@ -54,8 +64,10 @@ def part_classifier(model):
     return part_of
 
 
-def capture_seq2seq(model, tokenizer, inputs, *, target, generate, attention_mask, method, store_dtype,
-                    values: bool = False):
+def capture_seq2seq(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, inputs: TextInput | object, *,
+                    target: TextInput | None, generate: int, attention_mask: torch.Tensor | npt.ArrayLike | None,
+                    method: str,
+                    store_dtype: torch.dtype | None, values: bool = False) -> Seq2SeqCapture:
     from .seq2seq import Seq2SeqCapture
 
     if method == "weights":
@@ -78,14 +90,15 @@ def capture_seq2seq(model, tokenizer, inputs, *, target, generate, attention_mas
         if generate:
             decoder_ids = _generate(model, source, generate)
         else:
+            assert target is not None  # refused above: neither a target nor generate=
             decoder_ids = _decoder_ids(model, tokenizer, target)
         for what, ids in (("source", source.ids), ("target", decoder_ids)):
             if limit is not None and ids.shape[1] > limit:
                 raise ArgumentError(f"the {what} is {ids.shape[1]} tokens but {type(model).__name__} handles at "
                                     f"most {limit} positions; shorten it")
         check_ids(model, decoder_ids)
-        kwargs = {"input_ids": source.ids.to(model.device), "decoder_input_ids": decoder_ids.to(model.device),
-                  "use_cache": False}
+        kwargs: dict[str, Any] = {"input_ids": source.ids.to(model.device),
+                                  "decoder_input_ids": decoder_ids.to(model.device), "use_cache": False}
         if source.attention_mask is not None:
             kwargs["attention_mask"] = source.attention_mask.to(model.device)
         recording = run(model, method, store_dtype, lambda weights: model(**kwargs), part_classifier(model),
@@ -99,7 +112,8 @@ def capture_seq2seq(model, tokenizer, inputs, *, target, generate, attention_mas
     return _parts(Seq2SeqCapture, recording, model, tokenizer, source, decoder_ids, generate)
 
 
-def _parts(cls, recording, model, tokenizer, source: Encoded, decoder_ids: torch.Tensor, generate: int):
+def _parts(cls: type[Seq2SeqCapture], recording: Recording, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+           source: Encoded, decoder_ids: torch.Tensor, generate: int) -> Seq2SeqCapture:
     from .capture import capture_of
 
     name = model_name(model)
@@ -109,18 +123,19 @@ def _parts(cls, recording, model, tokenizer, source: Encoded, decoder_ids: torch
     if generate:
         generated[1:] = True  # everything after the decoder's start token
     src_ids, dec_ids = source.ids[0].numpy(), decoder_ids[0].numpy()
-    common = {"model_name": name}
+    common: dict[str, Any] = {"model_name": name}
     encoder = capture_of(recording, "encoder", token_ids=src_ids, tokens=src.tokens, offsets=src_offsets,
                          special=src.special, generated=np.zeros(len(src_ids), bool), partial=src.partial,
                          text=src_text, is_causal=False, **common)
-    target = {"token_ids": dec_ids, "tokens": dec.tokens, "offsets": dec.offsets, "special": dec.special,
+    target: dict[str, Any] = {
+              "token_ids": dec_ids, "tokens": dec.tokens, "offsets": dec.offsets, "special": dec.special,
               "generated": generated, "partial": dec.partial, "text": dec.text, **common}
     decoder = capture_of(recording, "decoder", is_causal=True, **target)
     cross = capture_of(recording, "cross", is_causal=False, key_tokens=src.tokens, key_token_ids=src_ids, **target)
     return cls(encoder=encoder, decoder=decoder, cross=cross)
 
 
-def _decoder_ids(model, tokenizer, target) -> torch.Tensor:
+def _decoder_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, target: TextInput) -> torch.Tensor:
     """The decoder's input: token ids as given, or a text tokenized as the model's labels (with its
     end token), after the decoder start token, as in training (``labels`` shifted right) plus the
     last label: every target token is read."""
@@ -140,7 +155,7 @@ def _decoder_ids(model, tokenizer, target) -> torch.Tensor:
     return encode(tokenizer, target).ids
 
 
-def _generate(model, source: Encoded, steps: int) -> torch.Tensor:
+def _generate(model: PreTrainedModel, source: Encoded, steps: int) -> torch.Tensor:
     mask = source.attention_mask if source.attention_mask is not None else torch.ones_like(source.ids)
     with _eval_mode(model):
         out = model.generate(input_ids=source.ids.to(model.device), attention_mask=mask.to(model.device),

@@ -8,6 +8,8 @@ attention over the patches. Images have no token ids: ``token_ids`` are the posi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
@@ -17,8 +19,14 @@ from ._recorder import model_lock
 from ._vision import _inner_processor, prepare, token_layout, vision_tower
 from .errors import UnsupportedAttentionError
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
-def capture_image(model, processor, image, *, method, store_dtype, values: bool = False, residual: bool = False):
+    from .capture import Capture
+
+
+def capture_image(model: PreTrainedModel, processor: object, image: object, *, method: str,
+                  store_dtype: torch.dtype | None, values: bool = False, residual: bool = False) -> Capture:
     from .capture import capture_of
 
     tower = vision_tower(model)
@@ -46,5 +54,5 @@ def capture_image(model, processor, image, *, method, store_dtype, values: bool 
                       image=pixels.picture, patch_grid=layout.grid, patch_start=layout.patch_start)
 
 
-def _float_dtype(module) -> torch.dtype:
+def _float_dtype(module: torch.nn.Module) -> torch.dtype:
     return next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)

@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import ArgumentError, ArgumentTypeError, NotAttentionError, OutOfRangeError
+
+if TYPE_CHECKING:
+    from typing import TypeGuard
+
+    import torch
 
 #: Tolerance of "rows sum to 1" for attention given as an array: ``max(1e-4, 8 x the dtype's machine
 #: epsilon)``, so 1e-4 for float32/float64, 7.8e-3 for float16 and 6.3e-2 for bfloat16 (a softmax
@@ -21,24 +28,24 @@ from .errors import ArgumentError, ArgumentTypeError, NotAttentionError, OutOfRa
 ROW_SUM_FLOOR = 1e-4
 
 
-def is_int(value) -> bool:
+def is_int(value: object) -> TypeGuard[int | np.integer[Any]]:
     """An integer (Python or NumPy), bools excluded."""
     return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def _shown(value) -> str:
+def _shown(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def check_flag(value, name: str) -> bool:
+def check_flag(value: object, name: str) -> bool:
     """A bool (Python or NumPy), nothing else: ``values=1`` or ``values="yes"`` is refused, not guessed."""
     if not isinstance(value, (bool, np.bool_)):
         raise ArgumentTypeError(f"{name} must be True or False; got {type(value).__name__} {_shown(value)}.")
     return bool(value)
 
 
-def check_index(value, size: int, name: str, unit: str, hint: str = "") -> int:
+def check_index(value: object, size: int, name: str, unit: str, hint: str = "") -> int:
     """An int in ``-size..size-1`` (negative counts from the end) -> the index in ``0..size-1``.
 
     ``unit``: what is counted, in words ("layers", "heads per layer", "tokens")."""
@@ -55,18 +62,18 @@ def check_index(value, size: int, name: str, unit: str, hint: str = "") -> int:
     return int(value) % size
 
 
-def check_layer(value, num_layers: int, name: str = "layer") -> int:
+def check_layer(value: object, num_layers: int, name: str = "layer") -> int:
     return check_index(value, num_layers, name, "layers")
 
 
-def check_head(value, num_heads: int, name: str = "head") -> int | None:
+def check_head(value: object, num_heads: int, name: str = "head") -> int | None:
     """``None`` or ``"mean"`` (the mean over heads) or a head index."""
     if value is None or (isinstance(value, str) and value == "mean"):
         return None
     return check_index(value, num_heads, name, "heads per layer", "Use None (or 'mean') for the mean over heads.")
 
 
-def check_indices(values, size: int, name: str, unit: str, *, allow_empty: bool = True) -> list[int]:
+def check_indices(values: object, size: int, name: str, unit: str, *, allow_empty: bool = True) -> list[int]:
     """An int, or a list / tuple / range / 1-D integer array of them -> indices in ``0..size-1``."""
     if is_int(values):
         return [check_index(values, size, name, unit)]
@@ -87,21 +94,21 @@ def check_indices(values, size: int, name: str, unit: str, *, allow_empty: bool 
     return [check_index(v, size, f"{name}[{i}]", unit) for i, v in enumerate(values)]
 
 
-def check_layers(value, num_layers: int, name: str = "layers") -> list[int]:
+def check_layers(value: object, num_layers: int, name: str = "layers") -> list[int]:
     """``None`` (all layers), an int, or a non-empty list of ints -> layer indices."""
     if value is None:
         return list(range(num_layers))
     return check_indices(value, num_layers, name, "layers", allow_empty=False)
 
 
-def check_heads(value, num_heads: int, name: str = "heads") -> list[int] | None:
+def check_heads(value: object, num_heads: int, name: str = "heads") -> list[int] | None:
     """``None`` (all heads, averaged), an int, or a non-empty list of ints -> head indices or None."""
     if value is None:
         return None
     return check_indices(value, num_heads, name, "heads per layer", allow_empty=False)
 
 
-def check_number(value, name: str, low: float | None = None, high: float | None = None,
+def check_number(value: object, name: str, low: float | None = None, high: float | None = None,
                  hint: str = "") -> float:
     """A real, finite number in ``[low, high]`` (bools refused) -> float."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
@@ -117,7 +124,7 @@ def check_number(value, name: str, low: float | None = None, high: float | None 
     return x
 
 
-def check_choice(value, choices, name: str):
+def check_choice(value: object, choices: Collection[str], name: str) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ArgumentError(
             f"{name} must be one of {', '.join(map(repr, choices))}; got {type(value).__name__} {_shown(value)}."
@@ -125,7 +132,7 @@ def check_choice(value, choices, name: str):
     return value
 
 
-def check_float_dtype(value, name: str):
+def check_float_dtype(value: object, name: str) -> torch.dtype | None:
     """``None``, a torch floating dtype, or its name (``"float16"``, ``"bfloat16"``, ...) -> torch dtype."""
     import torch
 
@@ -148,7 +155,7 @@ def check_float_dtype(value, name: str):
 # ----------------------------------------------------------------------------- attention arrays
 
 
-def row_sum_tolerance(dtype) -> float:
+def row_sum_tolerance(dtype: Any) -> float:  # a NumPy dtype or its name; a torch dtype's name
     """How far from 1 a row of attention in ``dtype`` may sum (see :data:`ROW_SUM_FLOOR`)."""
     try:
         eps = float(np.finfo(dtype).eps)
@@ -157,7 +164,7 @@ def row_sum_tolerance(dtype) -> float:
     return max(ROW_SUM_FLOOR, 8 * eps)
 
 
-def check_attention_dtype(dtype, name: str = "attention") -> None:
+def check_attention_dtype(dtype: Any, name: str = "attention") -> None:  # a NumPy dtype or a torch.dtype
     """Refuse dtypes that cannot hold attention weights (complex, bool, strings, objects)."""
     kind = np.dtype(dtype).kind if not hasattr(dtype, "is_complex") else (
         "c" if dtype.is_complex else "b" if str(dtype) == "torch.bool" else "f")

@@ -7,7 +7,9 @@ is a small array made by :mod:`attnwidget.reduce` and wired as bytes (:func:`att
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +17,10 @@ from . import reduce as r
 from ._engine import BLOCK_ELEMENTS, Engine
 from ._summary import summary_for
 from .errors import ArgumentError, ArgumentTypeError
+
+if TYPE_CHECKING:
+    from ._summary import Summary
+    from .capture import Capture
 
 #: The difference heatmap: at most this many cells a side (pooled by the signed largest magnitude,
 #: so a sharp change stays visible at any length).
@@ -26,9 +32,9 @@ class Panel:
     """One captured prompt of a comparison: its name, capture, engine and summary."""
 
     name: str
-    capture: object
+    capture: Capture
     engine: Engine
-    summary: object
+    summary: Summary
 
     @property
     def n(self) -> int:
@@ -52,7 +58,7 @@ class Panel:
         return self.tokens if keys is None or not self.engine.is_cross else [str(t) for t in keys]
 
 
-def captures_of(source) -> dict:
+def captures_of(source: object) -> Mapping[str, Capture]:
     """``{name: Capture}`` from a dict of captures, or from a TemplateComparison / LanguageComparison
     that holds its captures (``.captures``)."""
     if not isinstance(source, dict) and hasattr(source, "captures") and hasattr(source, "to_dict"):
@@ -71,9 +77,10 @@ def captures_of(source) -> dict:
     return source
 
 
-def make_panels(captures: dict) -> list[Panel]:
+def make_panels(captures: Mapping[str, Capture]) -> list[Panel]:
     """Check the captures (Capture-like, one model: the same layers and heads) and make their panels."""
-    panels, seen = [], set()
+    panels: list[Panel] = []
+    seen: set[str] = set()
     for key, cap in captures.items():
         name = str(key)
         if name in seen:
@@ -99,7 +106,7 @@ def make_panels(captures: dict) -> list[Panel]:
     return panels
 
 
-def grid(panel: Panel) -> dict:
+def grid(panel: Panel) -> dict[str, Any]:
     """The panel's layer x head grid of thumbnails (every layer passed over first), as the single
     widget sends it: ``{"thumbs": uint8 [L, H, s, s], "layer_mean": uint8 [L, s, s], "ready", "size"}``."""
     panel.summary.run()
@@ -108,7 +115,7 @@ def grid(panel: Panel) -> dict:
             "size": int(thumbs.shape[-1])}
 
 
-def tile(panel: Panel, layer: int, head: int | None) -> tuple[dict, np.ndarray]:
+def tile(panel: Panel, layer: int, head: int | None) -> tuple[dict[str, Any], np.ndarray]:
     """The panel's whole-sequence heatmap tile (:func:`attnwidget.reduce.heatmap_tile` from the fused
     pass) and its matrix as float32."""
     data = r.heatmap_tile(panel.engine, layer, head, summary=panel.summary)
@@ -133,12 +140,12 @@ def signed_max_pool(block: np.ndarray, fr: int, fc: int) -> np.ndarray:
     pr, pc = -rows % fr, -cols % fc
     padded = np.pad(block, [(0, pr), (0, pc)])
     cells = padded.reshape(padded.shape[0] // fr, fr, padded.shape[1] // fc, fc).transpose(0, 2, 1, 3)
-    cells = cells.reshape(cells.shape[0], cells.shape[1], fr * fc)
-    pick = np.abs(cells).argmax(axis=-1)
-    return np.take_along_axis(cells, pick[..., None], axis=-1)[..., 0]
+    flat = cells.reshape(cells.shape[0], cells.shape[1], fr * fc)
+    pick = np.abs(flat).argmax(axis=-1)
+    return np.take_along_axis(flat, pick[..., None], axis=-1)[..., 0]
 
 
-def difference(a: Panel, b: Panel, layer: int, head: int | None, side: int = DIFF_SIDE) -> dict:
+def difference(a: Panel, b: Panel, layer: int, head: int | None, side: int = DIFF_SIDE) -> dict[str, Any]:
     """Panel ``b`` minus panel ``a`` (equal shapes), exact float32 weights read in row blocks from the
     pattern engine, pooled to at most ``side`` cells a side by the signed largest magnitude.
 

@@ -31,6 +31,8 @@ per-row statistics ``[heads, n, 11]`` float64 and the pooled tiles ``[heads, 256
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 import torch
@@ -52,6 +54,9 @@ from ._fused import (  # noqa: F401 (re-exported: the engine's public names)
 )
 from ._memory import release_free_memory
 from .errors import ArgumentError
+
+if TYPE_CHECKING:
+    from ._types import AttentionSource, CaptureLike, Rows
 
 #: Floats (``heads x rows x keys``) in one generic block read from a Capture (16 MiB of float32).
 #: Read at call time, so a test can lower it.
@@ -83,19 +88,19 @@ def block_rows(heads: int, n: int) -> int:
     return max(1, int(BLOCK_ELEMENTS) // max(1, int(heads) * int(n)))
 
 
-def is_capture(obj) -> bool:
+def is_capture(obj: object) -> TypeGuard[CaptureLike]:
     """A Capture-like source (the test of the analysis modules: ``patterns`` and ``is_causal``)."""
     return hasattr(obj, "patterns") and hasattr(obj, "is_causal")
 
 
-def _recomputes(obj) -> bool:
+def _recomputes(obj: object) -> TypeGuard[CaptureLike]:
     """A source read in blocks of rows: an attnwidget Capture (recorded queries and keys, scores
     recomputed on demand) or a measure over one (:func:`_row_source`)."""
     return is_capture(obj) and (
         (callable(getattr(obj, "_scores", None)) and hasattr(obj, "_records")) or _row_source(obj))
 
 
-def _row_source(obj) -> bool:
+def _row_source(obj: object) -> bool:
     """A source that computes rows on demand and has its own layer measure for the head-mean slot
     (``mean_rows(layer, rows)``; :class:`attnwidget.contributions.ContributionSource`): the fused pass
     reads its rows in blocks and takes its mean rows for the mean tile, kept means and rollout."""
@@ -103,7 +108,7 @@ def _row_source(obj) -> bool:
             and callable(getattr(obj, "mean_rows", None)))
 
 
-def check_rollout(source) -> None:
+def check_rollout(source: Engine | np.ndarray) -> None:
     """Refuse rollout and attention flow over cross-attention (:data:`CROSS_ROLLOUT`): ``source`` is an
     :class:`Engine` or an attention array ``[layer, head, query, key]``. Rollout multiplies a layer's
     ``[query, key]`` matrix into the next one's keys, which needs both to count the same tokens."""
@@ -124,9 +129,10 @@ class Engine:
     :attr:`n_keys` (keys: ``n`` for self-attention); :attr:`is_cross`: the queries and keys are two
     sequences (a rectangle, or a source that says ``is_cross``)."""
 
-    def __init__(self, obj):
-        self.obj = obj
-        self.array = None
+    def __init__(self, obj: AttentionSource) -> None:
+        self.obj: Any = obj  # read duck-typed (patterns, head_patterns, num_layers ...) by kind
+        self.array: np.ndarray | None = None
+        self._shape: tuple[int, ...] | None
         if _recomputes(obj):
             self.kind = "capture"
             self.is_causal = bool(obj.is_causal)
@@ -144,10 +150,11 @@ class Engine:
         self._declared_cross = getattr(obj, "is_cross", False) is True
 
     # -- sizes ------------------------------------------------------------------------------------
-    def _sizes(self):
+    def _sizes(self) -> tuple[int, ...]:
         """``(layers, heads, query rows, keys)``."""
         if self._shape is None:  # learn the shape from the first layer
             self._layer(0)
+        assert self._shape is not None  # _layer set it
         return self._shape
 
     @property
@@ -190,7 +197,7 @@ class Engine:
     def _layer(self, layer: int) -> np.ndarray:
         """One whole layer ``[head, query, key]`` (array and ``patterns``-only sources; the latter's
         last layer is kept, so the fused pass and a comparison over the same layer read it once)."""
-        if self.kind == "array":
+        if self.array is not None:  # kind "array"
             return self.array[layer]
         held = getattr(self, "_held", None)
         if held is None or held[0] != layer:
@@ -205,7 +212,7 @@ class Engine:
             return np.asarray(self.obj.head_patterns(layer, rows=slice(r0, r1)))
         return self._layer(layer)[:, r0:r1]
 
-    def blocks(self, layer: int):
+    def blocks(self, layer: int) -> Iterator[tuple[int, int, np.ndarray]]:
         """Yield ``(r0, r1, p [head, r1 - r0, n_keys])`` covering every query row of ``layer`` in order."""
         if self.kind != "capture":
             p = self._layer(layer)
@@ -216,7 +223,7 @@ class Engine:
             r1 = min(n, r0 + step)
             yield r0, r1, self.read(layer, r0, r1)
 
-    def rows(self, layer: int, index):
+    def rows(self, layer: int, index: np.ndarray | list[int]) -> Iterator[tuple[int, int, np.ndarray]]:
         """Yield ``(a, b, p [head, b - a, n_keys])``: the rows ``index[a:b]`` of ``layer``, at most
         :attr:`step` rows per Capture call (one whole-layer read for the other sources)."""
         index = np.asarray(index, dtype=np.int64)
@@ -228,13 +235,13 @@ class Engine:
             b = min(index.size, a + step)
             yield a, b, np.asarray(self.obj.head_patterns(layer, rows=index[a:b]))
 
-    def heads(self, layer: int, rows) -> np.ndarray:
+    def heads(self, layer: int, rows: Rows) -> np.ndarray:
         """All heads of ``layer`` for the given query rows (slice or indices): float32 ``[head, rows, n_keys]``."""
         if self.kind == "capture":
             return self.obj.head_patterns(layer, rows=rows)
         return np.asarray(self._layer(layer)[:, rows], dtype=np.float32)
 
-    def fuse(self, p, head_fusion: str, layer: int, r0: int, r1: int) -> np.ndarray | None:
+    def fuse(self, p: np.ndarray, head_fusion: str, layer: int, r0: int, r1: int) -> np.ndarray | None:
         """Rows ``r0..r1-1`` of ``layer`` as a source with its own layer measure (:func:`_row_source`)
         fuses them for ``head_fusion="mean"``: its ``mean_rows``, float64; None for every other source
         and fusion, whose callers take the mean, max or min of the heads' rows ``p`` themselves."""
@@ -242,7 +249,7 @@ class Engine:
             return np.asarray(self.obj.mean_rows(layer, slice(r0, r1)), dtype=np.float64)
         return None
 
-    def matrix(self, layer: int, head: int | None, rows) -> np.ndarray:
+    def matrix(self, layer: int, head: int | None, rows: Rows) -> np.ndarray:
         """One head (or the head mean for ``head=None``): float32 ``[rows, n_keys]``."""
         if self.kind == "capture":
             return self.obj.pattern(layer, head, rows=rows)
@@ -251,8 +258,8 @@ class Engine:
         return np.asarray(block[:, rows].mean(axis=0), dtype=np.float32)
 
     # -- the fused pass ---------------------------------------------------------------------------
-    def summarize(self, layer: int, options: PassOptions = PassOptions(), keep_means=None,
-                  on_block=None) -> LayerSummary:
+    def summarize(self, layer: int, options: PassOptions = PassOptions(), keep_means: str | None = None,
+                  on_block: Callable[[int, int, np.ndarray], object] | None = None) -> LayerSummary:
         """One fused pass over ``layer``: metrics, roles, tiles, thumbnails, column sums (see module doc).
 
         ``keep_means``: ``None``, ``"float32"`` or ``"float16"``: also keep the head-mean pattern, block
@@ -286,7 +293,7 @@ class Engine:
         out.seconds = time.perf_counter() - t0
         return out
 
-    def _tile_source(self, layer: int):
+    def _tile_source(self, layer: int) -> _ScoreTiles | _ProbTiles | _RowTiles:
         if _row_source(self.obj):
             return _RowTiles(self.obj, layer)
         record = self.obj._records[layer] if self.kind == "capture" else None
@@ -297,7 +304,7 @@ class Engine:
         return _ProbTiles(self._layer(layer), self.is_causal)
 
 
-def _declared_shape(obj) -> tuple[int, int, int, int]:
+def _declared_shape(obj: Any) -> tuple[int, int, int, int]:
     """``(layers, heads, query rows, keys)`` as a Capture(-like) source declares them (keys: ``num_keys``,
     else one per query)."""
     n = int(obj.num_tokens)

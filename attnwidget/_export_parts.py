@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import base64
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +22,10 @@ from . import reduce as r
 from ._engine import tile_factor
 from ._widget_parts import ALL_VIEWS
 from .errors import ArgumentTypeError
+
+if TYPE_CHECKING:
+    from ._summary import Summary
+    from ._types import AttentionSource
 
 HEATMAP_SIDE = 128  # heatmaps of every layer x head (+ layer mean) are max-pooled to at most this side
 FULL_MAX_TOKENS = 1024  # the initial layer is embedded at full resolution up to this many tokens
@@ -36,8 +42,8 @@ class PartSubject:
     """One part as the page starts it (or as switching to it shows it)."""
 
     name: str  # "" for a plain capture
-    capture: object  # what rollout reads: a Capture or a [layer, head, query, key] array
-    source: object  # attnwidget._engine.Engine over it
+    capture: AttentionSource  # what rollout reads: a Capture or a [layer, head, query, key] array
+    source: r.Engine  # the pattern engine over it
     tokens: list[str]
     key_tokens: list[str]
     is_cross: bool
@@ -56,7 +62,7 @@ class PartSubject:
         return [v for v in ALL_VIEWS if not (self.is_cross and v in ("graph", "rollout"))
                 and (v != "image" or self.image is not None)]
 
-    def traits(self) -> dict:
+    def traits(self) -> dict[str, Any]:
         """The traits a part switch sets (besides the selection and the data)."""
         s = self.source
         return {"tokens": self.tokens, "key_tokens": self.key_tokens, "num_layers": s.num_layers,
@@ -64,7 +70,8 @@ class PartSubject:
                 "views": self.views}
 
 
-def part_tokens(capture, source, cross: bool, tokens=None) -> tuple[list[str], list[str]]:
+def part_tokens(capture: AttentionSource, source: r.Engine, cross: bool,
+                tokens: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
     """``(tokens, key_tokens)`` of a part, as the widget names them (indices where a capture has none)."""
     if tokens is None:
         tokens = getattr(capture, "tokens", None) or [str(i) for i in range(source.n)]
@@ -75,7 +82,7 @@ def part_tokens(capture, source, cross: bool, tokens=None) -> tuple[list[str], l
     return tokens, keys
 
 
-def image_of(capture):
+def image_of(capture: object) -> tuple[np.ndarray, tuple[int, int], int] | None:
     """``(picture, (rows, cols), patch_start)`` of a vision capture, else None."""
     picture, grid = getattr(capture, "image", None), getattr(capture, "patch_grid", None)
     if picture is None or grid is None:
@@ -95,7 +102,7 @@ def quantise(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q, top.astype(np.float32)
 
 
-def wire(array: np.ndarray, compress: bool) -> dict:
+def wire(array: np.ndarray, compress: bool) -> dict[str, Any]:
     """``{b64, dtype, shape, compression}``: little-endian C-order bytes, zlib-compressed, base64."""
     arr = np.ascontiguousarray(array)
     if arr.dtype.name not in ("float32", "float16", "uint8", "uint16", "uint32", "int32"):
@@ -106,7 +113,7 @@ def wire(array: np.ndarray, compress: bool) -> dict:
             "compression": "zlib" if compress else None}
 
 
-def heatmaps(source, side: int, full_layer: int | None):
+def heatmaps(source: r.Engine, side: int, full_layer: int | None) -> tuple[np.ndarray, np.ndarray | None, Summary]:
     """Pooled ``[L, H + 1, sq, sk]`` (index H = layer mean), the full ``[H + 1, n, n_keys]`` of one layer
     and the summary they came from. The pooled heatmaps are the fused pass's tiles of ``side`` cells
     (a rectangle is pooled per axis, as the widget's tiles are)."""
@@ -116,6 +123,7 @@ def heatmaps(source, side: int, full_layer: int | None):
     summary = summary_for(source.obj, default_options(source.obj, tile_side=side, tile_dtype="float32"))
     summary.run()
     first = summary.layer(0)
+    assert first.mean_tile is not None  # the default options make tiles
     heat = np.zeros((L, H + 1) + first.mean_tile.shape, dtype=np.float32)
     for layer in range(L):
         result = summary.layer(layer)
@@ -137,7 +145,8 @@ def rollout_label(options: tuple[str, float]) -> str:
     return f"rollout ({fusion} of heads{dropped})"
 
 
-def rollout_rows(capture, n: int, max_rows: int, options=("mean", 0.0)) -> tuple[np.ndarray, list[int] | None, str]:
+def rollout_rows(capture: AttentionSource, n: int, max_rows: int,
+                 options: tuple[str, float] = ("mean", 0.0)) -> tuple[np.ndarray, list[int] | None, str]:
     from .rollout import rollout, rollout_row
 
     fusion, discard = options
@@ -147,11 +156,11 @@ def rollout_rows(capture, n: int, max_rows: int, options=("mean", 0.0)) -> tuple
     return result.values[None].astype(np.float16), [int(result.row)], f"row {result.row} only ({result.reason})"
 
 
-def _head_name(head) -> str:
+def _head_name(head: int | None) -> str:
     return "mean of heads" if head is None else f"head {head}"
 
 
-def _color_grid(summary, name: str) -> np.ndarray:
+def _color_grid(summary: Summary, name: str) -> np.ndarray:
     from .heads import ROLES
 
     grid = summary.roles()[name] if name in ROLES else summary.metrics()[name]
@@ -178,7 +187,7 @@ def side_for(part: PartSubject, heatmap_side: int | None) -> int:
     return HEATMAP_SIDE
 
 
-def part_payload(part: PartSubject, opts: Options) -> tuple[dict, dict[str, np.ndarray], list[str]]:
+def part_payload(part: PartSubject, opts: Options) -> tuple[dict[str, Any], dict[str, np.ndarray], list[str]]:
     """``({state, meta, arrays}, arrays before encoding, lines of the note)`` of one part."""
     source = part.source
     n, nk = source.n, source.n_keys
@@ -224,7 +233,8 @@ def part_payload(part: PartSubject, opts: Options) -> tuple[dict, dict[str, np.n
     return entry, arrays, notes
 
 
-def _notes(part, cells, factors, side, full_layer, rollout_text, graph_meta, arrays) -> list[str]:
+def _notes(part: PartSubject, cells: tuple[int, ...], factors: tuple[int, int], side: int, full_layer: int | None,
+           rollout_text: str | None, graph_meta: dict[str, Any] | None, arrays: dict[str, np.ndarray]) -> list[str]:
     source = part.source
     n, nk, L, H = source.n, source.n_keys, source.num_layers, source.num_heads
     (sr, sc), (fr, fc) = cells, factors

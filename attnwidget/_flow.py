@@ -45,9 +45,15 @@ module raises :class:`~attnwidget.errors.MissingExtraError`, which names
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Literal, overload
+
 import numpy as np
 
 from ._optional import require
+
+if TYPE_CHECKING:
+    from ._progress import ProgressBar
 
 njit = require("numba", "the exact attention flow (attention_flow)").njit
 
@@ -307,7 +313,14 @@ def _nonzero_bounds(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 SINKS_PER_CALL = 64
 
 
-def flow_rows(M: np.ndarray, targets, *, return_phases: bool = False, progress=None):
+@overload
+def flow_rows(M: np.ndarray, targets: Iterable[int], *, return_phases: Literal[False] = False,
+              progress: ProgressBar | None = None) -> np.ndarray: ...
+@overload
+def flow_rows(M: np.ndarray, targets: Iterable[int], *, return_phases: Literal[True],
+              progress: ProgressBar | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+def flow_rows(M: np.ndarray, targets: Iterable[int], *, return_phases: bool = False,
+              progress: ProgressBar | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Exact attention flow for mixed matrices ``M`` (float64 ``[L, n, n]``) and target positions.
 
     Returns float64 ``[len(targets), n]``; entry ``[r, j]`` is the max flow from ``(L, targets[r])``

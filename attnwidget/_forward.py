@@ -7,7 +7,9 @@ Shared by every family's capture (text models in ``capture.py``, encoder-decoder
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -24,11 +26,16 @@ from ._recorder import (
 )
 from .errors import ArgumentError, ArgumentTypeError, OutOfRangeError
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from ._inputs import Encoded
+    from ._recorder import PartOf
 
 _NO_TOKENIZER = object()  # a vision model is checked without one
 
 
-def check_model(model, tokenizer=_NO_TOKENIZER) -> None:
+def check_model(model: object, tokenizer: object = _NO_TOKENIZER) -> None:
     from transformers import PreTrainedModel
 
     if not isinstance(model, PreTrainedModel):
@@ -50,7 +57,7 @@ def check_model(model, tokenizer=_NO_TOKENIZER) -> None:
         )
 
 
-def check_ids(model, ids: torch.Tensor) -> None:
+def check_ids(model: PreTrainedModel, ids: torch.Tensor) -> None:
     """Token ids the embedding can look up: ``0 <= id < vocabulary size``."""
     try:
         embeddings = model.get_input_embeddings()
@@ -67,7 +74,7 @@ def check_ids(model, ids: torch.Tensor) -> None:
         )
 
 
-def context_length(model) -> int | None:
+def context_length(model: PreTrainedModel) -> int | None:
     for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
         value = getattr(model.config, attr, None)
         if isinstance(value, int) and value > 0:
@@ -75,8 +82,8 @@ def context_length(model) -> int | None:
     return None
 
 
-def forward_kwargs(model, ids, attention_mask) -> dict:
-    kwargs = {"input_ids": ids.to(model.device), "use_cache": False}
+def forward_kwargs(model: PreTrainedModel, ids: torch.Tensor, attention_mask: torch.Tensor | None) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"input_ids": ids.to(model.device), "use_cache": False}
     if attention_mask is not None:
         kwargs["attention_mask"] = attention_mask.to(model.device)
     import inspect
@@ -86,7 +93,8 @@ def forward_kwargs(model, ids, attention_mask) -> dict:
     return kwargs
 
 
-def run(model, method, store_dtype, forward, part_of=None, attention_mask=None, values: bool = False,
+def run(model: PreTrainedModel, method: str, store_dtype: torch.dtype | None, forward: Callable[[bool], object],
+        part_of: PartOf | None = None, attention_mask: torch.Tensor | None = None, values: bool = False,
         residual: bool = False) -> Recording:
     """Record one forward (``forward(output_attentions)`` runs the model) with the recorder for
     ``method``; the weights fallback's result is checked, retried in eager attention when it fails
@@ -149,7 +157,7 @@ def run(model, method, store_dtype, forward, part_of=None, attention_mask=None, 
 
 
 @contextmanager
-def forced_eager(model):
+def forced_eager(model: PreTrainedModel) -> Iterator[None]:
     """Every config of the model set to eager attention for the block, as ``from_pretrained(...,
     attn_implementation="eager")`` would have; each restored in ``finally``."""
     saved = _implementations(model)
@@ -162,7 +170,8 @@ def forced_eager(model):
             config._attn_implementation = implementation
 
 
-def check_returned_weights(model, recording: Recording, attention_mask=None) -> None:
+def check_returned_weights(model: PreTrainedModel, recording: Recording,
+                           attention_mask: torch.Tensor | None = None) -> None:
     """The weights fallback takes what the model returns as attention: refuse anything that is not
     (non-finite or negative entries, rows not summing to 1, weight on later tokens of a causal model),
     naming the layer. T5's encoder returns its position bias there and Falcon under sdpa returns
@@ -194,7 +203,7 @@ def check_returned_weights(model, recording: Recording, attention_mask=None) -> 
         )
 
 
-def _real_rows(w: torch.Tensor, attention_mask) -> torch.Tensor:
+def _real_rows(w: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
     """The query rows of real tokens (all rows without a padding mask)."""
     if attention_mask is None:
         return w
@@ -202,7 +211,8 @@ def _real_rows(w: torch.Tensor, attention_mask) -> torch.Tensor:
     return w[:, real] if real.numel() == w.shape[1] else w
 
 
-def checked(model, recording: Recording, method: str, attention_mask=None) -> Recording:
+def checked(model: PreTrainedModel, recording: Recording, method: str,
+            attention_mask: torch.Tensor | None = None) -> Recording:
     check_returned_weights(model, recording, attention_mask)
     if not recording.records:
         found = attention_modules(model)
@@ -218,7 +228,7 @@ def checked(model, recording: Recording, method: str, attention_mask=None) -> Re
     return recording
 
 
-def generate(model, encoded, steps: int) -> torch.Tensor:
+def generate(model: PreTrainedModel, encoded: Encoded, steps: int) -> torch.Tensor:
     if not hasattr(model, "generate") or not getattr(model, "can_generate", lambda: False)():
         raise ArgumentError(f"generate={steps} needs a model that can generate; {type(model).__name__} cannot")
     kwargs = {"input_ids": encoded.ids.to(model.device), "max_new_tokens": steps, "do_sample": False,
@@ -236,16 +246,18 @@ def generate(model, encoded, steps: int) -> torch.Tensor:
     return out.cpu()
 
 
-def is_causal(model, records, attention_mask=None) -> bool:
+def is_causal(model: PreTrainedModel, records: Sequence[QKRecord | WeightsRecord],
+              attention_mask: torch.Tensor | None = None) -> bool:
     qk = [r for r in records if isinstance(r, QKRecord)]
     if qk:
         return any(r.causal for r in qk) or bool(getattr(model.config, "is_decoder", False))
     # Returned weights: causal when no real query (padding rows aside) attends to a later key in any layer.
-    return (records[0].weights.shape[-1] > 1
-            and all(not bool(_real_rows(torch.triu(r.weights, diagonal=1), attention_mask).any()) for r in records))
+    returned = [r for r in records if isinstance(r, WeightsRecord)]  # every record, here
+    return (returned[0].weights.shape[-1] > 1
+            and all(not bool(_real_rows(torch.triu(r.weights, diagonal=1), attention_mask).any()) for r in returned))
 
 
-def model_name(model) -> str:
+def model_name(model: PreTrainedModel) -> str:
     name = getattr(model.config, "name_or_path", "") or type(model).__name__
     base = os.path.basename(str(name).rstrip("/")) or type(model).__name__
     return base

@@ -10,6 +10,9 @@ recorded capture and every view and analysis reads it the same way.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import torch
 
@@ -17,8 +20,13 @@ from ._arrays import as_attention_array
 from ._recorder import WeightsRecord
 from .errors import ArgumentError, ArgumentTypeError
 
+if TYPE_CHECKING:
+    from ._types import AttentionSource, Showable
+    from .capture import Capture
+    from .seq2seq import Seq2SeqCapture
 
-def _token_list(tokens, count: int, name: str, what: str) -> list[str]:
+
+def _token_list(tokens: Sequence[str] | None, count: int, name: str, what: str) -> list[str]:
     if tokens is None:
         return [str(i) for i in range(count)]
     if isinstance(tokens, str) or not all(isinstance(t, str) for t in tokens):
@@ -29,9 +37,10 @@ def _token_list(tokens, count: int, name: str, what: str) -> list[str]:
     return tokens
 
 
-def capture_from_attentions(cls, attentions, tokens=None, key_tokens=None, *, model_name: str = "attentions",
+def capture_from_attentions(cls: type[Capture], attentions: AttentionSource, tokens: Sequence[str] | None = None,
+                            key_tokens: Sequence[str] | None = None, *, model_name: str = "attentions",
                             is_causal: bool | None = None, cross: bool = False,
-                            names: tuple[str, str] = ("tokens", "key_tokens")):
+                            names: tuple[str, str] = ("tokens", "key_tokens")) -> Capture:
     """A ``cls`` (Capture) holding ``attentions`` as returned weights (see the module docstring)."""
     arr, causal = as_attention_array(attentions)
     layers, heads, n_q, n_k = arr.shape
@@ -52,13 +61,15 @@ def capture_from_attentions(cls, attentions, tokens=None, key_tokens=None, *, mo
                key_tokens=keys, key_token_ids=None if keys is None else np.arange(n_k))
 
 
-def seq2seq_from_attentions(encoder, decoder, cross, *, source_tokens=None, target_tokens=None,
-                            model_name: str = "attentions"):
+def seq2seq_from_attentions(encoder: AttentionSource | None, decoder: AttentionSource | None,
+                            cross: AttentionSource | None, *, source_tokens: Sequence[str] | None = None,
+                            target_tokens: Sequence[str] | None = None,
+                            model_name: str = "attentions") -> Seq2SeqCapture:
     """A Seq2SeqCapture from an encoder-decoder's three attention tuples."""
     from .capture import Capture
     from .seq2seq import Seq2SeqCapture
 
-    parts = {}
+    parts: dict[str, AttentionSource] = {}
     for name, attn in (("encoder", encoder), ("decoder", decoder), ("cross", cross)):
         if attn is None:
             raise ArgumentError(f"{name} attention is missing: run the model with output_attentions=True "
@@ -73,12 +84,13 @@ def seq2seq_from_attentions(encoder, decoder, cross, *, source_tokens=None, targ
     return Seq2SeqCapture(encoder=enc, decoder=dec, cross=crs)
 
 
-def is_seq2seq_output(obj) -> bool:
+def is_seq2seq_output(obj: object) -> bool:
     """A transformers encoder-decoder output (``Seq2SeqLMOutput`` and kin) with its attentions."""
     return all(hasattr(obj, a) for a in ("encoder_attentions", "decoder_attentions", "cross_attentions"))
 
 
-def as_source(obj, tokens=None, key_tokens=None):
+def as_source(obj: Any, tokens: Sequence[str] | None = None,
+              key_tokens: Sequence[str] | None = None) -> Showable:  # obj: Any, read duck-typed
     """What a view or export reads: a seq2seq output becomes a Seq2SeqCapture (``tokens``: the target's,
     ``key_tokens``: the source's); a rectangular array or tuple with ``key_tokens`` becomes a cross
     Capture; anything else is returned as it is (the pattern engine reads it)."""
@@ -92,7 +104,8 @@ def as_source(obj, tokens=None, key_tokens=None):
     return obj
 
 
-def widget_source(obj, tokens, key_tokens):
+def widget_source(obj: Showable, tokens: Sequence[str] | None,
+                  key_tokens: Sequence[str] | None) -> tuple[Showable, Sequence[str] | None, Sequence[str] | None]:
     """``(source, tokens, key_tokens)``: an encoder-decoder model's output, or attention arrays with
     ``key_tokens``, made into a capture (``attnwidget._from_attentions.as_source``, which takes the
     token strings: None is left for the page to relabel); a capture or anything else as it is."""
@@ -106,7 +119,7 @@ def widget_source(obj, tokens, key_tokens):
     return obj, tokens, key_tokens
 
 
-def _check_output_tokens(output, tokens, key_tokens) -> None:
+def _check_output_tokens(output: object, tokens: Sequence[str] | None, key_tokens: Sequence[str] | None) -> None:
     """An encoder-decoder output's strings: ``tokens`` the target's, ``key_tokens`` the source's (said
     here in those words; the capture made from it names the encoder's and decoder's own tokens)."""
     for name, given, attribute, what in (("tokens", tokens, "decoder_attentions", "target (decoder)"),

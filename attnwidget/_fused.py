@@ -19,13 +19,22 @@ from __future__ import annotations
 import functools
 import math
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 import torch
 
 from . import _kernels as K
 from .errors import ArgumentError
+
+if TYPE_CHECKING:
+    from ._recorder import QKRecord
+    from .capture import Capture
+
+    #: What a fused pass reads a layer from, tile by tile.
+    TileSource = Union["_ScoreTiles", "_ProbTiles", "_RowTiles"]
 
 _KERNEL_LOCK = threading.Lock()  # numba's workqueue layer is not thread-safe; omp is, but do not oversubscribe
 
@@ -104,7 +113,7 @@ class _ScoreTiles:
     from_scores = True
     dtype = np.float32
 
-    def __init__(self, capture, layer, record):
+    def __init__(self, capture: Capture, layer: int, record: QKRecord) -> None:
         if record.causal and record.key.shape[1] != record.query.shape[1]:
             raise ArgumentError("the fused pass needs one key per query for causal attention; this capture's "
                                 f"layer {layer} has {record.query.shape[1]} queries and {record.key.shape[1]} "
@@ -119,13 +128,13 @@ class _ScoreTiles:
         self.layer_causal = bool(record.causal) and record.mask < 0
         self.sinks = (np.full(self.heads, -np.inf, np.float32) if record.sinks is None
                       else record.sinks.float().numpy().astype(np.float32))
-        self._buffer = None
+        self._buffer: torch.Tensor | None = None
 
-    def visible(self, r0, r1) -> int:
+    def visible(self, r0: int, r1: int) -> int:
         """Keys the rows ``r0..r1-1`` can see (the width of their tiles)."""
         return self.capture._visible(self.record, range(r0, r1))
 
-    def tiles(self, r0, r1):
+    def tiles(self, r0: int, r1: int) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(h0, scores [group, r1 - r0, visible])``: views of one reused buffer, each consumed
         before the next is computed."""
         rows = range(r0, r1)
@@ -146,7 +155,7 @@ class _ProbTiles:
 
     from_scores = False
 
-    def __init__(self, layer_array, causal):
+    def __init__(self, layer_array: np.ndarray, causal: bool) -> None:
         # A causal source may still have rows that see later keys (padded rows of returned weights):
         # then every block keeps all keys, so nothing those rows attend to is dropped.
         self.array = layer_array
@@ -154,10 +163,10 @@ class _ProbTiles:
         self.dtype = np.float64 if layer_array.dtype == np.float64 else np.float32
         self.heads = self.group = layer_array.shape[0]
 
-    def visible(self, r0, r1) -> int:
+    def visible(self, r0: int, r1: int) -> int:
         return r1 if self.causal else self.array.shape[-1]
 
-    def tiles(self, r0, r1):
+    def tiles(self, r0: int, r1: int) -> Iterator[tuple[int, np.ndarray]]:
         yield 0, np.ascontiguousarray(self.array[:, r0:r1, :self.visible(r0, r1)], dtype=self.dtype)
 
 
@@ -168,20 +177,20 @@ class _RowTiles:
     from_scores = False
     dtype = np.float32
 
-    def __init__(self, source, layer):
+    def __init__(self, source: Any, layer: int) -> None:  # a row source (duck-typed: head_patterns, mean_rows)
         self.source, self.layer = source, layer
         self.heads = self.group = int(source.num_heads)
         self.causal = bool(source.is_causal)
         self.n_keys = int(getattr(source, "num_keys", source.num_tokens))
 
-    def visible(self, r0, r1) -> int:
+    def visible(self, r0: int, r1: int) -> int:
         return r1 if self.causal else self.n_keys
 
-    def tiles(self, r0, r1):
+    def tiles(self, r0: int, r1: int) -> Iterator[tuple[int, np.ndarray]]:
         rows = np.asarray(self.source.head_patterns(self.layer, rows=slice(r0, r1)), dtype=np.float32)
         yield 0, np.ascontiguousarray(rows[..., :self.visible(r0, r1)])
 
-    def own_mean(self, r0, r1) -> np.ndarray:
+    def own_mean(self, r0: int, r1: int) -> np.ndarray:
         return np.asarray(self.source.mean_rows(self.layer, slice(r0, r1)), dtype=np.float32)
 
 
@@ -193,8 +202,9 @@ class _LayerRun:
     many tile cells an axis; ``thumb``: at most this many thumbnail cells an axis; ``max_rows``: rows
     of one block at most (the engine's constants, read when the pass starts)."""
 
-    def __init__(self, heads, n, n_keys, causal, cross, options: PassOptions, keep_means, source, *,
-                 budget, side, thumb, max_rows):
+    def __init__(self, heads: int, n: int, n_keys: int, causal: bool, cross: bool, options: PassOptions,
+                 keep_means: str | None, source: TileSource, *, budget: int, side: int, thumb: int,
+                 max_rows: int) -> None:
         self.heads, self.n, self.n_keys, self.causal, self.cross = heads, n, n_keys, causal, cross
         self.options, self.source, self.keep = options, source, keep_means
         self.budget, self.thumb, self.max_rows = int(budget), int(thumb), int(max_rows)
@@ -217,19 +227,20 @@ class _LayerRun:
             self.positions = _positions(n_keys)
         # repeat pairs index keys by query position: only where they are one sequence
         self.pair_ptr, self.pair_key, self.pair_rows = _pairs(None if cross else options.token_ids, n)
-        self.means = []
-        self.on_block = None
+        self.means: list[tuple[int, int, np.ndarray]] = []
+        self.on_block: Callable[[int, int, np.ndarray], object] | None = None
         self.last_mean = np.zeros(n_keys)
         self._mean = np.empty(0, np.float32)
         # The kept pattern lives in one allocation per layer, its blocks are views: thousands of
         # block-sized arrays interleaved with the pass's scratch fragment the heap, which then holds
         # hundreds of MB that nothing uses (measured: +0.45 GiB at 8192 tokens).
-        self._store, self._stored = None, 0
+        self._store: np.ndarray | None = None
+        self._stored = 0
         if keep_means is not None:
             size = sum((r1 - r0) * source.visible(r0, r1) for r0, r1 in self.row_blocks())
             self._store = np.empty(size, np.float32 if keep_means == "float32" else np.float16)
 
-    def row_blocks(self):
+    def row_blocks(self) -> Iterator[tuple[int, int]]:
         """``(r0, r1)`` blocks, starting at multiples of the row pooling factor, whose tiles (heads x
         rows x visible keys) hold about ``budget`` floats; causal blocks grow as their rows see fewer
         keys."""
@@ -244,9 +255,10 @@ class _LayerRun:
             yield r0, min(n, r0 + m)
             r0 += m
 
-    def block(self, r0, r1):
+    def block(self, r0: int, r1: int) -> None:
         o, src = self.options, self.source
-        m, c, mean = r1 - r0, None, None
+        m, c = r1 - r0, 0
+        mean: np.ndarray | None = None
         for h0, tile in src.tiles(r0, r1):
             if mean is None:
                 c = tile.shape[2]
@@ -263,7 +275,7 @@ class _LayerRun:
             last = h0 + tile.shape[0] == self.heads
             kernels = self.kernels
             with _KERNEL_LOCK:
-                if src.from_scores:
+                if isinstance(src, _ScoreTiles):
                     kernels.head_rows(tile, r0, h0, src.layer_causal, self.causal, src.sinks, lo, hi, int(o.window),
                                       self.pair_ptr, self.pair_key, self.fr, self.fc, self.pool, last, self.stats,
                                       self.colsum, mean, inv_heads, self.tiles, self.mean_tile, self.ebuf, self.acc,
@@ -272,6 +284,7 @@ class _LayerRun:
                     kernels.prob_rows(tile, r0, self.causal, lo, hi, int(o.window), self.pair_ptr, self.pair_key,
                                       self.fr, self.fc, self.pool, self.stats, self.colsum, mean, inv_heads,
                                       self.tiles, self.mean_tile)
+        assert mean is not None  # every block has a tile
         if src.from_scores:
             with _KERNEL_LOCK:
                 self.kernels.flush_columns(self.colsum, self.colsum64, c)
@@ -296,9 +309,11 @@ class _LayerRun:
 
     def _take(self, m: int, c: int) -> np.ndarray:
         """The next ``[m, c]`` view of the layer's kept-pattern store (a fresh array if it is full)."""
-        if self._stored + m * c > self._store.size:  # a source wider than planned: still correct
-            return np.empty((m, c), self._store.dtype)
-        view = self._store[self._stored:self._stored + m * c].reshape(m, c)
+        store = self._store
+        assert store is not None  # only a pass that keeps the means takes from the store
+        if self._stored + m * c > store.size:  # a source wider than planned: still correct
+            return np.empty((m, c), store.dtype)
+        view = store[self._stored:self._stored + m * c].reshape(m, c)
         self._stored += m * c
         return view
 
@@ -337,7 +352,7 @@ def _half(a: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
-def _pairs(token_ids, n: int):
+def _pairs(token_ids: tuple[int, ...] | None, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``(pair_ptr [n+1], pair_key, rows)``: for each query row the earlier positions holding the same
     token (CSR, by row), and the rows that have any. No ids: no pairs (``rows`` is None)."""
     if token_ids is None:
@@ -347,13 +362,13 @@ def _pairs(token_ids, n: int):
     sorted_ids = ids[order]
     starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]]) if ids.size else np.zeros(0, int)
     lengths = np.diff(np.r_[starts, ids.size])
-    qi, kj = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    qi_parts, kj_parts = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
     for size in np.unique(lengths[lengths > 1]):  # a loop over run lengths, not over tokens
         runs = order[starts[lengths == size][:, None] + np.arange(size)]  # [runs, size] positions, ascending
         a, b = np.triu_indices(size, 1)
-        qi.append(runs[:, b].ravel())
-        kj.append(runs[:, a].ravel())
-    qi, kj = np.concatenate(qi), np.concatenate(kj)
+        qi_parts.append(runs[:, b].ravel())
+        kj_parts.append(runs[:, a].ravel())
+    qi, kj = np.concatenate(qi_parts), np.concatenate(kj_parts)
     by_row = np.argsort(qi, kind="stable")
     qi, kj = qi[by_row], kj[by_row]
     ptr = np.zeros(n + 1, dtype=np.int64)
@@ -373,7 +388,8 @@ def row_weights(n: int, causal: bool, n_keys: int | None = None) -> tuple[np.nda
     return visible, weights / weights.sum()
 
 
-def _reduce(stats, colsum, n, n_keys, causal, cross, options: PassOptions, pair_rows):
+def _reduce(stats: np.ndarray, colsum: np.ndarray, n: int, n_keys: int, causal: bool, cross: bool,
+            options: PassOptions, pair_rows: np.ndarray | None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Per-row statistics ``[head, row, NSTATS]`` and column sums ``[head, key]`` -> ``({metric: [head]},
     {role: [head]})`` (formulas: docs/metrics.md); ``cross``: :data:`POSITIONAL` ones are NaN."""
     stats = np.ascontiguousarray(np.moveaxis(stats, -1, 0))  # [NSTATS, head, row]: the same sums as before

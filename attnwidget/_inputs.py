@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 import torch
 
 from ._tokens import TokenText, token_text
 from .errors import ArgumentError, ArgumentTypeError
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+    from transformers import PreTrainedTokenizerBase
+
+    from ._types import Message, TextInput
 
 
 @dataclass
@@ -26,7 +34,8 @@ def _batch_error(count: int, what: str) -> ArgumentError:
     )
 
 
-def encode(tokenizer, inputs, *, attention_mask=None, add_generation_prompt=True) -> Encoded:
+def encode(tokenizer: PreTrainedTokenizerBase, inputs: TextInput | object, *,
+           attention_mask: torch.Tensor | npt.ArrayLike | None = None, add_generation_prompt: bool = True) -> Encoded:
     """Accept a string, a list of chat messages, or token ids (list, 1-D/[1, n] array or tensor)."""
     if attention_mask is not None and (isinstance(inputs, str) or _is_messages(inputs)):
         raise ArgumentError(
@@ -47,11 +56,11 @@ def encode(tokenizer, inputs, *, attention_mask=None, add_generation_prompt=True
     )
 
 
-def _is_messages(inputs) -> bool:
+def _is_messages(inputs: object) -> TypeGuard[Sequence[Message]]:
     return isinstance(inputs, (list, tuple)) and bool(inputs) and all(isinstance(m, dict) for m in inputs)
 
 
-def _encode_text(tokenizer, text: str, add_special_tokens: bool) -> Encoded:
+def _encode_text(tokenizer: PreTrainedTokenizerBase, text: str, add_special_tokens: bool) -> Encoded:
     if not text.strip():
         raise ArgumentError(
             f"capture needs some text to attend over; got {text!r}. Pass a non-empty string."
@@ -65,7 +74,7 @@ def _encode_text(tokenizer, text: str, add_special_tokens: bool) -> Encoded:
     return Encoded(ids, None, text, offsets)
 
 
-def _encode_messages(tokenizer, messages: list[dict], add_generation_prompt: bool) -> Encoded:
+def _encode_messages(tokenizer: PreTrainedTokenizerBase, messages: list[Any], add_generation_prompt: bool) -> Encoded:
     for i, m in enumerate(messages):
         if "role" not in m or "content" not in m:
             raise ArgumentError(
@@ -101,12 +110,12 @@ def _encode_messages(tokenizer, messages: list[dict], add_generation_prompt: boo
     return _encode_text(tokenizer, text, add_special_tokens=False)
 
 
-def _content_parts(content) -> bool:
+def _content_parts(content: object) -> bool:
     return isinstance(content, list) and all(
         isinstance(part, dict) and isinstance(part.get("type"), str) for part in content)
 
 
-def _encode_ids(inputs, attention_mask) -> Encoded:
+def _encode_ids(inputs: object, attention_mask: object) -> Encoded:
     ids = inputs.detach().cpu() if isinstance(inputs, torch.Tensor) else _numeric(inputs, "token ids")
     if ids.dim() == 2:
         if ids.shape[0] != 1:
@@ -122,7 +131,8 @@ def _encode_ids(inputs, attention_mask) -> Encoded:
     return Encoded(ids.long().reshape(1, -1), mask, None, None)
 
 
-def describe(tokenizer, encoded: Encoded, all_ids: torch.Tensor) -> tuple[TokenText, str | None, np.ndarray]:
+def describe(tokenizer: PreTrainedTokenizerBase, encoded: Encoded,
+             all_ids: torch.Tensor) -> tuple[TokenText, str | None, np.ndarray]:
     """Readable tokens for ``all_ids`` (prompt + generated) with offsets into the capture's text."""
     readable = token_text(tokenizer, all_ids.tolist())
     if encoded.text is None or encoded.offsets is None:
@@ -138,7 +148,7 @@ def describe(tokenizer, encoded: Encoded, all_ids: torch.Tensor) -> tuple[TokenT
     return readable, text, offsets
 
 
-def _mask(attention_mask, n: int) -> torch.Tensor:
+def _mask(attention_mask: object, n: int) -> torch.Tensor:
     """A padding mask of 0s and 1s (ints, bools or whole floats) with one entry per token -> int64 [1, n]."""
     raw = attention_mask.detach().cpu() if isinstance(attention_mask, torch.Tensor) else _numeric(
         attention_mask, "attention_mask")
@@ -162,7 +172,7 @@ def _mask(attention_mask, n: int) -> torch.Tensor:
     return flat.long().reshape(1, -1)
 
 
-def _numeric(values, what: str) -> torch.Tensor:
+def _numeric(values: object, what: str) -> torch.Tensor:
     """A list or array of numbers as a tensor; anything else (strings, None, ragged lists) refused."""
     try:
         arr = np.asarray(values)

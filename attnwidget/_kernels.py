@@ -54,6 +54,7 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
@@ -111,7 +112,7 @@ def backend() -> ModuleType:
 
 
 @contextmanager
-def use_backend(name: str):
+def use_backend(name: str) -> Iterator[ModuleType]:
     """Run the passes started inside the ``with`` block on backend ``name`` (tests, benchmarks). Not
     per thread: a pass another thread starts meanwhile uses it too."""
     global _forced

@@ -19,6 +19,7 @@ Races
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from llvmlite import ir
@@ -243,6 +244,7 @@ def head_rows(tile, r0, h0, layer_causal, causal, sinks, lo, hi, window, pair_pt
                     pv = e[j] * inv
                     mrow[j] += pv * inv_heads
                     vmax[j] = max(vmax[j], _bits(pv))
+                total: float | np.floating[Any]  # float64 or float32: numba unifies them (no bytecode)
                 if ci == cs:
                     total = zkeys / z
                     peak = math.exp(rowmax - mx) / z

@@ -23,6 +23,7 @@ import ctypes.util
 import functools
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import ArgumentError, MemoryBudgetError
@@ -196,7 +197,7 @@ def check_fits(need: int, what: str, advice: str) -> None:
 
 
 @functools.lru_cache(maxsize=1)
-def _malloc_trim():
+def _malloc_trim() -> Callable[[int], int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:

@@ -8,6 +8,7 @@ would cost what the queries and keys save; the table costs ``buckets x heads`` f
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -47,7 +48,8 @@ def relative_buckets(relative: torch.Tensor, bias: RelativeBias) -> torch.Tensor
     return buckets + torch.where(is_small, relative, large)
 
 
-def relative_bias(bias: RelativeBias, rows, keys: int, heads=None) -> torch.Tensor:
+def relative_bias(bias: RelativeBias, rows: range | torch.Tensor | Sequence[int], keys: int,
+                  heads: Sequence[int] | None = None) -> torch.Tensor:
     """float32 ``[heads, len(rows), keys]``: the bias added to the scores of those query rows. The
     buckets are looked up once per distinct offset (``O(rows + keys)``), then gathered."""
     rows = torch.as_tensor(list(rows) if isinstance(rows, range) else rows, dtype=torch.long)

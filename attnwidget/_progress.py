@@ -9,10 +9,25 @@ notebook cell shows the same output every time it runs (tutorials are checked ou
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import ArgumentTypeError
 
+if TYPE_CHECKING:
+    from ._types import Progress
+
 SHOW_AFTER_SECONDS = 2.0
+
+
+class ProgressBar(Protocol):
+    """What the library's loops call on a bar: ``tqdm.auto.tqdm``'s methods, or :class:`_Silent`'s."""
+
+    def update(self, count: int = 1) -> object: ...
+
+    def set_postfix_str(self, text: str = "", refresh: bool = True) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class _Silent:
@@ -30,7 +45,7 @@ class _Silent:
         pass
 
 
-def wanted(progress, seconds: float) -> bool:
+def wanted(progress: object, seconds: float) -> bool:
     if progress is None:
         return seconds >= SHOW_AFTER_SECONDS
     if not isinstance(progress, bool):
@@ -38,7 +53,8 @@ def wanted(progress, seconds: float) -> bool:
     return progress
 
 
-def make_bar(total: int, desc: str, progress=None, seconds: float = 0.0, unit: str = "layer"):
+def make_bar(total: int, desc: str, progress: Progress = None, seconds: float = 0.0,
+             unit: str = "layer") -> ProgressBar:
     """A ``tqdm.auto`` bar of ``total`` steps, or a silent stand-in (see the module docstring)."""
     if not wanted(progress, seconds):
         return _Silent()
@@ -47,7 +63,7 @@ def make_bar(total: int, desc: str, progress=None, seconds: float = 0.0, unit: s
     return tqdm(total=total, desc=desc, unit=unit, leave=True, dynamic_ncols=True)
 
 
-def text_seconds(model, texts) -> float:
+def text_seconds(model: object, texts: Iterable[object]) -> float:
     """A rough size-based estimate for capturing ``texts`` (strings or messages) with ``model`` and
     passing over their attention: about 3.5 characters a token, a forward pass and a fused pass."""
     config = getattr(model, "config", None)
@@ -61,7 +77,8 @@ def text_seconds(model, texts) -> float:
 
 
 @contextlib.contextmanager
-def bar(total: int, desc: str, progress=None, seconds: float = 0.0, unit: str = "layer"):
+def bar(total: int, desc: str, progress: Progress = None, seconds: float = 0.0,
+        unit: str = "layer") -> Iterator[ProgressBar]:
     """:func:`make_bar` as a context manager that closes the bar."""
     handle = make_bar(total, desc, progress, seconds, unit)
     try:

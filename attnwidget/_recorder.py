@@ -21,8 +21,10 @@ import sys
 import threading
 import warnings
 import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -30,6 +32,11 @@ from . import _values
 from ._position_bias import RelativeBias, relative_bias
 from .errors import UnsupportedAttentionError
 
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel
+
+    #: ``part_of(module name, module)``: the part an attention call belongs to ("encoder", "decoder", "cross").
+    PartOf = Callable[[str, torch.nn.Module], str]
 # Keyword arguments an attention call may carry that do not change the pattern.
 NEUTRAL_KWARGS = {
     "dropout", "scaling", "is_causal", "sliding_window", "position_ids", "use_cache",
@@ -83,7 +90,7 @@ class Recording:
     biases: list[RelativeBias] = field(default_factory=list)
     residual: torch.Tensor | None = None  # capture(..., residual=True): float32 [layers + 1, n, hidden]
     # with values too: per block, its output is input + attention output + FFN output (_values.ResidualStream)
-    residual_checks: list | None = None
+    residual_checks: list[bool] | None = None
     _mask_ids: dict[int, int] = field(default_factory=dict)
     _bias_ids: dict[int, int] = field(default_factory=dict)
     _mask_refs: list[torch.Tensor] = field(default_factory=list)
@@ -94,7 +101,7 @@ class Recording:
     def parts(self) -> set[str]:
         return {part for part, _ in self.records}
 
-    def add_mask(self, mask, n_q: int, n_k: int) -> int:
+    def add_mask(self, mask: Any, n_q: int, n_k: int) -> int:  # a mask tensor or a flex attention BlockMask
         """Store one CPU copy per distinct mask tensor (layers usually share one), as ``[n_q, n_k]``:
         a mask broadcast over query rows (an encoder's padding mask) is expanded, and a flex
         attention ``BlockMask`` is evaluated into the dense boolean mask it stands for."""
@@ -122,7 +129,8 @@ class Recording:
             self.masks.append(flat)
         return self._mask_ids[key]
 
-    def add_bias(self, module, position_bias: torch.Tensor) -> int:
+    # module: Any, a T5-like attention module whose relative_attention_bias and bucket settings are read
+    def add_bias(self, module: Any, position_bias: torch.Tensor) -> int:
         """The index of a T5-style relative position bias in :attr:`biases` (-1 for an all-zero
         bias), after checking that the tensor the layer received is exactly what the recorded table
         rebuilds; anything else is refused rather than approximated."""
@@ -172,7 +180,7 @@ def _weights_may_help(error: UnsupportedAttentionError) -> UnsupportedAttentionE
     return error
 
 
-def _dense_mask(mask, n_q: int, n_k: int) -> torch.Tensor:
+def _dense_mask(mask: object, n_q: int, n_k: int) -> torch.Tensor:
     """A tensor mask as it is; a flex attention ``BlockMask`` as the boolean ``[n_q, n_k]`` mask its
     ``mask_mod`` defines (``True``: the query sees the key)."""
     if isinstance(mask, torch.Tensor):
@@ -194,16 +202,16 @@ def _cpu_copy(t: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
     return out.clone(memory_format=torch.contiguous_format) if out.data_ptr() == t.data_ptr() else out.contiguous()
 
 
-def _original_attention(model, implementation: str):
+def _original_attention(model: PreTrainedModel, implementation: str) -> Callable[..., Any]:
     """The function the model would call for ``implementation``."""
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
     if implementation in ALL_ATTENTION_FUNCTIONS:
         return ALL_ATTENTION_FUNCTIONS[implementation]
     if implementation == "eager":
-        per_module: dict[str, object] = {}
+        per_module: dict[str, Callable[..., Any]] = {}
 
-        def eager(module, *args, **kwargs):
+        def eager(module: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
             mod = type(module).__module__
             if mod not in per_module:
                 fn = getattr(sys.modules[mod], "eager_attention_forward", None)
@@ -218,7 +226,7 @@ def _original_attention(model, implementation: str):
     )
 
 
-def _mask_function(implementation: str):
+def _mask_function(implementation: str) -> Callable[..., Any]:
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
     if implementation in ALL_MASK_ATTENTION_FUNCTIONS and not implementation.startswith("flash"):
@@ -226,9 +234,10 @@ def _mask_function(implementation: str):
     return sdpa_mask
 
 
-def _implementations(model) -> list[tuple[object, str | None]]:
+def _implementations(model: PreTrainedModel) -> list[tuple[PretrainedConfig, str | None]]:
     """Every config in the model with its attention implementation (composite models have several)."""
-    seen, out = set(), []
+    seen: set[int] = set()
+    out: list[tuple[PretrainedConfig, str | None]] = []
     for module in model.modules():
         config = getattr(module, "config", None)
         if config is not None and id(config) not in seen and hasattr(config, "_attn_implementation"):
@@ -238,7 +247,7 @@ def _implementations(model) -> list[tuple[object, str | None]]:
 
 
 @contextmanager
-def _eval_mode(model):
+def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
     """Dropout off for the capture; every module's own ``training`` flag restored exactly afterwards
     (``model.train()`` on a parent would also flip children the user had put in eval mode)."""
     flags = [(m, m.training) for m in model.modules()]
@@ -259,7 +268,7 @@ _REPLACED: dict[str, str] = {}
 
 
 @contextmanager
-def model_lock(model):
+def model_lock(model: torch.nn.Module) -> Iterator[None]:
     """Serialise captures of one model: the attention implementation is per model, so two captures of
     the same model at once would each read (and restore) the other's recorder. Captures of different
     models run in parallel."""
@@ -271,7 +280,7 @@ def model_lock(model):
         yield
 
 
-def repair_stale_recorder(model) -> None:
+def repair_stale_recorder(model: PreTrainedModel) -> None:
     """A model left pointing at a recorder that no longer exists (a capture interrupted before its
     ``finally`` ran) gets its real implementation back, with a warning."""
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
@@ -296,8 +305,8 @@ def repair_stale_recorder(model) -> None:
 
 
 @contextmanager
-def record_qk(model, store_dtype: torch.dtype | None = None, part_of=None, values: bool = False,
-              residual: bool = False):
+def record_qk(model: PreTrainedModel, store_dtype: torch.dtype | None = None, part_of: PartOf | None = None,
+              values: bool = False, residual: bool = False) -> Iterator[Recording]:
     """Record query/key per attention layer for the duration of the block (see module docstring).
     ``values``: also each layer's value and output projection; ``residual``: the hidden state between
     blocks (both: :mod:`attnwidget._values`; their hooks are removed in ``finally`` too).
@@ -318,9 +327,11 @@ def record_qk(model, store_dtype: torch.dtype | None = None, part_of=None, value
         recording = Recording()
         owner = threading.get_ident()
 
-        projections = stream = None
+        projections: _values.OutputProjections | None = None
+        stream: _values.ResidualStream | None = None
 
-        def recorder(module, query, key, value, attention_mask, **kwargs):
+        def recorder(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                     attention_mask: Any, **kwargs: Any) -> Any:
             if threading.get_ident() != owner:
                 return delegate(module, query, key, value, attention_mask, **kwargs)
             record = _record(recording, names, module, query, key, attention_mask, kwargs, store_dtype, part_of)
@@ -372,7 +383,9 @@ def record_qk(model, store_dtype: torch.dtype | None = None, part_of=None, value
                 recording.release()
 
 
-def _record(recording, names, module, query, key, mask, kwargs, store_dtype, part_of=None) -> None:
+def _record(recording: Recording, names: dict[int, str], module: torch.nn.Module, query: torch.Tensor,
+            key: torch.Tensor, mask: object, kwargs: dict[str, Any], store_dtype: torch.dtype | None,
+            part_of: PartOf | None = None) -> QKRecord:
     if query.shape[0] != 1:
         raise UnsupportedAttentionError(f"expected a batch of one sequence; got {query.shape[0]}")
     name = names.get(id(module), type(module).__name__)
@@ -432,7 +445,7 @@ def _record(recording, names, module, query, key, mask, kwargs, store_dtype, par
     return record
 
 
-def attention_modules(model) -> list[tuple[str, torch.nn.Module]]:
+def attention_modules(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
     """Modules that compute attention: innermost modules whose class name ends in 'Attention'."""
     found = [(n, m) for n, m in model.named_modules() if type(m).__name__.endswith("Attention")]
     inner = []
@@ -443,7 +456,7 @@ def attention_modules(model) -> list[tuple[str, torch.nn.Module]]:
 
 
 @contextmanager
-def record_weights(model):
+def record_weights(model: PreTrainedModel) -> Iterator[Recording]:
     """Fallback: eager attention, ``output_attentions=True``, hooks keeping returned weights (from the
     capturing thread only; captures of one model are serialised, as for :func:`record_qk`)."""
     with model_lock(model):
@@ -451,11 +464,11 @@ def record_weights(model):
         recording = Recording()
         modules = attention_modules(model)
         saved = _implementations(model)
-        handles = []
+        handles: list[torch.utils.hooks.RemovableHandle] = []
         owner = threading.get_ident()
 
-        def make_hook(index, name):
-            def hook(module, args, output):
+        def make_hook(index: int, name: str) -> Callable[[torch.nn.Module, tuple[Any, ...], object], None]:
+            def hook(module: torch.nn.Module, args: tuple[Any, ...], output: object) -> None:
                 if threading.get_ident() != owner:
                     return
                 weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None

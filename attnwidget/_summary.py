@@ -25,11 +25,17 @@ but has no rollout: no head-mean pattern is kept for it, and :meth:`Summary.roll
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._engine import Engine, LayerSummary, PassOptions, check_rollout
 from ._memory import available_memory, release_free_memory
+
+if TYPE_CHECKING:
+    from ._progress import ProgressBar
+    from ._types import AttentionSource, StopFlag
 
 #: Upper bound on the bytes of head-mean patterns a summary keeps for rollout rows (also at most a
 #: quarter of the memory available). 30 causal layers of 8192 tokens in float16 take 1.9 GiB: 19 are
@@ -51,7 +57,11 @@ def layer_elements(n: int, causal: bool, n_keys: int | None = None) -> int:
 class Summary:
     """Per-layer results of the fused pass over one source (see the module docstring)."""
 
-    def __init__(self, source, options: PassOptions = PassOptions(), *, keep_means: bool = False):
+    keep_dtype: str | None  # "float32" or "float16": the kept head means' type (None: none kept)
+    keep_layers: int  # how many layers' head means are kept at most
+
+    def __init__(self, source: AttentionSource | Engine, options: PassOptions = PassOptions(), *,
+                 keep_means: bool = False) -> None:
         self.engine = source if isinstance(source, Engine) else Engine(source)
         self.options = options
         self.num_layers = self.engine.num_layers
@@ -77,7 +87,7 @@ class Summary:
     def complete(self) -> bool:
         return len(self._layers) == self.num_layers
 
-    def _keep_for(self, layer: int):
+    def _keep_for(self, layer: int) -> str | None:
         if self.keep_dtype is None:
             return None
         kept = sum(1 for s in self._layers.values() if s.means)
@@ -106,7 +116,9 @@ class Summary:
                 self._busy.pop(layer, None)
             event.set()
 
-    def run(self, order=None, *, stop: threading.Event | None = None, on_layer=None, progress=None) -> bool:
+    def run(self, order: Iterable[int] | None = None, *, stop: StopFlag | None = None,
+            on_layer: Callable[[int, LayerSummary], object] | None = None,
+            progress: ProgressBar | None = None) -> bool:
         """Compute the missing layers (``order``: which first; default 0, 1, ...). ``on_layer(layer,
         summary)`` runs after each; ``progress`` is a tqdm-like bar updated per layer. Returns False
         when ``stop`` was set before every layer was done."""
@@ -160,7 +172,7 @@ class Summary:
 
         return {name: self._stack("roles", name) for name in ROLES}
 
-    def thumbnails(self):
+    def thumbnails(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(thumbs [L, H, sq, sk] uint8, layer means [L, sq, sk] uint8, ready [L] bool)``; blank when
         pending. Square attention has square thumbnails (``sq == sk``); a rectangle's are pooled per
         axis, each to at most ``THUMB_SIZE`` cells."""
@@ -173,6 +185,7 @@ class Summary:
         means = np.zeros((self.num_layers,) + shape, np.uint8)
         with self._lock:
             for layer, summary in self._layers.items():
+                assert summary.thumbs is not None and summary.mean_thumb is not None  # the options make tiles
                 thumbs[layer], means[layer], ready[layer] = summary.thumbs, summary.mean_thumb, True
         return thumbs, means, ready
 
@@ -180,10 +193,12 @@ class Summary:
         """The whole-sequence heatmap tile of one head (or the mean): float16 ``[Tq, Tk]`` (``Tq == Tk``
         for square attention)."""
         summary = self.layer(layer)
+        assert summary.tiles is not None and summary.mean_tile is not None  # the options make tiles
         return summary.mean_tile if head is None else summary.tiles[head]
 
     # -- rollout rows -----------------------------------------------------------------------------
-    def rollout_rows(self, targets, residual: float = 0.5, layers=None, progress=None) -> np.ndarray:
+    def rollout_rows(self, targets: Iterable[int], residual: float = 0.5, layers: Iterable[int] | None = None,
+                     progress: ProgressBar | None = None) -> np.ndarray:
         """Rows ``targets`` of attention rollout (head mean, ``residual * I`` mixed in, rows
         renormalised), float64 ``[k, n]``: row vectors pushed from the top layer down through each
         layer's head-mean pattern, kept ones where the summary has them, recomputed (float32,
@@ -219,7 +234,8 @@ class Summary:
         return vectors
 
 
-def _push(vectors: np.ndarray, blocks, residual: float, reach: int) -> np.ndarray:
+def _push(vectors: np.ndarray, blocks: Iterable[tuple[int, int, np.ndarray]], residual: float,
+          reach: int) -> np.ndarray:
     """``V @ M`` for ``M = rownorm(residual * I + (1 - residual) * A)``, ``A`` given as row blocks."""
     out = np.zeros_like(vectors)
     for r0, r1, block in blocks:
@@ -227,7 +243,8 @@ def _push(vectors: np.ndarray, blocks, residual: float, reach: int) -> np.ndarra
     return out
 
 
-def _push_block(vectors, out, r0, r1, block, residual: float, reach: int) -> None:
+def _push_block(vectors: np.ndarray, out: np.ndarray, r0: int, r1: int, block: np.ndarray, residual: float,
+                reach: int) -> None:
     """Add rows ``r0..r1-1`` of ``M`` (their head means ``block``) to ``out += V @ M``."""
     import torch
 
@@ -246,7 +263,7 @@ def _push_block(vectors, out, r0, r1, block, residual: float, reach: int) -> Non
 _CACHE_LOCK = threading.Lock()
 
 
-def summary_for(obj, options: PassOptions | None = None, *, keep_means: bool = False) -> Summary:
+def summary_for(obj: AttentionSource, options: PassOptions | None = None, *, keep_means: bool = False) -> Summary:
     """The shared :class:`Summary` of a Capture (cached on it per options), or a new one for an array."""
     options = options or default_options(obj)
     if not (hasattr(obj, "_records") or getattr(obj, "caches_summaries", False)):
@@ -264,7 +281,7 @@ def summary_for(obj, options: PassOptions | None = None, *, keep_means: bool = F
         return summary
 
 
-def default_options(obj, **overrides) -> PassOptions:
+def default_options(obj: object, **overrides: Any) -> PassOptions:
     """The package's default metric and role options, with the capture's token ids for the repeat roles."""
     ids = getattr(obj, "token_ids", None)
     token_ids = None if ids is None else tuple(int(i) for i in np.asarray(ids).ravel())

@@ -5,17 +5,28 @@ from __future__ import annotations
 
 import html
 import unicodedata
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, SupportsFloat, cast
 
 import numpy as np
 
 from ._checks import check_heads, check_layers
 from .errors import ArgumentTypeError
 
+if TYPE_CHECKING:
+    from typing import TypeGuard
+
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from ._progress import ProgressBar
+    from ._types import Layers
+    from .capture import Capture
+
 #: Decimals of every float printed by the result tables (deterministic text).
 PRECISION = 3
 
 
-def fmt(value, digits: int = PRECISION) -> str:
+def fmt(value: SupportsFloat | None, digits: int = PRECISION) -> str:
     """A number as fixed-precision text; NaN as ``-``, ints as ints."""
     if value is None:
         return "-"
@@ -93,7 +104,7 @@ def html_block(*parts: str) -> str:
     return f'<div class="{HTML_CLASS}">' + "".join(parts) + "</div>"
 
 
-def plain(value):
+def plain(value: Any) -> Any:
     """``value`` with NumPy arrays and scalars turned into lists, floats and ints (JSON-ready)."""
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
@@ -110,11 +121,11 @@ def plain(value):
     return value
 
 
-def is_capture(obj) -> bool:
+def is_capture(obj: object) -> TypeGuard[Capture]:
     return hasattr(obj, "head_patterns") and hasattr(obj, "offsets") and hasattr(obj, "is_causal")
 
 
-def require_capture(obj, what: str):
+def require_capture(obj: object, what: str) -> Capture:
     if not is_capture(obj):
         raise ArgumentTypeError(
             f"{what} needs a Capture (it reads tokens and their character offsets); got "
@@ -123,7 +134,7 @@ def require_capture(obj, what: str):
     return obj
 
 
-def check_inputs(fn: str, key: str, given, captures, model, tokenizer) -> None:
+def check_inputs(fn: str, key: str, given: object, captures: object, model: object, tokenizer: object) -> None:
     """The shared contract of compare_*: ``model, tokenizer`` and ``{key}={name: ...}``, or
     ``captures={name: Capture}``, exactly one of the two, as a non-empty dict."""
     if (given is None) == (captures is None):
@@ -138,10 +149,13 @@ def check_inputs(fn: str, key: str, given, captures, model, tokenizer) -> None:
         raise ArgumentTypeError(f"{fn}(model, tokenizer, {key}): {key} need the model and tokenizer.")
 
 
-def captures_of(fn: str, given, captures, model, tokenizer, bar, **capture_kwargs) -> dict:
+def captures_of(fn: str, given: Mapping[str, Any] | None, captures: Mapping[str, Any] | None,
+                model: PreTrainedModel | None, tokenizer: PreTrainedTokenizerBase | None, bar: ProgressBar,
+                **capture_kwargs: Any) -> dict[str, Capture]:
     """The compare_* inputs as ``{name: Capture}``: each of ``given`` captured (one bar step each), or
     the ``captures`` checked. ``check_inputs`` has checked that exactly one of the two is there."""
     if given is None:
+        assert captures is not None  # check_inputs: one of the two
         made = {k: require_capture(v, f"{fn}(captures=...)[{k!r}]") for k, v in captures.items()}
         bar.update(len(made))
         return made
@@ -149,17 +163,17 @@ def captures_of(fn: str, given, captures, model, tokenizer, bar, **capture_kwarg
 
     made = {}
     for k, v in given.items():
-        made[k] = capture(model, tokenizer, v, **capture_kwargs)
+        made[k] = cast("Capture", capture(model, tokenizer, v, **capture_kwargs))  # a text model's (no target=)
         bar.update(1)
     return made
 
 
-def select_layers(layers, num_layers: int) -> list[int]:
+def select_layers(layers: Layers, num_layers: int) -> list[int]:
     """``None`` (all), an int, a range or a list of ints -> a list of layer indices in ``0..L-1``."""
     return check_layers(layers, num_layers)
 
 
-def select_heads(heads, num_heads: int) -> list[int] | None:
+def select_heads(heads: int | Sequence[int] | None, num_heads: int) -> list[int] | None:
     """``None`` (all heads, averaged), an int or a list of ints -> a list of head indices or None."""
     return check_heads(heads, num_heads)
 

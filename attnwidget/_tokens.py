@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import json
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass(frozen=True)
@@ -43,10 +48,10 @@ def _byte_decoder() -> dict[str, int]:
     return {chr(c): b for b, c in zip(printable, chars)}
 
 
-_FACTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_FACTS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
-def _facts(tokenizer) -> dict:
+def _facts(tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
     """Facts about a tokenizer that do not change between captures, computed once per tokenizer
     (reading them costs 0.1-0.4 s, as much as a short forward pass). A tokenizer that cannot be
     weakly referenced is asked each time."""
@@ -64,8 +69,8 @@ def _facts(tokenizer) -> dict:
     return facts
 
 
-def _is_byte_level(tokenizer) -> bool:
-    backend = getattr(tokenizer, "backend_tokenizer", None)
+def _is_byte_level(tokenizer: PreTrainedTokenizerBase) -> bool:
+    backend: Any = getattr(tokenizer, "backend_tokenizer", None)  # a tokenizers.Tokenizer (fast tokenizers)
     decoder = getattr(backend, "decoder", None)
     if decoder is None:
         return False
@@ -77,7 +82,7 @@ def _is_byte_level(tokenizer) -> bool:
     return "ByteLevel" in kinds
 
 
-def _special_ids(tokenizer) -> frozenset[int]:
+def _special_ids(tokenizer: PreTrainedTokenizerBase) -> frozenset[int]:
     ids = set(getattr(tokenizer, "all_special_ids", []) or [])
     for token_id, added in (getattr(tokenizer, "added_tokens_decoder", {}) or {}).items():
         if getattr(added, "special", False):
@@ -85,17 +90,17 @@ def _special_ids(tokenizer) -> frozenset[int]:
     return frozenset(ids)
 
 
-def is_byte_level(tokenizer) -> bool:
+def is_byte_level(tokenizer: PreTrainedTokenizerBase) -> bool:
     """True when the tokenizer's decoder is (or contains) the byte-level decoder (cached per tokenizer)."""
     return _facts(tokenizer)["byte_level"]
 
 
-def special_ids(tokenizer) -> frozenset[int]:
+def special_ids(tokenizer: PreTrainedTokenizerBase) -> frozenset[int]:
     """Ids of the tokenizer's special tokens (cached per tokenizer)."""
     return _facts(tokenizer)["special"]
 
 
-def token_text(tokenizer, ids) -> TokenText:
+def token_text(tokenizer: PreTrainedTokenizerBase, ids: Iterable[int]) -> TokenText:
     """Readable strings, offsets and flags for ``ids`` (a 1-D sequence of ints)."""
     ids = [int(i) for i in ids]
     specials = special_ids(tokenizer)

@@ -17,17 +17,26 @@ Both are hooks registered for the capture and removed in ``finally`` by the reco
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import torch
 
 from .errors import UnsupportedAttentionError
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
-def _linear_weight(module):
+    from ._recorder import QKRecord, Recording
+
+
+def _linear_weight(module: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None] | None:
     """``(W [in, out], bias [out] | None)`` of a linear-like module, else None."""
     if isinstance(module, torch.nn.Linear):
         return module.weight.detach().T, None if module.bias is None else module.bias.detach()
-    if type(module).__name__ == "Conv1D" and getattr(module, "weight", None) is not None and module.weight.dim() == 2:
-        return module.weight.detach(), None if getattr(module, "bias", None) is None else module.bias.detach()
+    weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
+    if type(module).__name__ == "Conv1D" and isinstance(weight, torch.Tensor) and weight.dim() == 2:
+        return weight.detach(), None if bias is None else bias.detach()
     return None
 
 
@@ -35,28 +44,32 @@ class OutputProjections:
     """Finds each recorded layer's output projection (see the module docstring) and stores its per-head
     slices on the layer's record: ``out_proj`` float32 ``[heads, head_dim, hidden]`` and ``out_bias``."""
 
-    def __init__(self, model, owner: int):
+    def __init__(self, model: PreTrainedModel, owner: int) -> None:
         import threading
 
         self.owner = owner
         self._thread = threading
-        self.pending: dict = {}  # the record whose projection is awaited, its attention output and heads
-        self.handles = []
-        self.awaiting = None  # the projection just matched, whose output is the layer's attention output
-        self.attention_output = None  # what the last matched projection returned (for ResidualStream's check)
-        self.last_output = None  # what the last linear layer returned (a block's FFN ends with one)
+        # the record whose projection is awaited, its attention output and heads
+        self.pending: dict[str, Any] = {}
+        self.handles: list[torch.utils.hooks.RemovableHandle] = []
+        # the projection just matched, whose output is the layer's attention output
+        self.awaiting: torch.nn.Module | None = None
+        # what the last matched projection returned (for ResidualStream's check)
+        self.attention_output: torch.Tensor | None = None
+        # what the last linear layer returned (a block's FFN ends with one)
+        self.last_output: torch.Tensor | None = None
         for module in model.modules():
             if _linear_weight(module) is not None:
                 self.handles.append(module.register_forward_pre_hook(self._pre_hook))
                 self.handles.append(module.register_forward_hook(self._post_hook))
 
-    def expect(self, record, output: torch.Tensor) -> None:
+    def expect(self, record: QKRecord, output: torch.Tensor) -> None:
         """The next linear layer reading ``output`` (the attention call's ``[1, n, heads, head_dim]``
         result) is ``record``'s output projection."""
         heads = record.query.shape[0]
         self.pending = {"record": record, "output": output.detach(), "heads": heads}
 
-    def _pre_hook(self, module, args):
+    def _pre_hook(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
         if not self.pending or self._thread.get_ident() != self.owner or not args:
             return
         x, out = args[0], self.pending["output"]
@@ -65,24 +78,26 @@ class OutputProjections:
         if not torch.equal(x.reshape(-1), out.reshape(-1)):
             return
         record, heads = self.pending["record"], self.pending["heads"]
-        weight, bias = _linear_weight(module)
+        linear = _linear_weight(module)
+        assert linear is not None  # only linear-like modules have this hook
+        weight, bias = linear
         d = out.shape[-1]
         record.out_proj = weight.float().cpu().reshape(heads, d, weight.shape[-1]).clone()
         record.out_bias = None if bias is None else bias.float().cpu().clone()
         self.pending = {}
         self.awaiting = module
 
-    def _post_hook(self, module, args, output):
+    def _post_hook(self, module: torch.nn.Module, args: tuple[Any, ...], output: object) -> None:
         if self._thread.get_ident() != self.owner or not isinstance(output, torch.Tensor):
             return
         if module is self.awaiting:
             self.attention_output, self.awaiting = output.detach(), None
         self.last_output = output.detach()
 
-    def check(self, recording) -> None:
+    def check(self, recording: Recording) -> None:
         """Every recorded layer has its projection; the hooks' last expectation was met."""
         missing = [r.name for r in recording.records.values() if getattr(r, "query", None) is not None
-                   and r.out_proj is None]
+                   and getattr(r, "out_proj", None) is None]
         if missing:
             raise UnsupportedAttentionError(
                 f"values=True needs each attention layer's output projection: the linear layer that reads the "
@@ -101,7 +116,7 @@ class OutputProjections:
         self.awaiting = self.attention_output = self.last_output = None
 
 
-def layer_stacks(model, attention_names: list[str]) -> list[list[tuple[str, torch.nn.Module]]]:
+def layer_stacks(model: PreTrainedModel, attention_names: list[str]) -> list[list[tuple[str, torch.nn.Module]]]:
     """The ``nn.ModuleList`` stacks whose every block holds attention modules, innermost, as
     ``[[(name, block), ...], ...]`` (a plain model has one; CLIP has a text and a vision stack)."""
     stacks = []
@@ -118,25 +133,26 @@ class ResidualStream:
     """Hooks keeping the hidden state entering each block and leaving the last one (module docstring),
     on every stack of layers; the one stack that ran during the capture is the residual stream."""
 
-    def __init__(self, model, attention_names: list[str], owner: int, projections=None):
+    def __init__(self, model: PreTrainedModel, attention_names: list[str], owner: int,
+                 projections: OutputProjections | None = None) -> None:
         import threading
 
         self.owner, self._thread, self.model, self.projections = owner, threading, model, projections
         self.stacks = layer_stacks(model, attention_names)
         # per stack: one float32 [blocks + 1, n, hidden] tensor, allocated at its first state and filled in
         # place (stacking copies at the end would hold the stream twice), and which rows were filled
-        self.states: list = [None] * len(self.stacks)
+        self.states: list[torch.Tensor | None] = [None] * len(self.stacks)
         self.filled = [[False] * (len(blocks) + 1) for blocks in self.stacks]
         # with values: per block, does its output equal input + attention output + last linear output?
-        self.checks = [[None] * len(blocks) for blocks in self.stacks]
-        self._entered = None  # (stack, block, the block's input tensor)
-        self.handles = []
+        self.checks: list[list[bool | None]] = [[None] * len(blocks) for blocks in self.stacks]
+        self._entered: tuple[int, int, torch.Tensor | None] | None = None  # (stack, block, the block's input)
+        self.handles: list[torch.utils.hooks.RemovableHandle] = []
         for s, blocks in enumerate(self.stacks):
             for index, (_, block) in enumerate(blocks):
                 self.handles.append(block.register_forward_pre_hook(self._enter(s, index), with_kwargs=True))
                 self.handles.append(block.register_forward_hook(self._leave(s, index)))
 
-    def _keep(self, s: int, index: int, state) -> None:
+    def _keep(self, s: int, index: int, state: object) -> None:
         if isinstance(state, (tuple, list)):
             state = state[0]
         if not isinstance(state, torch.Tensor) or state.dim() != 3 or state.shape[0] != 1:
@@ -146,18 +162,20 @@ class ResidualStream:
                 f"{blocks[min(index, len(blocks) - 1)][0]}; got "
                 f"{tuple(state.shape) if isinstance(state, torch.Tensor) else type(state).__name__}"
             )
-        if self.states[s] is None:
-            self.states[s] = torch.empty((len(self.stacks[s]) + 1,) + tuple(state.shape[1:]), dtype=torch.float32)
-        if tuple(state.shape[1:]) != tuple(self.states[s].shape[1:]):
+        stream = self.states[s]
+        if stream is None:
+            stream = self.states[s] = torch.empty((len(self.stacks[s]) + 1,) + tuple(state.shape[1:]),
+                                                  dtype=torch.float32)
+        if tuple(state.shape[1:]) != tuple(stream.shape[1:]):
             raise UnsupportedAttentionError(
                 f"residual=True: block {self.stacks[s][min(index, len(self.stacks[s]) - 1)][0]} saw a hidden state "
-                f"of shape {tuple(state.shape)}; the blocks before it saw [1, {', '.join(map(str, self.states[s].shape[1:]))}]"
+                f"of shape {tuple(state.shape)}; the blocks before it saw [1, {', '.join(map(str, stream.shape[1:]))}]"
             )
-        self.states[s][index].copy_(state[0].detach())
+        stream[index].copy_(state[0].detach())
         self.filled[s][index] = True
 
-    def _enter(self, s: int, index: int):
-        def hook(module, args, kwargs):
+    def _enter(self, s: int, index: int) -> Callable[[torch.nn.Module, tuple[Any, ...], dict[str, Any]], None]:
+        def hook(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             if self._thread.get_ident() == self.owner:
                 state = args[0] if args else kwargs.get("hidden_states")
                 self._keep(s, index, state)
@@ -166,8 +184,8 @@ class ResidualStream:
                     self.projections.attention_output = self.projections.last_output = None
         return hook
 
-    def _leave(self, s: int, index: int):
-        def hook(module, args, output):
+    def _leave(self, s: int, index: int) -> Callable[[torch.nn.Module, tuple[Any, ...], object], None]:
+        def hook(module: torch.nn.Module, args: tuple[Any, ...], output: object) -> None:
             if self._thread.get_ident() != self.owner:
                 return
             if index == len(self.stacks[s]) - 1:
@@ -176,13 +194,16 @@ class ResidualStream:
                 self.checks[s][index] = self._adds_up(self._entered[2], output)
         return hook
 
-    def _adds_up(self, x, output) -> bool:
+    def _adds_up(self, x: torch.Tensor | None, output: object) -> bool:
         """The block computed ``out = x + attention output + FFN output`` (the last linear layer it ran):
         the split :func:`attnwidget.flow_routes` makes. A norm after the sum (post-LN, BERT) or after the
         attention (Gemma 2), or an FFN that does not end in a linear layer, makes it false."""
         out = output[0] if isinstance(output, (tuple, list)) else output
+        if self.projections is None:
+            return False
         attn, ffn = self.projections.attention_output, self.projections.last_output
-        if not all(isinstance(t, torch.Tensor) for t in (x, out, attn, ffn)) or attn is ffn:
+        if (not isinstance(x, torch.Tensor) or not isinstance(out, torch.Tensor) or not isinstance(attn, torch.Tensor)
+                or not isinstance(ffn, torch.Tensor) or attn is ffn):
             return False
         if not x.shape == out.shape == attn.shape == ffn.shape:
             return False
@@ -202,7 +223,9 @@ class ResidualStream:
                 "supported yet: capture without residual=True."
             )
         self.ran = ran[0]
-        return self.states[self.ran]
+        stream = self.states[self.ran]
+        assert stream is not None  # every row of the stack that ran was filled
+        return stream
 
     def block_checks(self) -> list[bool] | None:
         """Per block of the stack that ran: its output is input + attention output + FFN output (None

@@ -12,13 +12,22 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._checks import _shown, is_int
 from .errors import ArgumentError, ArgumentTypeError, MissingModelError, UnsupportedAttentionError
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image as PILImage
+    from transformers import PretrainedConfig, PreTrainedModel
+    from transformers.image_processing_base import ImageProcessingMixin
 
 __all__ = ["TokenLayout", "VisionInput", "is_image_processor", "load_image", "prepare", "token_layout",
            "vision_config", "vision_tower"]
@@ -35,7 +44,7 @@ class VisionInput:
     ``[H, W, 3]``, those pixels de-normalised back to 0..255 (what the model saw, resized and cropped);
     ``original_size``: ``(width, height)`` of the image given."""
 
-    pixel_values: object
+    pixel_values: torch.Tensor
     picture: np.ndarray
     original_size: tuple[int, int]
 
@@ -55,7 +64,7 @@ class TokenLayout:
     patch_size: tuple[int, int] = (1, 1)
 
 
-def _pil():
+def _pil() -> ModuleType:
     try:
         from PIL import Image
     except ImportError as exc:  # pragma: no cover - Pillow comes with transformers' vision extra
@@ -63,7 +72,7 @@ def _pil():
     return Image
 
 
-def _inner_processor(obj):
+def _inner_processor(obj: object) -> ImageProcessingMixin | None:
     """The image processor itself: ``obj``, or ``obj.image_processor`` for a combined processor."""
     from transformers.image_processing_base import ImageProcessingMixin
 
@@ -73,13 +82,13 @@ def _inner_processor(obj):
     return inner if isinstance(inner, ImageProcessingMixin) else None
 
 
-def is_image_processor(obj) -> bool:
+def is_image_processor(obj: object) -> bool:
     """True for a transformers image processor (any backend) or a processor holding one as
     ``.image_processor`` (CLIPProcessor, SiglipProcessor, ...); False for tokenizers and the rest."""
     return _inner_processor(obj) is not None
 
 
-def _to_rgb(img):
+def _to_rgb(img: PILImage.Image) -> PILImage.Image:
     """An RGB copy of a PIL image; transparency is composited onto white, as transformers does."""
     Image = _pil()
     if img.mode.startswith("I;16"):  # 16-bit greyscale: scale 0..65535 to 0..255
@@ -91,7 +100,7 @@ def _to_rgb(img):
     return img.convert("RGB")  # a new image, also for an RGB one
 
 
-def _open(image) -> object:
+def _open(image: str | os.PathLike[str]) -> PILImage.Image:
     Image = _pil()
     text = os.fsdecode(os.fspath(image))
     if text.startswith(("http://", "https://")):
@@ -115,7 +124,7 @@ def _open(image) -> object:
             f"open ({exc}). Check it is an image, or load it yourself and pass a PIL image.") from exc
 
 
-def _array_to_rgb(arr: np.ndarray, kind: str):
+def _array_to_rgb(arr: np.ndarray, kind: str) -> PILImage.Image:
     """Pixels of a NumPy array (from ``kind``: "array" or "tensor") -> RGB PIL image."""
     Image = _pil()
     if arr.ndim == 3 and arr.shape[-1] not in (1, 3, 4) and arr.shape[0] in (1, 3, 4):
@@ -148,7 +157,7 @@ def _array_to_rgb(arr: np.ndarray, kind: str):
     return _to_rgb(Image.fromarray(np.ascontiguousarray(arr)))  # uint8: L, RGB or RGBA
 
 
-def load_image(image):
+def load_image(image: object) -> PILImage.Image:
     """A PIL image (any mode), a path, or pixels (array / tensor: H x W, H x W x 1/3/4, or C x H x W when
     only the first axis is 1/3/4; uint8, or float in [0, 1]) -> a new RGB ``PIL.Image.Image``.
 
@@ -176,7 +185,7 @@ def load_image(image):
         "those (e.g. np.asarray(...), or PIL.Image.open(io.BytesIO(data)) for encoded bytes).")
 
 
-def prepare(processor, image) -> VisionInput:
+def prepare(processor: object, image: object) -> VisionInput:
     """Run ``processor`` on ``image`` (see :func:`load_image`) and recover the picture the model saw."""
     import torch
 
@@ -213,7 +222,7 @@ def prepare(processor, image) -> VisionInput:
                        original_size=(int(pil.size[0]), int(pil.size[1])))
 
 
-def _takes_pixels(module) -> bool:
+def _takes_pixels(module: Any) -> bool:  # Any: duck-typed, a module without forward is answered False
     """A module whose main input is pixel_values, or whose forward takes pixel_values but no input_ids."""
     if getattr(module, "main_input_name", None) == "pixel_values":
         return True
@@ -224,12 +233,12 @@ def _takes_pixels(module) -> bool:
     return "pixel_values" in params and "input_ids" not in params
 
 
-def _model_name(model) -> str:
+def _model_name(model: object) -> str:
     path = getattr(getattr(model, "config", None), "_name_or_path", "") or ""
     return type(model).__name__ + (f" ({path})" if path else "")
 
 
-def vision_tower(model):
+def vision_tower(model: PreTrainedModel) -> PreTrainedModel:
     """The module to run with ``pixel_values``: ``model`` itself for a vision model (ViT, DeiT, BEiT,
     DINOv2, CLIPVisionModel, ...), or ``model.vision_model`` for a composite one (CLIPModel, SiglipModel)."""
     inner = getattr(model, "vision_model", None)
@@ -243,12 +252,12 @@ def vision_tower(model):
         "pass a tokenizer and text instead of an image processor and an image.")
 
 
-def vision_config(model):
+def vision_config(model: PreTrainedModel) -> PretrainedConfig | None:
     """The config of :func:`vision_tower`: ``model.config.vision_config`` for composite models."""
     return model.config.vision_config if vision_tower(model) is not model else getattr(model, "config", None)
 
 
-def _embeddings(tower):
+def _embeddings(tower: torch.nn.Module) -> Any:  # the patch-embedding module (attributes vary by family)
     """The module that turns pixels into tokens (it owns the patch projection), or None."""
     for module in tower.modules():
         if hasattr(module, "patch_embeddings") or hasattr(module, "patch_embedding"):
@@ -256,7 +265,7 @@ def _embeddings(tower):
     return None
 
 
-def token_layout(model, n_tokens: int, pixel_shape) -> TokenLayout:
+def token_layout(model: PreTrainedModel, n_tokens: int, pixel_shape: Sequence[int]) -> TokenLayout:
     """Name the ``n_tokens`` tokens the attention of ``model``'s vision tower saw for pixel_values of
     shape ``pixel_shape`` (``[..., H, W]``): specials in embedding order, then patches row by row."""
     tower = vision_tower(model)

@@ -9,11 +9,16 @@ computes anew, and going back to options used recently costs nothing.
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import reduce as r
 from .errors import ArgumentError
+
+if TYPE_CHECKING:
+    from ._summary import Summary
+    from ._types import AttentionSource
 
 
 #: The rollout options ``(head_fusion, discard_ratio)`` with a fast path: the head means the background
@@ -27,16 +32,16 @@ class ViewData:
     """Caches of one widget: the rollout matrix or rows (per options), graph layouts; metric grids
     from the summary."""
 
-    def __init__(self, engine, summary):
+    def __init__(self, engine: r.Engine, summary: Summary) -> None:
         self.engine, self.summary = engine, summary
         self._lock = threading.Lock()
-        self._matrices: dict[tuple, np.ndarray] = {}  # options -> [query, key]
-        self._rows: dict[tuple, dict[int, np.ndarray]] = {}  # options -> row -> [key]
-        self._recent: list[tuple] = []  # options, least recently used first
-        self._layouts: dict = {}
+        self._matrices: dict[tuple[str, float], np.ndarray] = {}  # options -> [query, key]
+        self._rows: dict[tuple[str, float], dict[int, np.ndarray]] = {}  # options -> row -> [key]
+        self._recent: list[tuple[str, float]] = []  # options, least recently used first
+        self._layouts: dict[tuple[int, int | None, int, int], np.ndarray] = {}
 
     # -- rollout ------------------------------------------------------------------------------------
-    def _touch(self, options: tuple) -> None:
+    def _touch(self, options: tuple[str, float]) -> None:
         """Mark ``options`` used (call with the lock held); forget the least recently used beyond
         :data:`KEEP_OPTIONS`."""
         if options in self._recent:
@@ -47,7 +52,7 @@ class ViewData:
             self._rows.pop(old, None)
         del self._recent[:-KEEP_OPTIONS]
 
-    def rollout_matrix(self, capture, options: tuple = MEAN) -> np.ndarray:
+    def rollout_matrix(self, capture: AttentionSource, options: tuple[str, float] = MEAN) -> np.ndarray:
         """Attention rollout over all layers, ``[query, key]``, computed once per ``options``
         (``(head_fusion, discard_ratio)``)."""
         with self._lock:
@@ -60,7 +65,7 @@ class ViewData:
             self._touch(options)
             return matrix
 
-    def cached_rollout(self, row: int, options: tuple = MEAN) -> np.ndarray | None:
+    def cached_rollout(self, row: int, options: tuple[str, float] = MEAN) -> np.ndarray | None:
         """The rollout row of ``row`` with ``options`` if it is computed, else None."""
         with self._lock:
             matrix = self._matrices.get(options)
@@ -68,7 +73,8 @@ class ViewData:
                 return matrix[row]
             return self._rows.get(options, {}).get(row)
 
-    def rollout_row(self, capture, row: int, matrix_tokens: int, options: tuple = MEAN) -> np.ndarray:
+    def rollout_row(self, capture: AttentionSource, row: int, matrix_tokens: int,
+                    options: tuple[str, float] = MEAN) -> np.ndarray:
         """One rollout row with ``options``: looked up in the whole matrix up to ``matrix_tokens`` tokens,
         else (head mean, nothing discarded) pushed through the head-mean patterns the summary kept (the
         others are recomputed), or (other options) computed by ``attnwidget.rollout_row``; cached."""
@@ -103,5 +109,5 @@ class ViewData:
         raise ArgumentError(f"unknown metric or role {name!r}; choose from {sorted(FUSED_METRICS + ROLES)}")
 
     # -- graph --------------------------------------------------------------------------------------
-    def graph(self, layer: int, head: int | None, threshold: float, focus: int) -> dict:
+    def graph(self, layer: int, head: int | None, threshold: float, focus: int) -> dict[str, Any]:
         return r.graph_data(self.engine, layer, head, threshold, focus=focus, layouts=self._layouts)

@@ -25,11 +25,17 @@ import os
 import pathlib
 import threading
 import time
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import traitlets as t
 
 from ._checks import check_choice, check_number
+from ._widget_host import TraitsHost
 from .errors import SaveError, SaveFolderError, SavePermissionError
+
+if TYPE_CHECKING:
+    from ._types import StrPath
 
 log = logging.getLogger("attnwidget")
 
@@ -63,7 +69,7 @@ class FigureSave:
     says "saved <path>" or what failed.
     """
 
-    def __init__(self, widget, path: pathlib.Path, kind: str, view: str, timeout: float):
+    def __init__(self, widget: Figures, path: pathlib.Path, kind: str, view: str, timeout: float) -> None:
         self.path = path
         self.kind = kind
         self.view = view
@@ -96,7 +102,7 @@ class FigureSave:
             raise self._error
         return self.path
 
-    def __await__(self):
+    def __await__(self) -> Generator[Any, None, pathlib.Path]:
         return self._wait().__await__()
 
     async def _wait(self) -> pathlib.Path:
@@ -123,7 +129,7 @@ class FigureSave:
     def _start_watchdog(self) -> None:
         """Fail the save if no page has answered ``timeout`` seconds after the page could answer: after
         the calling cell (in a notebook), else from now."""
-        def arm(*_):
+        def arm(*_: object) -> None:
             if not self._event.is_set() and self._timer is None:
                 self._timer = threading.Timer(self.timeout, self._expire)
                 self._timer.daemon = True
@@ -134,7 +140,7 @@ class FigureSave:
 
             events = get_ipython().events
 
-            def after_cell(*args):
+            def after_cell(*args: object) -> None:
                 events.unregister("post_run_cell", after_cell)
                 arm()
             events.register("post_run_cell", after_cell)
@@ -173,7 +179,7 @@ class FigureSave:
             self._timer.cancel()
 
 
-class Figures(t.HasTraits):
+class Figures(TraitsHost):
     """save_png / save_svg and the model name the figures' titles show (see the module docstring)."""
 
     model_name = t.Unicode().tag(sync=True)
@@ -181,7 +187,7 @@ class Figures(t.HasTraits):
     grid's); the capture's ``model_name`` by default, "" for bare arrays. Set it to rename."""
 
     @t.default("model_name")
-    def _default_model_name(self):
+    def _default_model_name(self) -> str:
         name = getattr(getattr(self, "_source", None), "model_name", "")
         return name if isinstance(name, str) else ""
 
@@ -194,7 +200,8 @@ class Figures(t.HasTraits):
         super().close()
 
     # -- public ----------------------------------------------------------------------------------
-    def save_png(self, path, view: str = "current", scale: float = 2, *, timeout: float = DEFAULT_TIMEOUT) -> FigureSave:
+    def save_png(self, path: StrPath, view: str = "current", scale: float = 2, *,
+                 timeout: float = DEFAULT_TIMEOUT) -> FigureSave:
         """Save the current view (``view="grid"``: the grid) as a PNG figure at ``path``: the view's
         figure with its title, axis titles and colour bar, without hover decorations, at ``scale``
         pixels per CSS pixel (2: twice the pixels of the page at 100 %). The toolbar's PNG button
@@ -209,7 +216,7 @@ class Figures(t.HasTraits):
         """
         return self._save_figure("png", path, view, PNG_VIEWS, timeout, scale=scale)
 
-    def save_svg(self, path, view: str = "heatmap", *, timeout: float = DEFAULT_TIMEOUT) -> FigureSave:
+    def save_svg(self, path: StrPath, view: str = "heatmap", *, timeout: float = DEFAULT_TIMEOUT) -> FigureSave:
         """Save the heatmap (``view="heatmap"``, which must be the view shown) or the grid (``"grid"``)
         as an SVG figure at ``path``: title, axis titles, tick labels (token text as XML text) and
         colour bar as vectors; matrix cells as rectangles up to 16,384 cells in the figure, above that
@@ -219,7 +226,8 @@ class Figures(t.HasTraits):
         return self._save_figure("svg", path, view, SVG_VIEWS, timeout)
 
     # -- the request -------------------------------------------------------------------------------
-    def _save_figure(self, kind: str, path, view: str, views, timeout, scale=None) -> FigureSave:
+    def _save_figure(self, kind: str, path: StrPath, view: str, views: Sequence[str], timeout: float,
+                     scale: float | None = None) -> FigureSave:
         try:
             check_choice(view, views, "view")
             timeout = check_number(timeout, "timeout", 0.01, None)
@@ -243,7 +251,7 @@ class Figures(t.HasTraits):
         request = FigureSave(self, target, kind, view, timeout)
         self._png_counter += 1
         self._png_requests[self._png_counter] = request
-        message = {"type": f"{kind}_request", "request_id": self._png_counter, "view": view}
+        message: dict[str, Any] = {"type": f"{kind}_request", "request_id": self._png_counter, "view": view}
         if scale is not None:
             message["scale"] = scale
         self.send(message)
@@ -252,7 +260,7 @@ class Figures(t.HasTraits):
         return request
 
     @staticmethod
-    def _writable(path) -> pathlib.Path:
+    def _writable(path: object) -> pathlib.Path:
         """``path`` as a Path whose folder exists and can be written, or a SaveError subclass."""
         if not isinstance(path, (str, os.PathLike)):
             from .errors import ArgumentTypeError
@@ -270,8 +278,8 @@ class Figures(t.HasTraits):
         return target
 
     # -- the page's answer (PageMessages routes "png" and "svg" here) --------------------------------
-    def _figure_answer(self, content: dict, buffers) -> None:
-        request = self._png_requests.pop(content.get("request_id"), None)
+    def _figure_answer(self, content: dict[str, Any], buffers: Sequence[bytes | memoryview]) -> None:
+        request = self._png_requests.pop(content.get("request_id", -1), None)  # ids count from 1
         if request is None:
             return  # another page answered first, or an old request
         kind = request.kind

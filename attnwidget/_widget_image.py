@@ -10,10 +10,13 @@ rollout, or the flow), cut into the patch grid and the other tokens.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from . import reduce as r
 from ._checks import check_index
+from ._widget_host import WidgetHost
 from ._widget_parts import NO_IMAGE
 from .errors import ArgumentError
 
@@ -26,17 +29,17 @@ def patch_token(patch_start: int, grid: tuple[int, int], row: int, col: int) -> 
     return int(patch_start) + row * cols + col
 
 
-class ImageView:
+class ImageView(WidgetHost):
     """The image view's two traits (see the module docstring). Needs ``_state`` and ``_text_values``."""
 
-    def _image_geometry(self):
+    def _image_geometry(self) -> tuple[np.ndarray, tuple[int, int], int] | None:
         """``(picture, (rows, cols), patch_start)`` of the part shown, or None without a picture."""
         if not self._state.has_image:
             return None
-        capture = self._state.capture
+        capture: Any = self._state.capture  # a vision Capture (has_image), or a ContributionSource over one
         return capture.image, capture.patch_grid, int(getattr(capture, "patch_start", 0))
 
-    def _image_trait(self) -> dict:
+    def _image_trait(self) -> dict[str, Any]:
         """The ``image`` trait: the picture as uint8 bytes, the patch grid, the first patch token."""
         geometry = self._image_geometry()
         if geometry is None:
@@ -53,7 +56,7 @@ class ImageView:
         _, grid, start = geometry
         return patch_token(start, grid, row, col)
 
-    def image_values(self, token: int | None = None):
+    def image_values(self, token: int | None = None) -> tuple[np.ndarray | None, np.ndarray | None, str]:
         """``(patches [rows, cols] float32, others [k] float32, note)`` for the image view: the row of
         ``token`` (default: the focused one) from the text source, over the patch grid, and over the
         other tokens (those before ``patch_start`` and any after the grid), or ``(None, None, note)``
@@ -77,8 +80,8 @@ class ImageView:
             return
         token = self._focus()
         patches, others, note = self.image_values(token)
-        data = {"token": int(token), "source": self.text_source, "note": note}
-        if patches is not None:
+        data: dict[str, Any] = {"token": int(token), "source": self.text_source, "note": note}
+        if patches is not None and others is not None:  # both are, or neither
             data["values"] = r.wire(patches)
             data["others"] = r.wire(others)
         self.image_data = data

@@ -13,9 +13,14 @@ view and the hovered and selected tokens. The query-key and routes views do not 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
 from ._checks import check_choice
+from ._widget_host import WidgetHost
 from ._widget_parts import PartState, open_part
 from .errors import ArgumentError
+
+if TYPE_CHECKING:
+    from .capture import Capture
 
 #: The measures a widget knows, in toolbar order.
 MEASURES = ("attention", "contribution")
@@ -25,7 +30,7 @@ NEEDS_VALUES = ("measure='contribution' needs the values and output projection o
                 "values=True), then AttentionWidget(capture, measure='contribution').")
 
 
-def head_label(measure: str, head) -> str:
+def head_label(measure: str, head: int | None) -> str:
     """The selected head in words: "head 2"; the head-mean slot is "mean of heads" for weights and "all
     heads" for contributions (the layer measure ``||sum_h alpha f_h(x)||``, not a mean)."""
     if head is not None:
@@ -33,7 +38,7 @@ def head_label(measure: str, head) -> str:
     return "all heads" if measure == "contribution" else "mean of heads"
 
 
-def measure_label(measure: str, head) -> str:
+def measure_label(measure: str, head: int | None) -> str:
     """What the views show beyond weights, for titles and the status line ("" for attention):
     "contribution ||αf(x)|| (row share)" for a head, "contribution ||Σ αf(x)|| (row share)" for the layer."""
     if measure != "contribution":
@@ -41,18 +46,18 @@ def measure_label(measure: str, head) -> str:
     return "contribution ||αf(x)|| (row share)" if head is not None else "contribution ||Σ αf(x)|| (row share)"
 
 
-def selection_label(measure: str, layer: int, head) -> str:
+def selection_label(measure: str, layer: int, head: int | None) -> str:
     """"layer 3, head 2", "layer 3, mean of heads", "layer 3, head 2 · contribution ||αf(x)|| (row share)"."""
     line = f"layer {layer}, {head_label(measure, head)}"
     extra = measure_label(measure, head)
     return f"{line} · {extra}" if extra else line
 
 
-class Measures:
+class Measures(WidgetHost):
     """The measure switch of a widget (see the module docstring). Needs ``Parts``' ``_states``,
     ``_measure_states``, ``_use``, the ``measure``/``measures`` traits and the background pass."""
 
-    def _check_measure(self, value) -> str:
+    def _check_measure(self, value: object) -> str:
         value = check_choice(value, MEASURES, "measure")
         if value not in self._state.measures:
             what = f"part ({self._state.name!r})" if self._state.name else "capture"
@@ -68,7 +73,8 @@ class Measures:
         if state is None:
             from .contributions import ContributionSource
 
-            state = open_part(ContributionSource(attention.base), name, attention.tokens)
+            # _check_measure let only a part recorded with values through: its base is a Capture
+            state = open_part(ContributionSource(cast("Capture", attention.base)), name, attention.tokens)
             state.measure, state.base, state.routes = measure, attention.base, attention.routes
             state.key_tokens, state.views = attention.key_tokens, attention.views
             self._measure_states[(name, measure)] = state

@@ -11,17 +11,20 @@ values are sent back so the page shows the kernel's values again.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from ._checks import check_index
+from ._widget_host import WidgetHost
 from .errors import ArgumentError
 
 log = logging.getLogger("attnwidget")
 
 
-class PageMessages:
+class PageMessages(WidgetHost):
     """Message handling of a widget (see the module docstring)."""
 
-    def set_state(self, sync_data) -> None:
+    def set_state(self, sync_data: dict[str, Any]) -> None:
         """Trait values sent by the page. A refused value is reported (status line, log) and the page
         is put back on the kernel's values, instead of an error lost in the comm handler."""
         try:
@@ -41,14 +44,14 @@ class PageMessages:
         log.error("attnwidget: %s", text)
         self.error = text
 
-    def _on_message(self, widget, content, buffers) -> None:
+    def _on_message(self, widget: object, content: object, buffers: Sequence[bytes | memoryview]) -> None:
         try:
             self._answer(content, buffers)
         except Exception as error:  # noqa: BLE001 - reported to the page and the log
             kind = content.get("type") if isinstance(content, dict) else type(content).__name__
             self._report(f"the page's {kind!r} request failed", error)
 
-    def _answer(self, content, buffers) -> None:
+    def _answer(self, content: object, buffers: Sequence[bytes | memoryview]) -> None:
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):
             raise ArgumentError(f"expected a message {{'type': ...}} from the page; got {content!r:.80}")
         kind = content["type"]
@@ -59,7 +62,7 @@ class PageMessages:
         elif kind == "page_closed":  # a page that painted has gone (its output cleared, or closed)
             self._pages_shown = max(0, getattr(self, "_pages_shown", 0) - 1)
         elif kind == "tile_request":
-            tile = self._tile(*(content.get(k, d) for k, d in (("row0", 0), ("col0", 0), ("rows", None), ("cols", None))))
+            tile = self._tile(content.get("row0", 0), content.get("col0", 0), content.get("rows"), content.get("cols"))
             matrix = tile.pop("matrix")
             self.send({"type": "tile", **tile, "dtype": matrix["dtype"], "shape": matrix["shape"]},
                       buffers=[matrix["buffer"]])

@@ -17,15 +17,20 @@ use and kept (attnwidget._widget_measures).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
 from . import reduce as r
 from ._checks import check_choice
 from ._summary import Summary, default_options, summary_for
 from ._widget_data import ViewData
+from ._widget_host import WidgetHost
 from ._engine import CROSS_ROLLOUT
 from .errors import ArgumentError, ArgumentTypeError
 
+if TYPE_CHECKING:
+    from ._types import AttentionSource, Showable
 PARTS = ("encoder", "decoder", "cross")
 #: The part an encoder-decoder capture opens on: cross-attention, the view BertViz users come for.
 DEFAULT_PART = "cross"
@@ -44,7 +49,7 @@ NO_IMAGE = ("the image view needs a vision capture (capture.image, from a ViT-li
             "no picture. Use the heatmap, text, lines, graph or rollout view.")
 
 
-def parts_of(obj) -> dict | None:
+def parts_of(obj: object) -> dict[str, Any] | None:
     """``{"encoder": Capture, "decoder": Capture, "cross": Capture}`` of an encoder-decoder capture, else None."""
     parts = getattr(obj, "parts", None)
     if isinstance(parts, dict) and set(parts) == set(PARTS):
@@ -57,18 +62,21 @@ class PartState:
     """What the widget holds for one part: its capture, engine, summary, caches and token lists."""
 
     name: str  # "" for a plain capture
-    capture: object
+    capture: AttentionSource
     engine: r.Engine
     summary: Summary
     data: ViewData
-    tokens: list
-    key_tokens: list
-    views: tuple = field(default=())
+    tokens: list[str]
+    key_tokens: list[str]
+    views: tuple[str, ...] = field(default=())
     measure: str = "attention"  # what the views show: "attention" weights or row-normalised "contribution"
-    base: object = None  # the part's own Capture (``capture`` is a ContributionSource over it for "contribution")
-    routes: dict = field(default_factory=dict)  # (target, threshold) -> flow_routes graph, shared by the measures
+    # the part's own Capture (``capture`` is a ContributionSource over it for "contribution"); the
+    # default None stands for ``capture`` and never stays: __post_init__ replaces it, hence the ignore
+    base: AttentionSource = None  # type: ignore[assignment]
+    # (target, threshold) -> flow_routes graph (a networkx.DiGraph), shared by the measures
+    routes: dict[tuple[int, float], Any] = field(default_factory=dict)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.base is None:
             self.base = self.capture
 
@@ -89,7 +97,7 @@ class PartState:
     @property
     def has_query_key(self) -> bool:
         """The part recorded the queries and keys its layers used (not weights only, not an array)."""
-        records = getattr(self.base, "_records", None)
+        records = getattr(self.base, "_records", None) or []
         return bool(records) and all(hasattr(record, "query") for record in records)
 
     @property
@@ -98,12 +106,12 @@ class PartState:
         return bool(getattr(self.base, "has_values", False)) if self.has_query_key else False
 
     @property
-    def measures(self) -> list:
+    def measures(self) -> list[str]:
         """The measures the part offers: 'attention', and 'contribution' when it recorded values."""
         return ["attention", "contribution"] if self.has_values else ["attention"]
 
 
-def open_part(capture, name: str, tokens=None) -> PartState:
+def open_part(capture: AttentionSource, name: str, tokens: Sequence[str] | None = None) -> PartState:
     """A :class:`PartState` over ``capture`` (``tokens``: the page's strings, default the capture's)."""
     engine = r.engine(capture)
     if tokens is None:
@@ -126,7 +134,7 @@ def open_part(capture, name: str, tokens=None) -> PartState:
     return state
 
 
-def _key_tokens(state: PartState, key_tokens) -> list:
+def _key_tokens(state: PartState, key_tokens: Sequence[str]) -> list[str]:
     """``key_tokens`` checked as the key strings of a plain capture's cross-attention."""
     if not state.is_cross:
         raise ArgumentError("key_tokens= names the keys of cross-attention (the source's tokens); this capture "
@@ -140,23 +148,24 @@ def _key_tokens(state: PartState, key_tokens) -> list:
     return key_tokens
 
 
-class Parts:
+class Parts(WidgetHost):
     """Part bookkeeping of a widget (see the module docstring). Needs the widget's traits and
     ``_lock``; sets ``_state``, ``_engine``, ``_summary``, ``_data`` and ``_capture``."""
 
-    def _open_parts(self, capture, part, tokens, key_tokens=None) -> PartState:
+    def _open_parts(self, capture: Showable, part: str | None, tokens: Sequence[str] | None,
+                    key_tokens: Sequence[str] | None = None) -> PartState:
         """The first part to show: ``part`` of an encoder-decoder capture (default :data:`DEFAULT_PART`),
         or the capture itself (part "", its strings relabelled by ``tokens`` and, for cross-attention,
         ``key_tokens``)."""
         self._source = capture
         self._parts = parts_of(capture)
         self._states: dict[str, PartState] = {}  # part -> its attention state
-        self._measure_states: dict[tuple, PartState] = {}  # (part, measure) -> its state beyond attention
+        self._measure_states: dict[tuple[str, str], PartState] = {}  # (part, measure) -> its state beyond attention
         if self._parts is None:
             if part not in (None, ""):
                 raise ArgumentError(f"part={part!r} is for an encoder-decoder capture (Seq2SeqCapture); this "
                                     "capture has one part: leave part out.")
-            state = open_part(capture, "", tokens)
+            state = open_part(cast("AttentionSource", capture), "", tokens)  # not an encoder-decoder capture
             if key_tokens is not None:
                 state.key_tokens = _key_tokens(state, key_tokens)
         else:
@@ -171,7 +180,8 @@ class Parts:
 
     def _part_state(self, name: str) -> PartState:
         state = self._states.get(name)
-        if state is None:
+        if state is None:  # a part not opened yet: a part of an encoder-decoder capture
+            assert self._parts is not None
             state = self._states[name] = open_part(self._parts[name], name)
         return state
 
@@ -179,16 +189,16 @@ class Parts:
         self._state = state
         self._engine, self._summary, self._data, self._capture = state.engine, state.summary, state.data, state.capture
 
-    def _all_states(self) -> list:
+    def _all_states(self) -> list[PartState]:
         """Every state opened so far: each part's attention, and its other measures."""
         return [*self._states.values(), *self._measure_states.values()]
 
     @property
-    def part_capture(self):
+    def part_capture(self) -> AttentionSource:
         """The Capture of the part shown (``capture.parts[part]``; the capture itself for a plain one)."""
         return self._state.base
 
-    def _check_part(self, value) -> str:
+    def _check_part(self, value: object) -> str:
         if self._parts is None:
             if value != "":
                 raise ArgumentError(f"part must be '' for this capture (it has one part); got {value!r}. Parts "
@@ -196,7 +206,7 @@ class Parts:
             return value
         return check_choice(value, PARTS, "part")
 
-    def _check_view(self, value) -> str:
+    def _check_view(self, value: object) -> str:
         if self._state.is_cross and value == "rollout":
             raise ArgumentError(NO_CROSS_ROLLOUT)
         if self._state.is_cross and value == "graph":
@@ -217,14 +227,14 @@ class Parts:
         if name == self._state.name:
             return
 
-        def make_state():
+        def make_state() -> PartState:
             attention = self._part_state(name)
             # the measure shown applies to the new part when it offers it, else its attention shows
             return self._measure_state(name, self.measure if self.measure in attention.measures else "attention")
 
         self._swap(make_state, self._show, "part")
 
-    def _swap(self, make_state, show, trait: str) -> None:
+    def _swap(self, make_state: Callable[[], PartState], show: Callable[[PartState], None], trait: str) -> None:
         """Show the state ``make_state()`` returns with ``show`` (a part or measure switch); if that
         raises, show the previous state again and put ``trait`` back, so the kernel's values stay
         consistent with the page's. Then the new state's background pass starts; the previous one stops

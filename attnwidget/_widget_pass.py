@@ -12,9 +12,16 @@ import atexit
 import sys
 import threading
 import weakref
+from typing import TYPE_CHECKING
 
 from ._progress import make_bar
 from ._summary import estimate_seconds
+from ._widget_host import WidgetHost
+
+if TYPE_CHECKING:
+    from ._engine import LayerSummary
+    from ._types import Progress
+    from ._widget_parts import PartState
 
 #: The background pass starts when the page says it has painted the widget (so the browser, on the
 #: same cores, is not slowed by it), when ``wait()`` is called, or after this many seconds with no page.
@@ -39,20 +46,20 @@ def _stop_passes() -> None:
 class _Until:
     """The ``stop`` of one pass: set when the widget closes or shows another part (a newer pass)."""
 
-    def __init__(self, widget, generation: int):
+    def __init__(self, widget: BackgroundPass, generation: int) -> None:
         self.widget, self.generation = widget, generation
 
     def is_set(self) -> bool:
         return self.widget._stop.is_set() or self.widget._pass_generation != self.generation
 
 
-class BackgroundPass:
+class BackgroundPass(WidgetHost):
     """The background pass of a widget (see the module docstring), over the part shown (an
     encoder-decoder capture's part switch starts one for the new part; the previous one stops after
     its current layer). Needs ``_state``, ``_lock``, ``_stop``, ``_go``, ``_thread``, ``_threads``,
     ``_pass_generation`` and ``_jobs`` set by the widget's constructor."""
 
-    def _start_pass(self, background: bool, progress) -> None:
+    def _start_pass(self, background: bool, progress: Progress) -> None:
         state, generation = self._state, self._pass_generation
         summary, layers = state.summary, state.engine.num_layers
         todo = layers - len(summary.done)
@@ -64,7 +71,7 @@ class BackgroundPass:
         bar = make_bar(todo, what, progress, estimate_seconds(state.engine, todo))
         order = sorted(range(layers), key=lambda l: abs(l - self.layer))  # near ones first
 
-        def on_layer(layer, result):
+        def on_layer(layer: int, result: LayerSummary) -> None:
             self._layer_done(state)
 
         if not background:
@@ -75,7 +82,7 @@ class BackgroundPass:
             self._pass_done(state)
             return
 
-        def work():
+        def work() -> None:
             self._go.wait(START_AFTER_SECONDS)
             try:
                 if summary.run(order, stop=_Until(self, generation), on_layer=on_layer, progress=bar):
@@ -93,7 +100,7 @@ class BackgroundPass:
         _RUNNING.add(self)
         self._thread.start()
 
-    def _layer_done(self, state) -> None:
+    def _layer_done(self, state: PartState) -> None:
         done = len(state.summary.done)
         eta = state.summary.eta()
         with self._lock:
@@ -104,7 +111,7 @@ class BackgroundPass:
             self.progress = f"{what} {done}/{self.num_layers}" + (f", {eta:.0f} s left" if eta is not None else "")
             self.layers_done = done
 
-    def _pass_done(self, state) -> None:
+    def _pass_done(self, state: PartState) -> None:
         with self._lock:
             if self._state is not state:
                 return

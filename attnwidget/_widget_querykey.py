@@ -11,22 +11,29 @@ Offered where the part recorded its queries and keys (not for weights-only captu
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
 import numpy as np
 
 from . import reduce as r
 from ._checks import check_index
+from ._widget_host import WidgetHost
 from .errors import ArgumentError, ArgumentTypeError
+
+if TYPE_CHECKING:
+    from .capture import Capture
+    from .contributions import QueryKey
 
 NO_QUERY_KEY = ("the query-key view needs the queries and keys each layer used; this capture holds attention "
                 "weights only (method='weights', Capture.from_attentions, or an array). Capture the model with "
                 "attnwidget.capture(model, tokenizer, text) (method='auto') for it.")
 
 
-class QueryKeyView:
+class QueryKeyView(WidgetHost):
     """The ``query_key_cell`` / ``query_key_data`` traits' logic (see the module docstring). Needs
     ``_state``, ``_engine``, ``_focus`` and the selection traits."""
 
-    def _check_query_key_cell(self, value):
+    def _check_query_key_cell(self, value: Any) -> list[int] | None:  # Any: whatever the page or a user sets
         if value is None:
             return None
         if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
@@ -46,12 +53,17 @@ class QueryKeyView:
     def _query_key_cell_now(self, head: int) -> tuple[int, int]:
         """The cell shown: ``query_key_cell``, else the focused token's row and its highest-weight key."""
         if self.query_key_cell is not None:
-            return tuple(self.query_key_cell)
+            query, key = self.query_key_cell
+            return query, key
         query = self._focus()
-        row = self._state.base.pattern(self.layer, head, rows=[query])[0]
+        row = self._recorded().pattern(self.layer, head, rows=[query])[0]
         return query, int(np.argmax(row))
 
-    def query_key(self):
+    def _recorded(self) -> Capture:
+        """The part's Capture (a part with ``has_query_key`` recorded its queries and keys: a Capture)."""
+        return cast("Capture", self._state.base)
+
+    def query_key(self) -> QueryKey:
         """The score shown in the query-key view, taken apart (:class:`attnwidget.contributions.QueryKey`):
         the selected layer and head (head 0 for the mean of heads) at ``query_key_cell`` (default: the
         focused token and its highest-weight key)."""
@@ -59,7 +71,7 @@ class QueryKeyView:
             raise ArgumentError(NO_QUERY_KEY)
         head, _ = self._query_key_head()
         query, key = self._query_key_cell_now(head)
-        return self._state.base.query_key(self.layer, head, query, key)
+        return self._recorded().query_key(self.layer, head, query, key)
 
     def _push_query_key(self) -> None:
         if not self._state.has_query_key:

@@ -10,11 +10,19 @@ patterns the background pass kept. Cross-attention has no rollout (see attnwidge
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from . import reduce as r
+from ._optional import has
 from ._widget_data import MEAN
+from ._widget_host import WidgetHost
 from ._widget_measures import head_label
+from .errors import MissingExtraError
+
+if TYPE_CHECKING:
+    from ._types import Progress
 
 #: The head fusions rollout offers (``attnwidget.rollout``'s ``head_fusion``).
 ROLLOUT_FUSIONS = ("mean", "max", "min")
@@ -29,7 +37,7 @@ def _matrix_tokens() -> int:
     return widget.ROLLOUT_MATRIX_TOKENS
 
 
-def rollout_label(options: tuple = MEAN) -> str:
+def rollout_label(options: tuple[str, float] = MEAN) -> str:
     """What a rollout with ``options`` (``(head_fusion, discard_ratio)``) is, in words:
     "rollout (mean of heads)", "rollout (max of heads, lowest 90% discarded)"."""
     fusion, discard = options
@@ -37,12 +45,12 @@ def rollout_label(options: tuple = MEAN) -> str:
     return f"rollout ({fusion} of heads{dropped})"
 
 
-class RolloutRows:
+class RolloutRows(WidgetHost):
     """Rollout, flow and text rows of a widget. Needs ``_state``, ``_engine``, ``_data``, ``_capture``,
     ``_lock``, ``_jobs``, ``_flow_row``, ``_pending_row``, the selection traits and the rollout options
     (``rollout_fusion``, ``discard_ratio``)."""
 
-    def _rollout_options(self) -> tuple:
+    def _rollout_options(self) -> tuple[str, float]:
         """``(head_fusion, discard_ratio)`` of the rollout shown: the cache key of its rows."""
         return (self.rollout_fusion, float(self.discard_ratio))
 
@@ -51,7 +59,7 @@ class RolloutRows:
         "contribution rollout (layer measure)" with ``measure="contribution"``."""
         return self._rollout_label(self._rollout_options())
 
-    def _rollout_label(self, options: tuple) -> str:
+    def _rollout_label(self, options: tuple[str, float]) -> str:
         label = rollout_label(options)
         if self._state.measure != "attention":  # Kobayashi et al.'s norm-based rollout; "mean" is the layer's
             label = f"{self._state.measure} " + label.replace("mean of heads", "layer measure")
@@ -60,12 +68,12 @@ class RolloutRows:
     def _push_text(self) -> None:
         token = self._focus()
         values, note = self._text_values(token)
-        data = {"token": int(token), "source": self.text_source, "note": note}
+        data: dict[str, Any] = {"token": int(token), "source": self.text_source, "note": note}
         if values is not None:
             data["values"] = r.wire(np.asarray(values, dtype=np.float32))
         self.text_data = data
 
-    def _text_values(self, token: int):
+    def _text_values(self, token: int) -> tuple[np.ndarray | None, str]:
         """``(values [keys] or None, note)``: the row of ``token`` from the text source (what the text
         and image views colour by)."""
         if self.text_source == "attention":
@@ -80,6 +88,8 @@ class RolloutRows:
         if self.text_source == "flow":
             if self._flow_row is not None and self._flow_row[0] == token:
                 return self._flow_row[1], f"attention flow into token {token}"
+            if not has("numba"):
+                return None, "no attention flow: it needs numba (pip install \"attnwidget[flow]\")"
             return None, f"no attention flow for token {token}: call widget.compute_flow({token})"
         options = self._rollout_options()
         cached = self._data.cached_rollout(token, options)
@@ -108,7 +118,7 @@ class RolloutRows:
         self._refuse_cross_rollout()
         return self._data.rollout_row(self._capture, row, _matrix_tokens(), self._rollout_options())
 
-    def _rollout_now_or_later(self, row: int):
+    def _rollout_now_or_later(self, row: int) -> np.ndarray | None:
         """The rollout row if it is cheap now (short inputs), else start it on the worker and return None."""
         if self._engine.n <= _matrix_tokens():
             return self.rollout_values(row)
@@ -120,7 +130,7 @@ class RolloutRows:
         self.status = f"computing the {label} row of token {row} ({self._engine.n} tokens)..."
         state, data, capture = self._state, self._data, self._capture
 
-        def work():
+        def work() -> np.ndarray:
             values = data.rollout_row(capture, row, _matrix_tokens(), options)
             with self._lock:
                 if self._state is not state:  # the page switched parts meanwhile: the row is cached
@@ -155,23 +165,28 @@ class RolloutRows:
                 values = self._rollout_now_or_later(row)
         if values is None:
             return
-        data = {"values": r.wire(np.asarray(values, dtype=np.float32)), "row": int(row),
+        data: dict[str, Any] = {"values": r.wire(np.asarray(values, dtype=np.float32)), "row": int(row),
                 "label": self._rollout_label(options), "options": list(options)}
         if self._flow_row is not None and self._flow_row[0] == row:
             data["flow"] = r.wire(self._flow_row[1].astype(np.float32))
         self.rollout_data = data
 
-    def compute_flow(self, row: int | None = None, progress=None) -> np.ndarray:
+    def compute_flow(self, row: int | None = None, progress: Progress = None) -> np.ndarray:
         """Exact attention flow into ``row`` (default: the focused token); shown in the rollout, text
         and image views. Long inputs take minutes (``progress`` shows a bar; see ``attention_flow``).
         The flow fuses heads by their mean, whatever ``rollout_fusion`` and ``discard_ratio`` say
         (``attention_flow`` has no discarding). Refused for cross-attention (no rollout, hence no flow,
-        on its own)."""
+        on its own). Without numba the refusal (``MissingExtraError``, naming
+        ``pip install "attnwidget[flow]"``) is raised and also shown in the status line."""
         from .rollout import attention_flow_row
 
         self._refuse_cross_rollout()
         row = self._focus() if row is None else int(row)
-        result = attention_flow_row(self._capture, row, progress=progress)
+        try:
+            result = attention_flow_row(self._capture, row, progress=progress)
+        except MissingExtraError as error:
+            self._report("compute_flow", error)
+            raise
         self._flow_row = (result.row, result.values)
         self._push_view()
         return result.values

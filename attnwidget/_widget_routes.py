@@ -13,11 +13,20 @@ Offered for self-attention parts recorded with values (``capture(..., values=Tru
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
 import numpy as np
 
 from . import reduce as r
 from ._checks import check_index, check_number
+from ._widget_host import WidgetHost
 from .errors import ArgumentError
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from ._widget_parts import PartState
+    from .capture import Capture
 
 #: Up to this many tokens the routes are computed at once; longer inputs compute them on the worker.
 ROUTES_NOW_TOKENS = 128
@@ -37,18 +46,18 @@ def _now_tokens() -> int:
     return widget.ROUTES_NOW_TOKENS
 
 
-def _index(kinds: list, kind: str) -> int:
+def _index(kinds: list[str], kind: str) -> int:
     if kind not in kinds:
         kinds.append(kind)  # a kind this module does not know yet: named in the legend all the same
     return kinds.index(kind)
 
 
-def _array(wire: dict) -> np.ndarray:
+def _array(wire: dict[str, Any]) -> np.ndarray:
     """A wire dict's array again (what the page decodes)."""
     return np.frombuffer(wire["buffer"], dtype=wire["dtype"]).reshape(wire["shape"])
 
 
-def routes_wire(graph) -> dict:
+def routes_wire(graph: nx.DiGraph) -> dict[str, Any]:
     """``routes_data`` of a ``flow_routes`` graph: ``{"nodes": {kind uint8, layer, token, row int32 [N]},
     "edges": {source, target int32 [M] (node indices), importance, attention, residual float32 [M], head
     int16 [M] (-1: none), layer int16 [M], kind uint8 [M]}, "node_kinds", "edge_kinds"`` (the names of the
@@ -58,7 +67,7 @@ def routes_wire(graph) -> dict:
     node_kinds, edge_kinds = list(NODE_KINDS), list(EDGE_KINDS)
     nodes = sorted(graph.nodes(data=True), key=lambda item: (item[1]["row"], item[1]["token"], item[1]["kind"]))
     index = {key: i for i, (key, _) in enumerate(nodes)}
-    node_arrays = {
+    node_arrays: dict[str, np.ndarray] = {
         "kind": np.array([_index(node_kinds, d["kind"]) for _, d in nodes], np.uint8),
         "layer": np.array([d["layer"] for _, d in nodes], np.int32),
         "token": np.array([d["token"] for _, d in nodes], np.int32),
@@ -66,7 +75,7 @@ def routes_wire(graph) -> dict:
     }
     edges = sorted(graph.edges(data=True), key=lambda e: (e[2]["importance"], index[e[0]], index[e[1]]))
     head = [-1 if d.get("head") is None else int(d["head"]) for _, _, d in edges]
-    edge_arrays = {
+    edge_arrays: dict[str, np.ndarray] = {
         "source": np.array([index[u] for u, _, _ in edges], np.int32),
         "target": np.array([index[v] for _, v, _ in edges], np.int32),
         "importance": np.array([d["importance"] for _, _, d in edges], np.float32),
@@ -88,17 +97,18 @@ def routes_wire(graph) -> dict:
     }
 
 
-class RoutesView:
+class RoutesView(WidgetHost):
     """The ``routes_target`` / ``routes_threshold`` / ``routes_data`` traits' logic (see the module
     docstring). Needs ``_state``, ``_engine``, ``_lock``, ``_jobs``, ``_report`` and the traits."""
 
-    _routes_edges: list | None = None  # (layer, head, kind) of each edge shown, in routes_data's order
-    _pending_routes: tuple | None = None  # (target, threshold) being computed on the worker
+    _routes_edges: list[tuple[int, int | None, str]] | None = None  # (layer, head, kind) of each edge shown,
+    # in routes_data's order
+    _pending_routes: tuple[int, float] | None = None  # (target, threshold) being computed on the worker
 
-    def _check_routes_target(self, value) -> int:
+    def _check_routes_target(self, value: object) -> int:
         return check_index(value, self._engine.n, "routes_target", "tokens")
 
-    def _check_routes_threshold(self, value) -> float:
+    def _check_routes_threshold(self, value: object) -> float:
         value = check_number(value, "routes_threshold", 0.0, 1.0,
                              "The routes keep the edges whose importance is at least this.")
         if value >= 1.0:
@@ -109,7 +119,7 @@ class RoutesView:
         if "routes" not in self._state.views:
             raise ArgumentError(NO_ROUTES)
 
-    def routes(self, target: int | None = None, threshold: float | None = None):
+    def routes(self, target: int | None = None, threshold: float | None = None) -> nx.DiGraph:
         """The information-flow routes of the part shown (a ``networkx.DiGraph``, see
         :func:`attnwidget.flow_routes`) into ``target`` (default ``routes_target``) at ``threshold``
         (default ``routes_threshold``); computed now, and cached like the routes view's."""
@@ -118,12 +128,13 @@ class RoutesView:
         threshold = self.routes_threshold if threshold is None else self._check_routes_threshold(threshold)
         return self._routes_graph(self._state, (int(target), float(threshold)))
 
-    def _routes_graph(self, state, key: tuple):
+    def _routes_graph(self, state: PartState, key: tuple[int, float]) -> nx.DiGraph:
         graph = state.routes.get(key)
         if graph is None:
             from .routes import flow_routes
 
-            graph = flow_routes(state.base, target=key[0], threshold=key[1])
+            # a part with routes recorded values: its base is a Capture
+            graph = flow_routes(cast("Capture", state.base), target=key[0], threshold=key[1])
             state.routes[key] = graph
             for old in list(state.routes)[:-ROUTES_KEPT]:
                 state.routes.pop(old, None)
@@ -143,21 +154,21 @@ class RoutesView:
         else:
             self._show_routes(graph)
 
-    def _show_routes(self, graph) -> None:
+    def _show_routes(self, graph: nx.DiGraph) -> None:
         data = routes_wire(graph)
         edges = {name: _array(data["edges"][name]) for name in ("layer", "head", "kind")}
         self._routes_edges = [(int(layer), None if head < 0 else int(head), data["edge_kinds"][kind])
                               for layer, head, kind in zip(edges["layer"], edges["head"], edges["kind"])]
         self.routes_data = data
 
-    def _routes_later(self, state, key: tuple) -> None:
+    def _routes_later(self, state: PartState, key: tuple[int, float]) -> None:
         """Compute the routes on the worker (long inputs); show them if they are still wanted then."""
         if self._pending_routes == key:
             return
         self._pending_routes = key
         self.status = f"computing the routes into token {key[0]} ({self._engine.n} tokens)..."
 
-        def work():
+        def work() -> nx.DiGraph | None:
             try:
                 graph = self._routes_graph(state, key)
             except Exception as error:  # noqa: BLE001 - shown in the page, not lost in a thread
@@ -177,7 +188,7 @@ class RoutesView:
 
         self._jobs.submit(work)
 
-    def _click_route_edge(self, index) -> None:
+    def _click_route_edge(self, index: object) -> None:
         """The page's click on edge ``index`` of ``routes_data``: an attention edge selects its layer and
         head (the mean of heads when it names none), so every view follows."""
         shown = self._routes_edges

@@ -7,13 +7,16 @@ shown (``_state``: the part and measure), so a part or measure switch only swaps
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from . import reduce as r
+from ._widget_host import WidgetHost
 from ._widget_measures import head_label, measure_label, selection_label
 
 
-class ViewPushes:
+class ViewPushes(WidgetHost):
     """The pushes of a widget (see the module docstring)."""
 
     def _focus(self) -> int:
@@ -27,7 +30,7 @@ class ViewPushes:
     def _natural_row(self) -> int:
         return self._engine.n - 1 if self._engine.is_causal else 0
 
-    def _tile(self, row0=0, col0=0, rows=None, cols=None) -> dict:
+    def _tile(self, row0: int = 0, col0: int = 0, rows: int | None = None, cols: int | None = None) -> dict[str, Any]:
         """The heatmap window for the current heatmap kind and selection."""
         if self.heatmap_kind == "rollout":
             return r.matrix_tile(self.rollout_matrix(), row0, col0, rows, cols)
@@ -99,7 +102,7 @@ class ViewPushes:
     def _push_graph(self) -> None:
         self.graph_data = self._data.graph(self.layer, self.head, self.threshold, self._focus())
 
-    def _grid(self) -> dict:
+    def _grid(self) -> dict[str, Any]:
         thumbs, means, ready = self._summary.thumbnails()
         data = {"thumbs": r.wire(thumbs), "layer_mean": r.wire(means), "ready": r.wire(ready.astype(np.uint8)),
                 "size": int(thumbs.shape[-1])}

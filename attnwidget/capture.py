@@ -9,7 +9,9 @@ the rows asked for, so memory grows with layers x heads x tokens x head_dim, not
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -24,6 +26,16 @@ from ._recorder import QKRecord, RelativeBias, WeightsRecord, model_lock, relati
 from ._checks import check_choice, check_flag, check_float_dtype, check_head, check_indices, check_layer, check_layers, is_int
 from .errors import ArgumentError
 
+if TYPE_CHECKING:
+    import numpy.typing as npt
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers.image_processing_base import ImageProcessingMixin
+
+    from ._recorder import Recording
+    from ._types import AttentionSource, ImageInput, Layers, Rows, StrPath, TextInput
+    from .contributions import QueryKey
+    from .seq2seq import Seq2SeqCapture
+
 ROW_BLOCK_ELEMENTS = 1 << 22  # scores computed per block of rows: heads x rows x keys <= 4M floats (16 MiB)
 
 
@@ -33,10 +45,14 @@ class Capture:
     Attributes are documented in ``docs/CONTRACTS.md``; patterns are computed on demand.
     """
 
-    def __init__(self, *, records, masks, token_ids, tokens, offsets, special, generated, partial,
-                 text, model_name, is_causal, num_heads, key_tokens=None, key_token_ids=None,
-                 image=None, patch_grid=None, patch_start=0, biases=(), residual=None, residual_checks=None):
-        self._records: list[QKRecord | WeightsRecord] = records
+    def __init__(self, *, records: Sequence[QKRecord | WeightsRecord], masks: list[torch.Tensor],
+                 token_ids: npt.ArrayLike, tokens: Iterable[str], offsets: npt.ArrayLike, special: npt.ArrayLike, generated: npt.ArrayLike,
+                 partial: npt.ArrayLike, text: str | None, model_name: str, is_causal: bool, num_heads: int,
+                 key_tokens: Iterable[str] | None = None, key_token_ids: npt.ArrayLike | None = None,
+                 image: npt.ArrayLike | None = None, patch_grid: Sequence[int] | None = None, patch_start: int = 0,
+                 biases: Iterable[RelativeBias] = (), residual: torch.Tensor | npt.ArrayLike | None = None,
+                 residual_checks: Iterable[bool] | None = None) -> None:
+        self._records: Sequence[QKRecord | WeightsRecord] = records
         self._masks: list[torch.Tensor] = masks
         self._biases: list[RelativeBias] = list(biases)
         self.token_ids = np.asarray(token_ids, dtype=np.int64)
@@ -99,10 +115,10 @@ class Capture:
                 f"{self.num_heads} heads, {kind}>")
 
     # -- patterns ------------------------------------------------------------------------------
-    def _layer(self, layer) -> int:
+    def _layer(self, layer: object) -> int:
         return check_layer(layer, self.num_layers)
 
-    def _heads(self, head) -> torch.Tensor | None:
+    def _heads(self, head: object) -> torch.Tensor | None:
         if head is None or isinstance(head, (str, int, np.integer)):  # one head (bools refused there)
             head = check_head(head, self.num_heads)
             if head is None:
@@ -110,7 +126,7 @@ class Capture:
         heads = check_indices(head, self.num_heads, "head", "heads per layer", allow_empty=False)
         return torch.as_tensor(heads, dtype=torch.long)
 
-    def _rows(self, rows) -> torch.Tensor:
+    def _rows(self, rows: Rows) -> torch.Tensor:
         n = self.num_tokens
         if rows is None:
             return torch.arange(n)
@@ -118,7 +134,7 @@ class Capture:
             return torch.arange(n)[rows]
         return torch.as_tensor(check_indices(rows, n, "rows", "tokens"), dtype=torch.long)
 
-    def _visible(self, record: QKRecord, rows: torch.Tensor) -> int:
+    def _visible(self, record: QKRecord, rows: torch.Tensor | range) -> int:
         """Keys a block of query rows can see: for plain causal attention, up to the block's last row
         (later keys get weight exactly 0, so they are skipped, halving the work of a full pass)."""
         n_keys = record.key.shape[1]
@@ -127,7 +143,7 @@ class Capture:
             return min(n_keys, last + n_keys - record.query.shape[1] + 1)
         return n_keys
 
-    def _scores(self, layer: int, heads: torch.Tensor | None, rows: torch.Tensor, visible: int,
+    def _scores(self, layer: int, heads: torch.Tensor | Sequence[int] | None, rows: torch.Tensor | range, visible: int,
                 out: torch.Tensor | None = None, mask_future: bool = True, masked: bool = True) -> torch.Tensor:
         """Scores before the softmax, as eager attention computes them: float32 ``[heads, rows, visible]``.
 
@@ -139,7 +155,7 @@ class Capture:
         that stops each row at its own position anyway, like the pattern engine); ``masked=False``
         returns the scores before any mask (the query-key view's score).
         """
-        record = self._records[layer]
+        record = cast(QKRecord, self._records[layer])  # scores exist where queries and keys were recorded
         h_all, groups = record.query.shape[0], record.query.shape[0] // record.key.shape[0]
         head_list = list(range(h_all)) if heads is None else [int(h) for h in heads]
         q = _take_rows(record.query, rows)  # [H, r, d] view when the rows are consecutive
@@ -193,7 +209,8 @@ class Capture:
         out[..., :visible] = weights
         return out
 
-    def _apply_mask(self, scores: torch.Tensor, record: QKRecord, rows, heads: list[int]) -> torch.Tensor:
+    def _apply_mask(self, scores: torch.Tensor, record: QKRecord, rows: torch.Tensor | range,
+                    heads: list[int]) -> torch.Tensor:
         if isinstance(rows, range):
             rows = torch.arange(rows.start, rows.stop, rows.step)
         minimum = torch.finfo(scores.dtype).min
@@ -216,7 +233,7 @@ class Capture:
             return scores.masked_fill_(~mask, minimum)
         return scores.add_(mask.to(scores.dtype))
 
-    def pattern(self, layer: int, head: int | None = None, rows=None) -> np.ndarray:
+    def pattern(self, layer: int, head: int | None = None, rows: Rows = None) -> np.ndarray:
         """Attention weights of one layer as float32 ``[query, key]``.
 
         ``head=None`` averages over heads; ``rows`` (a slice, an int or a list of ints) computes only
@@ -235,13 +252,13 @@ class Capture:
                 out[start:start + len(chunk)] = weights.mean(dim=0).numpy()
         return out
 
-    def head_patterns(self, layer: int, rows=None) -> np.ndarray:
+    def head_patterns(self, layer: int, rows: Rows = None) -> np.ndarray:
         """All heads of one layer: float32 ``[head, query, key]``."""
         layer = self._layer(layer)
         with torch.no_grad():
             return self._weights(layer, None, self._rows(rows)).numpy()
 
-    def patterns(self, layers=None) -> np.ndarray:
+    def patterns(self, layers: Layers = None) -> np.ndarray:
         """Weights of several layers: float32 ``[layer, head, query, key]`` (all layers by default).
 
         This holds ``len(layers) x heads x tokens^2`` floats: prefer :meth:`pattern` with ``rows``
@@ -260,7 +277,7 @@ class Capture:
         return out
 
     # -- beyond raw weights (attnwidget.contributions) -------------------------------------------
-    def query_key(self, layer: int, head: int, query: int, key: int):
+    def query_key(self, layer: int, head: int, query: int, key: int) -> QueryKey:
         """One score taken apart: q and k (after rotary), their elementwise products, the score before mask
         and softmax, the scaling and the weight (``== pattern(layer, head)[query, key]``); see
         :class:`attnwidget.contributions.QueryKey`."""
@@ -275,7 +292,8 @@ class Capture:
 
         return has_values(self)
 
-    def contributions(self, layer: int, head=None, rows=None, *, normalize: bool = False) -> np.ndarray:
+    def contributions(self, layer: int, head: int | None = None, rows: Rows = None, *,
+                      normalize: bool = False) -> np.ndarray:
         """Value-weighted contributions (Kobayashi et al. 2020), float32 ``[rows, keys]``:
         ``||alpha_ij f_h(x_j)||`` for a head, ``||sum_h alpha_ij^h f_h(x_j)||`` for ``head=None``; rows in
         blocks (memory linear in tokens). Needs ``capture(..., values=True)``. See
@@ -291,7 +309,8 @@ class Capture:
         return head_outputs(self, layer)
 
     @classmethod
-    def from_attentions(cls, attentions, tokens=None, key_tokens=None, *, model_name: str = "attentions") -> "Capture":
+    def from_attentions(cls, attentions: AttentionSource, tokens: Sequence[str] | None = None,
+                        key_tokens: Sequence[str] | None = None, *, model_name: str = "attentions") -> Capture:
         """A Capture from attention you already have: an ``output_attentions`` tuple, a ``[L, 1, H, q,
         k]`` or ``[L, H, q, k]`` array or tensor (any float dtype), or a TransformerLens
         ``ActivationCache``. It is checked as attention, then kept as weights, so it saves, loads and
@@ -301,33 +320,36 @@ class Capture:
         return capture_from_attentions(cls, attentions, tokens, key_tokens, model_name=model_name)
 
     # -- persistence ---------------------------------------------------------------------------
-    def save(self, path) -> Path:
+    def save(self, path: StrPath) -> Path:
         """Write the capture to one ``.safetensors`` file that :meth:`load` reopens without a model."""
         return _capture_file.save(self, path)
 
     @classmethod
-    def load(cls, path) -> "Capture":
+    def load(cls, path: StrPath) -> Capture | Seq2SeqCapture:
         """Reopen a capture written by :meth:`save`. The file is checked before use (see
         ``attnwidget._capture_file``): other formats, damaged files and inconsistent descriptions are
         refused with a :class:`~attnwidget.errors.CaptureFileError`; nothing in the file is run."""
         return _capture_file.load(cls, path)
 
 
-def _take_rows(t: torch.Tensor, rows) -> torch.Tensor:
+def _take_rows(t: torch.Tensor, rows: torch.Tensor | range) -> torch.Tensor:
     """``t[:, rows]``, as a view when the rows are consecutive (the usual row block; a ``range``
     from the pattern engine is taken as one without looking at it)."""
     if isinstance(rows, range) and rows.step == 1:
         return t.narrow(1, rows.start, len(rows))
     if len(rows):
         first, last = int(rows[0]), int(rows[-1])
-        if last - first + 1 == len(rows) and (len(rows) < 3 or bool((rows.diff() == 1).all())):
+        if last - first + 1 == len(rows) and (len(rows) < 3 or isinstance(rows, range)
+                                              or bool((rows.diff() == 1).all())):
             return t.narrow(1, first, len(rows))
     return t[:, rows]
 
 
-def capture(model, tokenizer, inputs, *, target=None, generate: int = 0, attention_mask=None,
-            add_generation_prompt: bool = True, method: str = "auto", store_dtype=None, values: bool = False,
-            residual: bool = False):
+def capture(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | ImageProcessingMixin,
+            inputs: TextInput | ImageInput, *, target: TextInput | None = None, generate: int = 0,
+            attention_mask: torch.Tensor | npt.ArrayLike | None = None, add_generation_prompt: bool = True,
+            method: str = "auto", store_dtype: torch.dtype | str | None = None, values: bool = False,
+            residual: bool = False) -> Capture | Seq2SeqCapture:
     """Run ``model`` once on ``inputs`` and return a :class:`Capture` of every layer's attention.
 
     ``inputs``: a string, chat messages (``[{"role": ..., "content": ...}, ...]``, rendered with the
@@ -420,7 +442,8 @@ def capture(model, tokenizer, inputs, *, target=None, generate: int = 0, attenti
                       attention_mask=encoded.attention_mask)
 
 
-def capture_of(recording, part: str, *, is_causal, model=None, attention_mask=None, **fields) -> Capture:
+def capture_of(recording: Recording, part: str, *, is_causal: bool | None, model: PreTrainedModel | None = None,
+               attention_mask: torch.Tensor | None = None, **fields: Any) -> Capture:
     """The Capture of one part of a recording (``"self"`` for a plain model)."""
     records, masks, biases = _own(recording.ordered(part), recording.masks, recording.biases)
     if part == "self" and recording.residual is not None:
@@ -433,7 +456,8 @@ def capture_of(recording, part: str, *, is_causal, model=None, attention_mask=No
     return Capture(records=records, masks=masks, biases=biases, is_causal=is_causal, num_heads=num_heads, **fields)
 
 
-def _own(records, masks, biases):
+def _own(records: list[QKRecord | WeightsRecord], masks: list[torch.Tensor],
+         biases: list[RelativeBias]) -> tuple[list[QKRecord | WeightsRecord], list[torch.Tensor], list[RelativeBias]]:
     """The records re-indexed into just the masks and bias tables they use (the parts of an
     encoder-decoder recording share one list, whose masks have each part's own shape)."""
     import dataclasses
@@ -447,7 +471,7 @@ def _own(records, masks, biases):
     return records, [masks[i] for i in mask_ids], [biases[i] for i in bias_ids]
 
 
-def _only_text_options(model, **options) -> None:
+def _only_text_options(model: PreTrainedModel, **options: object) -> None:
     given = [k for k, v in options.items() if v is not None and v is not False and v != 0]
     if given:
         raise ArgumentError(

@@ -18,6 +18,8 @@ this view with ``.show()`` (a new widget each call) and display it in a notebook
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Union, cast
 
 import anywidget
 import numpy as np
@@ -28,10 +30,16 @@ from ._checks import check_choice, check_head, check_index, check_layer
 from .errors import ArgumentError, ArgumentTypeError
 from .widget import COLOR_SCALES, STATIC, _Checked
 
+if TYPE_CHECKING:
+    from .capture import Capture
+
+    #: What a comparison shows: ``{name: Capture}``, or a comparison result that holds its captures.
+    Comparable = Union[Mapping[str, Capture], "ShowsComparison"]
+
 __all__ = ["ComparisonWidget", "compare"]
 
 
-def _bundle():
+def _bundle() -> pathlib.Path | str:
     path = STATIC / "compare.js"
     if path.is_file():
         return path
@@ -107,8 +115,9 @@ class ComparisonWidget(anywidget.AnyWidget):
     """dict: the difference ``{"matrix": float32 bytes, "a", "b", "max_abs", "max_abs_no_sink", "title",
     ...}`` (see ``attnwidget._compare_data.difference``); {} when none is drawn."""
 
-    def __init__(self, captures, *, layer: int | None = None, head=None, difference="auto",
-                 color_scale: str = "linear", **kwargs):
+    def __init__(self, captures: Comparable, *, layer: int | None = None, head: int | None = None,
+                 difference: str | tuple[str, str] | list[str] | None = "auto", color_scale: str = "linear",
+                 **kwargs: Any) -> None:
         self._ready = False
         self._panels = data.make_panels(data.captures_of(captures))
         self._by_name = {p.name: p for p in self._panels}
@@ -137,7 +146,7 @@ class ComparisonWidget(anywidget.AnyWidget):
 
     # -- reading ------------------------------------------------------------------------------------
     @property
-    def captures(self) -> dict:
+    def captures(self) -> dict[str, Capture]:
         """``{name: Capture}``: the captures shown, in panel order."""
         return {p.name: p.capture for p in self._panels}
 
@@ -173,7 +182,7 @@ class ComparisonWidget(anywidget.AnyWidget):
                 f"layer={self.layer}, head={head})")
 
     # -- validation ---------------------------------------------------------------------------------
-    def _index(self, name, what: str) -> int:
+    def _index(self, name: object, what: str) -> int:
         if not isinstance(name, str):
             raise ArgumentTypeError(f"{what} must be a panel's name (a str: {', '.join(map(repr, self._by_name))}); "
                                     f"got {type(name).__name__} {name!r:.60}.")
@@ -181,16 +190,16 @@ class ComparisonWidget(anywidget.AnyWidget):
             raise ArgumentError(f"{what} {name!r} is no panel; the panels are {', '.join(map(repr, self._by_name))}.")
         return list(self._by_name).index(name)
 
-    def _check_layer(self, value) -> int:
+    def _check_layer(self, value: object) -> int:
         return check_layer(value, self._panels[0].engine.num_layers)
 
-    def _check_panel(self, value, name: str):
+    def _check_panel(self, value: object, name: str) -> str | None:
         if value is None:
             return None
         self._index(value, name)
-        return value
+        return cast(str, value)  # _index refused anything but a panel's name
 
-    def _check_token(self, value, panel, name: str):
+    def _check_token(self, value: object, panel: str | None, name: str) -> int | None:
         if value is None:
             return None
         if panel is None:
@@ -198,13 +207,13 @@ class ComparisonWidget(anywidget.AnyWidget):
             return check_index(value, size, name, "tokens in the longest panel")
         return check_index(value, self._by_name[panel].n, name, f"tokens in panel {panel!r}")
 
-    def _check_difference(self, value):
+    def _check_difference(self, value: object) -> list[str] | None:
         if value is None:
             return None
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or len(value) != 2:
             raise ArgumentTypeError(f"difference must be a pair [a, b] of panel names (b - a is drawn) or None; "
                                     f"got {type(value).__name__} {value!r:.60}.")
-        a, b = (self._by_name[self._check_panel(v, "difference")] for v in value)
+        a, b = (self._panels[self._index(v, "difference")] for v in value)
         if a.name == b.name:
             raise ArgumentError(f"difference needs two different panels; got {a.name!r} twice.")
         if a.shape != b.shape:
@@ -214,7 +223,7 @@ class ComparisonWidget(anywidget.AnyWidget):
                    if data.equal_pairs(self._panels) else "No two panels here have as many tokens."))
         return [a.name, b.name]
 
-    def _checked(self, values: dict) -> None:
+    def _checked(self, values: dict[str, Any]) -> None:
         """Check values about to be set together (the constructor's, the page's, hover/select): each
         token against the panel set with it, or else the current one; nothing is set if one is refused."""
         hovered = values.get("hovered_panel", self._trait_values.get("hovered_panel"))
@@ -236,34 +245,34 @@ class ComparisonWidget(anywidget.AnyWidget):
                 check_choice(value, COLOR_SCALES, "color_scale")
 
     @t.validate("layer")
-    def _valid_layer(self, proposal):
+    def _valid_layer(self, proposal: t.Bunch) -> int:
         return self._check_layer(proposal["value"])
 
     @t.validate("head")
-    def _valid_head(self, proposal):
+    def _valid_head(self, proposal: t.Bunch) -> int | None:
         return check_head(proposal["value"], self._panels[0].engine.num_heads)
 
     @t.validate("hovered_panel", "selected_panel")
-    def _valid_panel(self, proposal):
+    def _valid_panel(self, proposal: t.Bunch) -> str | None:
         return self._check_panel(proposal["value"], proposal["trait"].name)
 
     @t.validate("hovered_token")
-    def _valid_hovered_token(self, proposal):
+    def _valid_hovered_token(self, proposal: t.Bunch) -> int | None:
         return self._check_token(proposal["value"], self._trait_values.get("hovered_panel"), "hovered_token")
 
     @t.validate("selected_token")
-    def _valid_selected_token(self, proposal):
+    def _valid_selected_token(self, proposal: t.Bunch) -> int | None:
         return self._check_token(proposal["value"], self._trait_values.get("selected_panel"), "selected_token")
 
     @t.validate("difference")
-    def _valid_difference(self, proposal):
+    def _valid_difference(self, proposal: t.Bunch) -> list[str] | None:
         return self._check_difference(proposal["value"])
 
     @t.validate("color_scale")
-    def _valid_color_scale(self, proposal):
+    def _valid_color_scale(self, proposal: t.Bunch) -> str:
         return check_choice(proposal["value"], COLOR_SCALES, "color_scale")
 
-    def set_state(self, sync_data) -> None:
+    def set_state(self, sync_data: dict[str, Any]) -> None:
         """Values set by the page: a refused one is reported (``error``, the status line) and the page is
         put back on the kernel's values, instead of an exception lost in the comm handler."""
         try:
@@ -278,31 +287,31 @@ class ComparisonWidget(anywidget.AnyWidget):
 
     # -- observers and pushes -----------------------------------------------------------------------
     @t.observe("hovered_panel")
-    def _on_hovered_panel(self, change):
+    def _on_hovered_panel(self, change: t.Bunch) -> None:
         """A row beyond the new panel's tokens is no longer hovered."""
         token, panel = self.hovered_token, change["new"]
         if token is not None and panel is not None and token >= self._by_name[panel].n:
             self.hovered_token = None
 
     @t.observe("selected_panel")
-    def _on_selected_panel(self, change):
+    def _on_selected_panel(self, change: t.Bunch) -> None:
         token, panel = self.selected_token, change["new"]
         if token is not None and panel is not None and token >= self._by_name[panel].n:
             self.selected_token = None
 
     @t.observe("layer", "head")
-    def _on_layer_head(self, change):
+    def _on_layer_head(self, change: t.Bunch) -> None:
         if self._ready:
             self._push()
 
     @t.observe("difference")
-    def _on_difference(self, change):
+    def _on_difference(self, change: t.Bunch) -> None:
         if self._ready:
             self._push_difference()
             self.status = self._status_line()
 
     @t.observe("color_scale")
-    def _on_color_scale(self, change):
+    def _on_color_scale(self, change: t.Bunch) -> None:
         if self._ready:
             self.status = self._status_line()
 
@@ -310,7 +319,8 @@ class ComparisonWidget(anywidget.AnyWidget):
         return f"layer {self.layer}, " + ("mean of heads" if self.head is None else f"head {self.head}")
 
     def _push(self) -> None:
-        tiles, self._matrices = [], []
+        tiles: list[dict[str, Any]] = []
+        self._matrices = []
         for panel in self._panels:
             tile, matrix = data.tile(panel, self.layer, self.head)
             tiles.append({**tile, "name": panel.name})
@@ -344,7 +354,7 @@ class ComparisonWidget(anywidget.AnyWidget):
         return line
 
 
-def compare(captures, **kwargs) -> ComparisonWidget:
+def compare(captures: Comparable, **kwargs: Any) -> ComparisonWidget:
     """Show captures side by side: one panel per capture, linked (see :class:`ComparisonWidget`).
 
     ``captures``: ``{name: Capture}`` of one model (the same layers and heads), or the result of
@@ -370,7 +380,7 @@ class ShowsComparison:
     """``.show()``, ``.widget`` and the notebook display of a comparison result that holds its captures
     (``self.captures``; see compare.py's docstring)."""
 
-    def show(self, **kwargs) -> ComparisonWidget:
+    def show(self, **kwargs: Any) -> ComparisonWidget:
         """A new :class:`ComparisonWidget` over the captures compared (keyword arguments as for
         :func:`attnwidget.compare`): one panel per prompt or language, linked."""
         return ComparisonWidget(self, **kwargs)
@@ -383,14 +393,16 @@ class ShowsComparison:
             made = self.__dict__["_widget"] = self.show()
         return made
 
-    def _repr_mimebundle_(self, include=None, exclude=None):
+    # include, exclude: as IPython passes them (mime types), handed on to the widget's own
+    def _repr_mimebundle_(self, include: Any = None,
+                          exclude: Any = None) -> dict[str, Any] | tuple[dict[str, Any], dict[str, Any]]:
         """In a Jupyter kernel, the comparison view (with the text table as plain text); elsewhere, or
         without captures, the text table."""
         text = str(self)
         if not getattr(self, "captures", None) or not _in_kernel():
             return {"text/plain": text}
-        bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude)
-        if isinstance(bundle, tuple):  # (data, metadata)
-            bundle, metadata = bundle
+        shown = self.widget._repr_mimebundle_(include=include, exclude=exclude)
+        if isinstance(shown, tuple):  # (data, metadata)
+            bundle, metadata = shown
             return {**bundle, "text/plain": text}, metadata
-        return {**(bundle or {}), "text/plain": text}
+        return {**(shown or {}), "text/plain": text}

@@ -21,12 +21,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 
 from ._checks import check_head, check_index, check_layer
+from ._recorder import QKRecord
 from .errors import ArgumentError, UnsupportedAttentionError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ._types import Layers, Rows
+    from .capture import Capture
+
+    #: Where a block's weights come from: ``weights(layer, heads or None for all, rows) -> [heads, rows, keys]``.
+    WeightsFn = Callable[[int, torch.Tensor | None, torch.Tensor], torch.Tensor]
 
 __all__ = ["ContributionSource", "QueryKey", "contributions", "head_outputs", "query_key"]
 
@@ -40,9 +51,9 @@ NEEDS_VALUES = ("{what} needs the values and the output projection of each layer
                 "capture(model, tokenizer, text, values=True).")
 
 
-def _record(capture, layer: int, what: str, values: bool = False):
+def _record(capture: Capture, layer: int, what: str, values: bool = False) -> QKRecord:
     record = capture._records[layer]
-    if not hasattr(record, "query"):
+    if not isinstance(record, QKRecord):  # weights only (WeightsRecord)
         raise UnsupportedAttentionError(NEEDS_QK.format(what=what))
     if values and (getattr(record, "value", None) is None or getattr(record, "out_proj", None) is None):
         raise ArgumentError(NEEDS_VALUES.format(what=what))
@@ -104,13 +115,14 @@ class QueryKey:
                 f"  largest products by dimension: {dims}")
 
 
-def query_key(capture, layer: int, head: int, query: int, key: int) -> QueryKey:
+def query_key(capture: Capture, layer: int, head: int, query: int, key: int) -> QueryKey:
     """Take apart the score of ``query`` on ``key`` in one head (see :class:`QueryKey`). Needs recorded
     queries and keys (any capture of a model recorded the default way)."""
     layer = check_layer(layer, capture.num_layers)
-    head = check_head(head, capture.num_heads)
-    if head is None:
+    checked = check_head(head, capture.num_heads)
+    if checked is None:
         raise ArgumentError("query_key takes one head: the score belongs to a head (got None, the mean of heads).")
+    head = checked
     query = check_index(query, capture.num_tokens, "query", "query tokens")
     key = check_index(key, capture.num_keys, "key", "key tokens")
     record = _record(capture, layer, "query_key")
@@ -151,17 +163,18 @@ def query_key(capture, layer: int, head: int, query: int, key: int) -> QueryKey:
 # value-weighted contributions
 
 
-def has_values(capture) -> bool:
+def has_values(capture: Capture) -> bool:
     """The capture recorded values and output projections (``capture(..., values=True)``)."""
     return all(getattr(r, "value", None) is not None and getattr(r, "out_proj", None) is not None
                for r in capture._records) and bool(capture._records)
 
 
-def head_outputs(capture, layer: int) -> torch.Tensor:
+def head_outputs(capture: Capture, layer: int) -> torch.Tensor:
     """``f_h(x_j)`` for every head and key of ``layer``: float32 ``[heads, keys, hidden]`` (the head's value
     of key ``j`` mapped through its slice of the output projection). ``heads x keys x hidden`` floats."""
     layer = check_layer(layer, capture.num_layers)
     record = _record(capture, layer, "head_outputs", values=True)
+    assert record.value is not None and record.out_proj is not None  # _record(values=True) checked both
     groups = record.query.shape[0] // record.value.shape[0]
     value = record.value.float()
     if groups > 1:
@@ -179,7 +192,7 @@ def _gram(outputs: torch.Tensor) -> torch.Tensor:
 TERMS_KEPT = 4
 
 
-def _terms(capture, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _terms(capture: Capture, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(||f_h(x_j)|| float32 [heads, keys], Gram float64 [keys, heads, heads])`` of ``layer``, cached on
     the capture for the last :data:`TERMS_KEPT` layers (``keys x heads^2`` floats each)."""
     cache = capture.__dict__.setdefault("_contribution_terms", {})
@@ -194,7 +207,8 @@ def _terms(capture, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
     return hit
 
 
-def _block(capture, layer: int, head, chunk, terms, weights=None) -> torch.Tensor:
+def _block(capture: Capture, layer: int, head: int | Literal["all"] | None, chunk: torch.Tensor,
+           terms: tuple[torch.Tensor, torch.Tensor], weights: WeightsFn | None = None) -> torch.Tensor:
     """Contributions of the rows ``chunk``: ``[rows, keys]`` for a head or the layer (``head=None``), or
     ``[heads, rows, keys]`` for ``head="all"`` (every head's own). ``weights(layer, chunk)``: where the
     heads' weights come from (default: computed from the capture)."""
@@ -203,7 +217,7 @@ def _block(capture, layer: int, head, chunk, terms, weights=None) -> torch.Tenso
         return (weights or capture._weights)(layer, None, chunk) * norms[:, None, :]
     if head is not None and weights is None:
         return capture._weights(layer, torch.tensor([head]), chunk)[0] * norms[head]
-    if head is not None:
+    if head is not None and weights is not None:
         return weights(layer, None, chunk)[head] * norms[head]
     # alpha^T G_j alpha for every (row, key): one multiply-add per pair of heads over [rows, keys], in
     # float64 (8x faster than a batched [heads x heads] product per key, which is too small to pay off)
@@ -222,7 +236,8 @@ def _normalized(rows: np.ndarray) -> np.ndarray:
     return np.divide(rows, sums, out=rows, where=sums > 0)
 
 
-def contributions(capture, layer: int, head=None, rows=None, *, normalize: bool = False) -> np.ndarray:
+def contributions(capture: Capture, layer: int, head: int | None = None, rows: Rows = None, *,
+                  normalize: bool = False) -> np.ndarray:
     """Value-weighted contributions of one layer: float32 ``[rows, keys]`` (see the module docstring).
 
     ``head``: a head, ``||alpha_ij^h f_h(x_j)||``; ``None``: the layer, ``||sum_h alpha_ij^h f_h(x_j)||``.
@@ -234,7 +249,8 @@ def contributions(capture, layer: int, head=None, rows=None, *, normalize: bool 
     return _rows(capture, layer, head, rows, normalize)
 
 
-def _rows(capture, layer: int, head, rows, normalize: bool, weights=None) -> np.ndarray:
+def _rows(capture: Capture, layer: int, head: int | Literal["all"] | None, rows: Rows, normalize: bool,
+          weights: WeightsFn | None = None) -> np.ndarray:
     _record(capture, layer, "contributions", values=True)
     row_index = capture._rows(rows)
     terms = _terms(capture, layer)
@@ -261,11 +277,31 @@ class ContributionSource:
 
     caches_summaries = True  # the pattern engine's summaries are cached on it, as on a Capture
 
-    def __init__(self, capture):
+    # the capture's own, copied by __init__ (where the capture has them)
+    num_layers: int
+    num_heads: int
+    num_tokens: int
+    num_keys: int
+    is_causal: bool
+    is_cross: bool
+    tokens: list[str]
+    key_tokens: list[str]
+    token_ids: np.ndarray
+    model_name: str
+    text: str | None
+    offsets: np.ndarray
+    special: np.ndarray
+    image: np.ndarray | None
+    patch_grid: tuple[int, int] | None
+    patch_start: int
+    layer_names: list[str]
+
+    def __init__(self, capture: Capture) -> None:
         if not has_values(capture):
             raise ArgumentError(NEEDS_VALUES.format(what="measure='contribution'"))
         self.capture = capture
-        self._last = None  # (layer, rows key, weights): the fused pass asks for a block's heads, then its mean
+        # (layer, rows key, weights): the fused pass asks for a block's heads, then its mean
+        self._last: tuple[tuple[int, int, int, int], torch.Tensor, torch.Tensor] | None = None
         for name in ("num_layers", "num_heads", "num_tokens", "num_keys", "is_causal", "is_cross", "tokens",
                      "key_tokens", "token_ids", "model_name", "text", "offsets", "special", "image", "patch_grid",
                      "patch_start", "layer_names"):
@@ -275,7 +311,7 @@ class ContributionSource:
     def __repr__(self) -> str:
         return f"<ContributionSource of {self.capture!r}>"
 
-    def _weights(self, layer: int, heads, chunk) -> torch.Tensor:
+    def _weights(self, layer: int, heads: torch.Tensor | None, chunk: torch.Tensor) -> torch.Tensor:
         """The capture's weights of every head for ``chunk``, the last block kept: the fused pass reads a
         block's heads and then its layer measure, which need the same weights."""
         key = (layer, len(chunk), int(chunk[0]) if len(chunk) else -1, int(chunk[-1]) if len(chunk) else -1)
@@ -284,20 +320,20 @@ class ContributionSource:
             last = self._last = (key, chunk.clone(), self.capture._weights(layer, None, chunk))
         return last[2]
 
-    def head_patterns(self, layer: int, rows=None) -> np.ndarray:
+    def head_patterns(self, layer: int, rows: Rows = None) -> np.ndarray:
         """Every head's normalised contributions: float32 ``[head, rows, keys]``."""
         return _rows(self.capture, check_layer(layer, self.num_layers), "all", rows, True, self._weights)
 
-    def pattern(self, layer: int, head=None, rows=None) -> np.ndarray:
+    def pattern(self, layer: int, head: int | None = None, rows: Rows = None) -> np.ndarray:
         """One head's normalised contributions, or the layer's (``head=None``): float32 ``[rows, keys]``."""
         layer, head = check_layer(layer, self.num_layers), check_head(head, self.num_heads)
         return _rows(self.capture, layer, head, rows, True, self._weights)
 
-    def mean_rows(self, layer: int, rows=None) -> np.ndarray:
+    def mean_rows(self, layer: int, rows: Rows = None) -> np.ndarray:
         """The layer measure for the head-mean slot of the pattern engine: :meth:`pattern` with ``head=None``."""
         return self.pattern(layer, None, rows)
 
-    def patterns(self, layers=None) -> np.ndarray:
+    def patterns(self, layers: Layers = None) -> np.ndarray:
         """``[layer, head, query, key]`` of the given layers (all by default); prefer :meth:`pattern` with rows."""
         from ._checks import check_layers
 

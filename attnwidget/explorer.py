@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import bqplot as bq
 import ipywidgets as w
 import numpy as np
@@ -9,6 +12,12 @@ import traitlets as t
 
 from .widget import AttentionWidget
 from .errors import ArgumentTypeError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers.image_processing_base import ImageProcessingMixin
+
+    from ._types import ImageInput, Showable, TextInput
 
 DEFAULT_METRIC = "entropy"
 #: The least width (px) the widget keeps with the bqplot panels beside it; below, they wrap under it.
@@ -26,7 +35,7 @@ class _MetricMap(bq.GridHeatMap):
     """
 
     @t.validate("selected")
-    def _int_cells(self, proposal):
+    def _int_cells(self, proposal: t.Bunch) -> np.ndarray | None:
         value = proposal["value"]
         return None if value is None else np.array(np.asarray(value).tolist(), dtype=np.int64).reshape(-1, 2)
 
@@ -39,7 +48,7 @@ class Explorer(w.VBox):
     (``layer``, ``head``, ``hovered_token``, ``selected_tokens``, ``view``, ``threshold``).
     """
 
-    def __init__(self, widget: AttentionWidget, metric: str = DEFAULT_METRIC):
+    def __init__(self, widget: AttentionWidget, metric: str = DEFAULT_METRIC) -> None:
         self.widget = widget
         self.metric = w.Dropdown(options=list(PANEL_METRICS), value=metric, description="metric",
                                  layout=w.Layout(width="260px"))
@@ -86,7 +95,7 @@ class Explorer(w.VBox):
         self._on_widget_select(None)
 
     @property
-    def capture(self):
+    def capture(self) -> Showable:
         """The Capture shown (same as ``explorer.widget.capture``)."""
         return self.widget.capture
 
@@ -101,7 +110,7 @@ class Explorer(w.VBox):
             self._on_metric(None)
         return done
 
-    def _on_part(self, change) -> None:
+    def _on_part(self, change: object) -> None:
         """Another part (encoder, decoder, cross) may have other layer and head counts: resize the panels."""
         widget = self.widget
         with self.metric_map.hold_sync(), self.layer_line.hold_sync():
@@ -110,7 +119,7 @@ class Explorer(w.VBox):
             self.layer_line.x = np.arange(widget.num_layers)
             self._on_metric(None)
 
-    def _on_metric(self, change) -> None:
+    def _on_metric(self, change: object) -> None:
         values = np.asarray(self.widget.metric_grid(self.metric.value), dtype=np.float64)
         if values.shape != (len(self.metric_map.row), len(self.metric_map.column)):
             return  # a part switch under way: _on_part resizes the panels, then fills them
@@ -122,7 +131,7 @@ class Explorer(w.VBox):
         self.map_figure.title = f"{self.metric.value} per head{part}"
         self._on_widget_select(None)
 
-    def _on_map_select(self, change) -> None:
+    def _on_map_select(self, change: object) -> None:
         selected = self.metric_map.selected
         if selected is None or len(selected) == 0:
             return
@@ -130,7 +139,7 @@ class Explorer(w.VBox):
         with self.widget.hold_sync():
             self.widget.layer, self.widget.head = layer, head
 
-    def _on_widget_select(self, change) -> None:
+    def _on_widget_select(self, change: object) -> None:
         layer, head = self.widget.layer, self.widget.head
         y = np.asarray(self.layer_line.y, dtype=np.float64)
         self.layer_marker.x, self.layer_marker.y = [layer], [float(y[layer]) if len(y) else 0.0]
@@ -141,8 +150,11 @@ class Explorer(w.VBox):
             self.metric_map.selected = target
 
 
-def show(model_or_capture, tokenizer=None, text=None, *, target=None, generate: int = 0,
-         metric: str = DEFAULT_METRIC, tokens=None, key_tokens=None, **widget_kwargs) -> Explorer:
+def show(model_or_capture: PreTrainedModel | Showable,
+         tokenizer: PreTrainedTokenizerBase | ImageProcessingMixin | None = None,
+         text: TextInput | ImageInput | None = None, *, target: TextInput | None = None, generate: int = 0,
+         metric: str = DEFAULT_METRIC, tokens: Sequence[str] | None = None, key_tokens: Sequence[str] | None = None,
+         **widget_kwargs: Any) -> Explorer:
     """One call to an explorer: ``show(model, tokenizer, text)`` or ``show(capture)`` (a Capture, or an
     encoder-decoder ``Seq2SeqCapture``: one part at a time, ``part="cross"`` by default). For an
     encoder-decoder model, ``target=`` (the decoder's text) or ``generate=N`` go to ``capture``; for a
@@ -172,6 +184,6 @@ def show(model_or_capture, tokenizer=None, text=None, *, target=None, generate: 
         raise ArgumentTypeError("show(model, tokenizer, text) takes its tokens from the tokenizer: tokens= and "
                                 "key_tokens= are for show(capture_or_attentions, tokens=..., key_tokens=...)")
     else:
-        extra = {"target": target} if target is not None else {}
+        extra: dict[str, Any] = {"target": target} if target is not None else {}
         cap = run_capture(model_or_capture, tokenizer, text, generate=generate, **extra)
     return Explorer(AttentionWidget(cap, tokens=tokens, key_tokens=key_tokens, **widget_kwargs), metric=metric)

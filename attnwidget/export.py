@@ -24,7 +24,9 @@ import hashlib
 import html
 import json
 import pathlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Union, cast
 
 import numpy as np
 
@@ -36,6 +38,14 @@ from ._export_parts import (  # noqa: F401 (FULL_MAX_TOKENS, HEATMAP_SIDE, IMAGE
 )
 from ._widget_parts import DEFAULT_PART, NO_CROSS_GRAPH, NO_CROSS_ROLLOUT, NO_IMAGE, PARTS, parts_of
 from .errors import ArgumentError, ArgumentTypeError, BundleMissingError
+
+if TYPE_CHECKING:
+    from ._types import AttentionSource, Showable, StrPath
+    from .explorer import Explorer
+    from .widget import AttentionWidget
+
+    #: What export_html writes: anything the widget shows, a widget, or an Explorer (its widget).
+    Exportable = Union[Showable, AttentionWidget, Explorer]
 
 STATIC = pathlib.Path(__file__).parent / "static"
 BUNDLES = {"widget": STATIC / "widget.js", "static_model": STATIC / "static_model.js"}
@@ -161,7 +171,7 @@ def _read_bundles() -> dict[str, str]:
 # ----------------------------------------------------------------------------- escaping
 
 
-def script_json(value) -> str:
+def script_json(value: object) -> str:
     """JSON that is safe inside ``<script type="application/json">``: ``<``, ``>``, ``&`` and the
     JavaScript line separators are \\u-escaped (all of them occur only inside JSON strings), so no
     string can close the element or open a comment; ``JSON.parse`` restores them exactly."""
@@ -195,12 +205,13 @@ EXPECTED = ("export_html expects a Capture, an AttentionWidget, an Explorer, a S
             "encoder-decoder's output with attentions or a [layer, head, query, key] array")
 
 
-def _check_tokens(tokens, name: str) -> None:
+def _check_tokens(tokens: Sequence[str] | None, name: str) -> None:
     if tokens is not None and (isinstance(tokens, str) or not all(isinstance(t, str) for t in tokens)):
         raise ArgumentTypeError(f"{name} must be a list of strings, one per position; got {type(tokens).__name__}")
 
 
-def _open(capture, name: str, tokens=None, source=None, **fields) -> PartSubject:
+def _open(capture: AttentionSource, name: str, tokens: Sequence[str] | None = None, source: r.Engine | None = None,
+          **fields: Any) -> PartSubject:
     """A :class:`PartSubject` over ``capture`` (the selection fields are filled in by the caller)."""
     source = r.engine(capture) if source is None else source
     cross = name == "cross" or bool(source.is_cross)
@@ -210,7 +221,7 @@ def _open(capture, name: str, tokens=None, source=None, **fields) -> PartSubject
                                                                        **fields})
 
 
-def page_side(widget, name: str):
+def page_side(widget: AttentionWidget, name: str) -> Any:
     """A live widget's trait ``name`` as its exported page has it: the views that need the kernel
     (:data:`attnwidget._widget_parts.KERNEL_VIEWS`: query-key and routes) are the live widget's only."""
     from ._widget_parts import KERNEL_VIEWS
@@ -219,7 +230,7 @@ def page_side(widget, name: str):
     return [v for v in value if v not in KERNEL_VIEWS] if name == "views" else value
 
 
-def _widget_subject(w, part) -> _Subject:
+def _widget_subject(w: AttentionWidget, part: str | None) -> _Subject:
     """The parts of a widget: the part it shows with its selection, flow and tokens; the others as a
     part switch would show them (layer clamped, a head the part lacks becomes the mean, no selection)."""
     w.wait()  # every layer passed over: the widget's state is final
@@ -227,7 +238,7 @@ def _widget_subject(w, part) -> _Subject:
     parts = []
     for name in (w._parts or {"": None}):
         state = w._states.get(name)
-        capture = shown.capture if name == shown.name else w._parts[name]
+        capture = shown.capture if name == shown.name else (w._parts or {})[name]
         tokens = state.tokens if state is not None else None
         if name == shown.name:
             subject = _open(capture, name, tokens, layer=w.layer, head=w.head, threshold=float(w.threshold),
@@ -245,7 +256,8 @@ def _widget_subject(w, part) -> _Subject:
                     model_name=getattr(shown.capture, "model_name", None), figure_name=getattr(w, "model_name", None))
 
 
-def _capture_subject(obj, part, tokens, key_tokens) -> _Subject:
+def _capture_subject(obj: Showable, part: str | None, tokens: Sequence[str] | None,
+                     key_tokens: Sequence[str] | None) -> _Subject:
     from ._from_attentions import as_source, is_seq2seq_output
 
     if isinstance(obj, (str, bytes, pathlib.PurePath)) or obj is None:
@@ -274,11 +286,12 @@ def _capture_subject(obj, part, tokens, key_tokens) -> _Subject:
         if part not in (None, ""):
             raise ArgumentError(f"part={part!r} is for an encoder-decoder capture (Seq2SeqCapture); this capture "
                                 "has one part: leave part out.")
+        single = cast("AttentionSource", obj)  # parts_of found no parts: not an encoder-decoder capture
         try:
-            source = r.engine(obj)
+            source = r.engine(single)
         except Exception as error:  # noqa: BLE001 - say what was expected
             raise ArgumentTypeError(f"{EXPECTED}; got {type(obj).__name__} ({error})") from None
-        subjects = [_open(obj, "", tokens, source)]
+        subjects = [_open(single, "", tokens, source)]
         first = ""
     opening = next(p for p in subjects if p.name == first)
     for subject in subjects:
@@ -287,7 +300,7 @@ def _capture_subject(obj, part, tokens, key_tokens) -> _Subject:
                     model_name=getattr(obj, "model_name", None))
 
 
-def _check_view(view, part: PartSubject) -> str:
+def _check_view(view: object, part: PartSubject) -> str:
     if part.is_cross and view == "rollout":
         raise ArgumentError(NO_CROSS_ROLLOUT)
     if part.is_cross and view == "graph":
@@ -297,7 +310,9 @@ def _check_view(view, part: PartSubject) -> str:
     return check_choice(view, part.views, "view")
 
 
-def _subject(obj, part, layer, head, view, threshold, tokens=None, key_tokens=None) -> _Subject:
+def _subject(obj: Exportable, part: str | None, layer: int | None, head: int | str | None, view: str | None,
+             threshold: float | None, tokens: Sequence[str] | None = None,
+             key_tokens: Sequence[str] | None = None) -> _Subject:
     from .widget import AttentionWidget
 
     widget = obj if isinstance(obj, AttentionWidget) else getattr(obj, "widget", None)
@@ -338,10 +353,12 @@ def _title_name(subject: _Subject) -> str | None:
     return None if not name or name == "attentions" else str(name)
 
 
-def build_payload(obj, *, part: str | None = None, layer=None, head=None, view=None, threshold=None, tokens=None,
-                  key_tokens=None, heatmap_side: int | None = None, full_resolution: bool = True,
+def build_payload(obj: Exportable, *, part: str | None = None, layer: int | None = None,
+                  head: int | str | None = None, view: str | None = None, threshold: float | None = None,
+                  tokens: Sequence[str] | None = None, key_tokens: Sequence[str] | None = None,
+                  heatmap_side: int | None = None, full_resolution: bool = True,
                   rollout_rows: int = ROLLOUT_ALL_ROWS, graph: bool = True,
-                  compress: bool = True) -> tuple[dict, dict[str, np.ndarray]]:
+                  compress: bool = True) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The page's JSON payload and the arrays in it (numpy, before encoding). See :func:`export_html`.
 
     A plain capture's arrays are the payload's ``arrays`` (and named as they are); an encoder-decoder's
@@ -353,8 +370,10 @@ def build_payload(obj, *, part: str | None = None, layer=None, head=None, view=N
     return payload, arrays
 
 
-def _build(obj, *, part, layer, head, view, threshold, tokens, key_tokens, heatmap_side, full_resolution,
-           rollout_rows, graph, compress):
+def _build(obj: Exportable, *, part: str | None, layer: int | None, head: int | str | None, view: str | None,
+           threshold: float | None, tokens: Sequence[str] | None, key_tokens: Sequence[str] | None,
+           heatmap_side: int | None, full_resolution: bool, rollout_rows: int, graph: bool,
+           compress: bool) -> tuple[dict[str, Any], dict[str, np.ndarray], _Subject]:
     if heatmap_side is not None and (not isinstance(heatmap_side, (int, np.integer)) or isinstance(heatmap_side, bool)
                                      or heatmap_side < 1):
         raise ArgumentError(f"heatmap_side must be a positive int; got {heatmap_side!r}")
@@ -364,7 +383,9 @@ def _build(obj, *, part, layer, head, view, threshold, tokens, key_tokens, heatm
     opening = subject.opening
     name = _title_name(subject)
     of = f" of {name}" if name else ""
-    entries, arrays, notes = {}, {}, []
+    entries: dict[str, dict[str, Any]] = {}
+    arrays: dict[str, np.ndarray] = {}
+    notes: list[str] = []
     plain = len(subject.parts) == 1
     if not plain:
         enc, dec = subject.parts[0].source, subject.parts[1].source
@@ -389,7 +410,7 @@ def _build(obj, *, part, layer, head, view, threshold, tokens, key_tokens, heatm
              "color_scale": subject.color_scale, "text_source": subject.text_source,
              # the figures' titles, as the widget's synced model_name trait (a capture: its model, if named)
              "model_name": subject.figure_name if subject.figure_name is not None else name or ""}
-    payload = {"format": FORMAT, "version": VERSION, "state": state, "note": " ".join(notes)}
+    payload: dict[str, Any] = {"format": FORMAT, "version": VERSION, "state": state, "note": " ".join(notes)}
     if plain:
         payload.update(meta=entries[""]["meta"], arrays=entries[""]["arrays"])
     else:
@@ -397,7 +418,7 @@ def _build(obj, *, part, layer, head, view, threshold, tokens, key_tokens, heatm
     return payload, arrays, subject
 
 
-def _meta_line(payload: dict) -> str:
+def _meta_line(payload: dict[str, Any]) -> str:
     hint = "Hover a view to see token lines and weights; click a grid cell to show that layer and head."
     parts = payload.get("parts")
     if parts:
@@ -418,7 +439,7 @@ def _meta_line(payload: dict) -> str:
     return line
 
 
-def render_html(payload: dict, *, title: str) -> str:
+def render_html(payload: dict[str, Any], *, title: str) -> str:
     """The page around a payload from :func:`build_payload` (inlines both JavaScript modules)."""
     modules = script_json(_read_bundles())
     data = script_json(payload)
@@ -444,9 +465,10 @@ def render_html(payload: dict, *, title: str) -> str:
     )
 
 
-def export_html(obj, path, *, title: str | None = None, part: str | None = None, layer: int | None = None,
-                head=None, view: str | None = None, threshold: float | None = None, tokens=None, key_tokens=None,
-                heatmap_side: int | None = None, full_resolution: bool = True,
+def export_html(obj: Exportable, path: StrPath, *, title: str | None = None, part: str | None = None,
+                layer: int | None = None, head: int | str | None = None, view: str | None = None,
+                threshold: float | None = None, tokens: Sequence[str] | None = None,
+                key_tokens: Sequence[str] | None = None, heatmap_side: int | None = None, full_resolution: bool = True,
                 rollout_rows: int = ROLLOUT_ALL_ROWS, graph: bool = True, compress: bool = True) -> pathlib.Path:
     """Write one self-contained HTML page showing ``obj`` with the widget's views, offline.
 

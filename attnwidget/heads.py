@@ -16,8 +16,9 @@ compare rows over the keys, whatever the keys are.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -28,6 +29,13 @@ from ._summary import default_options, estimate_seconds, summary_for
 from .metrics import _is_capture, _row_entropy
 from ._optional import require
 from .errors import ArgumentError, ArgumentTypeError
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+    import pandas as pd
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from ._types import AttentionSource, Progress
 
 __all__ = [
     "ROLES",
@@ -111,7 +119,7 @@ class HeadRoles:
         out[strong] = names[strong]
         return out
 
-    def to_pandas(self):
+    def to_pandas(self) -> pd.DataFrame:
         """One row per head, indexed by ``(layer, head)``: a column per role in :data:`ROLES` (NaN where
         undefined) and ``dominant`` (:meth:`dominant` with its default thresholds). Needs pandas
         (imported here only)."""
@@ -157,7 +165,8 @@ class InductionTokens(NamedTuple):
     offset: int
 
 
-def induction_tokens(tokenizer, seq_len: int = 40, repeats: int = 2, seed: int = 0) -> InductionTokens:
+def induction_tokens(tokenizer: PreTrainedTokenizerBase, seq_len: int = 40, repeats: int = 2,
+                     seed: int = 0) -> InductionTokens:
     """``seq_len`` distinct random non-special token ids, repeated ``repeats`` times, after the BOS id if any.
 
     Ids are drawn without replacement (so the only repeats are the copies) from ``range(len(tokenizer))``
@@ -179,11 +188,11 @@ def induction_tokens(tokenizer, seq_len: int = 40, repeats: int = 2, seed: int =
     return InductionTokens(ids.astype(np.int64), seq_len, int(bos is not None))
 
 
-def _is_model(obj) -> bool:
+def _is_model(obj: object) -> bool:
     return hasattr(obj, "config") and callable(obj) and not _is_capture(obj)
 
 
-def _capture_fn():
+def _capture_fn() -> Callable[..., Any]:
     import attnwidget
 
     fn = getattr(attnwidget, "capture", None)
@@ -206,17 +215,17 @@ def _synthetic_ids(n: int, period: int, offset: int) -> np.ndarray:
 
 
 def head_roles(
-    obj,
-    tokenizer=None,
+    obj: AttentionSource | PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase | None = None,
     *,
     period: int | None = None,
     offset: int = 0,
-    token_ids=None,
+    token_ids: npt.ArrayLike | None = None,
     window: int = 3,
     seq_len: int = 40,
     repeats: int = 2,
     seed: int = 0,
-    progress=None,
+    progress: Progress = None,
 ) -> HeadRoles:
     """Score every head for each role in :data:`ROLES`; returns a :class:`HeadRoles`.
 
@@ -240,8 +249,8 @@ def head_roles(
     ids = None
     if token_ids is not None:
         ids = np.asarray(token_ids).ravel()
-    elif period is None and _is_capture(obj) and getattr(obj, "token_ids", None) is not None:
-        ids = np.asarray(obj.token_ids).ravel()
+    elif period is None and _is_capture(obj) and (captured := getattr(obj, "token_ids", None)) is not None:
+        ids = np.asarray(captured).ravel()
 
     engine = Engine(obj)
     if engine.num_layers == 0:
@@ -266,7 +275,7 @@ def head_roles(
 # similar heads
 
 
-def _sample_rows(obj, max_rows):
+def _sample_rows(obj: AttentionSource, max_rows: int | None) -> tuple[np.ndarray, int, int, bool, np.ndarray]:
     """``(x [L*H, r, c], num_layers, heads, causal, rows)``: selected query rows of every head.
 
     A Capture is asked for just those rows, at most a block of rows per call (never a whole layer).
@@ -286,10 +295,11 @@ def _sample_rows(obj, max_rows):
             if x is None:
                 x = np.empty((src.num_layers * heads, rows.size, cols), dtype=p.dtype)
             x[layer * heads:(layer + 1) * heads, a:b] = p[:, :, :cols]
+    assert x is not None  # every layer has rows
     return x, src.num_layers, heads, causal, rows
 
 
-def head_distances(obj, metric: str = "js", *, max_rows: int | None = 128) -> np.ndarray:
+def head_distances(obj: AttentionSource, metric: str = "js", *, max_rows: int | None = 128) -> np.ndarray:
     """Distance between every pair of heads' patterns: ``[L*H, L*H]`` float64, head ``l*H + h``.
 
     ``metric="js"``: mean over query rows of the Jensen-Shannon *distance* in bits,
@@ -323,6 +333,7 @@ def head_distances(obj, metric: str = "js", *, max_rows: int | None = 128) -> np
                 xa = x[a0:a1, None, r0:r1, :cols]
                 xb = x[None, b0:b1, r0:r1, :cols]
                 if metric == "js":
+                    assert ent is not None  # the rows' entropies, computed above for "js"
                     mix = xa + xb
                     mix *= 0.5
                     jsd = (_row_entropy(mix) - 0.5 * (ent[a0:a1, None, r0:r1] + ent[None, b0:b1, r0:r1])) / _LN2
@@ -357,14 +368,14 @@ class SimilarHeads:
 
 
 def similar_heads(
-    obj,
+    obj: AttentionSource,
     n_clusters: int | None = None,
     threshold: float | None = None,
     *,
     metric: str = "js",
     max_rows: int | None = 128,
     method: str = "average",
-    distances=None,
+    distances: npt.ArrayLike | None = None,
 ) -> SimilarHeads:
     """Group heads with similar patterns by hierarchical clustering of :func:`head_distances`.
 
@@ -379,10 +390,11 @@ def similar_heads(
         raise ArgumentError("give n_clusters or threshold, not both.")
     if n_clusters is not None and int(n_clusters) < 1:
         raise ArgumentError(f"n_clusters must be at least 1; got {n_clusters}.")
+    declared: Any = obj  # a Capture-like source (its sizes) or an array (its shape)
     if _is_capture(obj):
-        layers, heads = int(obj.num_layers), int(obj.num_heads)
+        layers, heads = int(declared.num_layers), int(declared.num_heads)
     else:
-        shape = np.shape(obj)
+        shape = np.shape(declared)
         if len(shape) != 4:
             raise ArgumentError(f"expected a Capture or a [layer, head, query, key] array; got shape {tuple(shape)}.")
         layers, heads = shape[0], shape[1]

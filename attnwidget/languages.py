@@ -7,7 +7,9 @@ merged into one entry.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,10 +20,17 @@ from ._summary import summary_for
 from .compare import ShowsComparison
 from .errors import ArgumentError, ArgumentTypeError
 
+if TYPE_CHECKING:
+    import pandas as pd
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from ._types import Layers, Progress
+    from .capture import Capture
+
 __all__ = ["LanguageComparison", "LanguageStats", "compare_languages", "merge_pieces"]
 
 
-def merge_pieces(capture) -> tuple[np.ndarray, list[str]]:
+def merge_pieces(capture: Capture) -> tuple[np.ndarray, list[str]]:
     """Group the byte pieces of one character: ``(first [U] token index of each unit, texts [U])``.
 
     Consecutive tokens flagged ``partial`` whose character spans overlap (a character split over byte
@@ -103,21 +112,21 @@ class LanguageComparison(ShowsComparison):
     top_k: int
     exclude_first: bool
     exclude_special: bool
-    captures: dict | None = field(default=None, compare=False)
+    captures: dict[str, Capture] | None = field(default=None, compare=False)
 
     def __getitem__(self, name: str) -> LanguageStats:
         if name not in self.languages:
             raise KeyError(f"no language {name!r}; languages: {', '.join(self.languages)}")
         return self.languages[name]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"languages": {k: v.to_dict() for k, v in self.languages.items()}, "top_k": self.top_k,
                 "exclude_first": self.exclude_first, "exclude_special": self.exclude_special}
 
     def __repr__(self) -> str:
         return f"LanguageComparison({', '.join(self.languages)}; top_k={self.top_k})"
 
-    def _tables(self):
+    def _tables(self) -> tuple[tuple[list[str], list[list[str]]], str, tuple[list[str], list[list[str]]]]:
         """What ``__str__`` and ``_repr_html_`` show: (summary header, rows), the top-tokens title,
         (per-layer header, rows)."""
         langs = list(self.languages.values())
@@ -139,7 +148,7 @@ class LanguageComparison(ShowsComparison):
         per_layer = (["layer"] + [f"entropy {n}" for n in names] + [f"sparsity {n}" for n in names], rows)
         return summary, top_title, per_layer
 
-    def to_pandas(self):
+    def to_pandas(self) -> pd.DataFrame:
         """One row per language (index ``language``, in order): ``num_tokens`` (non-special),
         ``num_chars``, ``chars_per_token`` and the means over layers of ``entropy``,
         ``normalized_entropy`` and ``sparsity``. The per-layer arrays and top tokens stay on
@@ -176,14 +185,15 @@ class LanguageComparison(ShowsComparison):
         return "\n".join(lines)
 
 
-def _top(scores: np.ndarray, eligible: np.ndarray, k: int, units, starts) -> list[tuple[str, int, float]]:
+def _top(scores: np.ndarray, eligible: np.ndarray, k: int, units: Sequence[str],
+         starts: np.ndarray) -> list[tuple[str, int, float]]:
     idx = np.flatnonzero(eligible)
     order = idx[np.argsort(-scores[idx], kind="stable")[:k]]
     return [(units[u], int(starts[u]), float(scores[u])) for u in order]
 
 
-def _language(name: str, capture, top_k: int, exclude_first: bool, exclude_special: bool,
-              layers) -> LanguageStats:
+def _language(name: str, capture: Capture, top_k: int, exclude_first: bool, exclude_special: bool,
+              layers: Layers) -> LanguageStats:
     n = capture.num_tokens
     starts, units = merge_pieces(capture)
     special = np.asarray(capture.special, dtype=bool)
@@ -194,7 +204,7 @@ def _language(name: str, capture, top_k: int, exclude_first: bool, exclude_speci
         excluded[0] = True
     seen_by = visible_rows(n, capture.is_causal)
     layer_list = select_layers(layers, capture.num_layers)
-    metrics = {m: [] for m in ("entropy", "normalized_entropy", "sparsity")}
+    metrics: dict[str, list[float]] = {m: [] for m in ("entropy", "normalized_entropy", "sparsity")}
     received = np.empty((len(layer_list), len(units)))
     summary = summary_for(capture)  # the fused pass, shared with the widget and compute_metrics
     for i, layer in enumerate(layer_list):
@@ -223,9 +233,10 @@ def _language(name: str, capture, top_k: int, exclude_first: bool, exclude_speci
     )
 
 
-def compare_languages(model=None, tokenizer=None, texts=None, *, captures=None, top_k: int = 5,
-                      exclude_first: bool = True, exclude_special: bool = True, layers=None,
-                      progress=None) -> LanguageComparison:
+def compare_languages(model: PreTrainedModel | None = None, tokenizer: PreTrainedTokenizerBase | None = None,
+                      texts: Mapping[str, str] | None = None, *, captures: Mapping[str, Capture] | None = None,
+                      top_k: int = 5, exclude_first: bool = True, exclude_special: bool = True, layers: Layers = None,
+                      progress: Progress = None) -> LanguageComparison:
     """Capture a text per language and compare their attention; returns a :class:`LanguageComparison`.
 
     ``texts``: ``{language: text}`` captured with ``attnwidget.capture(model, tokenizer, text)``, or
@@ -251,6 +262,7 @@ def compare_languages(model=None, tokenizer=None, texts=None, *, captures=None, 
     from .templates import _seconds
 
     items = texts if texts is not None else captures
+    assert items is not None  # check_inputs: one of the two
     bar = make_bar(2 * len(items), "attnwidget languages", progress, _seconds(model, texts, captures), "step")
     try:
         made = captures_of("compare_languages", texts, captures, model, tokenizer, bar)

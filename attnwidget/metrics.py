@@ -32,12 +32,24 @@ Cross-attention
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeGuard
+
 import numpy as np
 
 from ._engine import POSITIONAL, POSITIONAL_PATTERNS, Engine, is_capture, row_weights  # noqa: F401
 from ._progress import make_bar
 from ._summary import default_options, estimate_seconds, summary_for
 from .errors import ArgumentError, ArgumentTypeError
+
+if TYPE_CHECKING:
+    from ._types import AttentionSource, CaptureLike, Progress
+
+    #: ``expected`` of :func:`pattern_match`: a pattern name, a ``[query, key]`` or ``[layer, head, query,
+    #: key]`` array or tensor, or another attention source of the same shape.
+    Expected = str | np.ndarray | AttentionSource
+    #: Rows ``r0..r1-1`` of the expected pattern of one layer: ``[1 or heads, r1 - r0, keys]`` float64.
+    ExpectedRows = Callable[[int, int, int], np.ndarray]
 
 __all__ = [
     "METRICS",
@@ -79,7 +91,7 @@ _LN2 = float(np.log(2.0))
 # shared helpers (also used by heads.py)
 
 
-def _is_capture(obj) -> bool:
+def _is_capture(obj: object) -> TypeGuard[CaptureLike]:
     return is_capture(obj)
 
 
@@ -91,7 +103,7 @@ def _row_entropy(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return -np.einsum("...c,...c->...", t, x)
 
 
-def _check_threshold(name: str, value) -> float:
+def _check_threshold(name: str, value: float) -> float:
     value = float(value)
     if not 0.0 < value <= 1.0:
         raise ArgumentError(f"{name} must be in (0, 1]; got {value}. Attention weights lie in [0, 1].")
@@ -113,7 +125,7 @@ def reference_pattern(name: str, n: int, *, causal: bool = True, window: int = 3
     return _reference_rows(name, np.arange(n), n, causal, int(window))
 
 
-def _check_reference(name: str, window) -> None:
+def _check_reference(name: str, window: int) -> None:
     if name not in REFERENCE_PATTERNS:
         raise ArgumentError(f"unknown pattern {name!r}; expected one of {', '.join(REFERENCE_PATTERNS)}.")
     if int(window) < 1:
@@ -138,7 +150,8 @@ def _reference_rows(name: str, rows: np.ndarray, n: int, causal: bool, window: i
     return out / out.sum(-1, keepdims=True)
 
 
-def _expected_rows(expected, shape, causal: bool, window: int):
+def _expected_rows(expected: Expected, shape: tuple[int, int, int, int], causal: bool,
+                   window: int) -> tuple[ExpectedRows, bool]:
     """Return ``(get(layer, r0, r1) -> [1 or H, r1 - r0, n_keys] float64, is_causal_pattern)`` for
     ``expected``; ``shape`` is the attention's ``(layers, heads, n, n_keys)``.
 
@@ -148,18 +161,21 @@ def _expected_rows(expected, shape, causal: bool, window: int):
     num_layers, heads, n, n_keys = shape
     if isinstance(expected, str):
         _check_reference(expected, window)
-        cache = {}
+        name = expected
+        cache: dict[tuple[int, int], np.ndarray] = {}
 
-        def named(layer, r0, r1):
+        def named(layer: int, r0: int, r1: int) -> np.ndarray:
             if (r0, r1) not in cache:  # arrays: one full block, the same for every layer
                 cache.clear()
-                cache[(r0, r1)] = _reference_rows(expected, np.arange(r0, r1), n_keys, causal, window)[None]
+                cache[(r0, r1)] = _reference_rows(name, np.arange(r0, r1), n_keys, causal, window)[None]
             return cache[(r0, r1)]
 
         return named, causal
     if _is_capture(expected):
-        src, held = Engine(expected), {}
-        sizes = (int(expected.num_layers), int(expected.num_heads), int(expected.num_tokens))
+        src = Engine(expected)
+        held: dict[int, np.ndarray] = {}
+        declared: Any = expected  # a Capture-like source: its declared sizes
+        sizes = (int(declared.num_layers), int(declared.num_heads), int(declared.num_tokens))
         if n == n_keys and sizes != shape[:3]:  # self-attention: said in tokens, as before
             raise ArgumentError(
                 f"expected capture has [layer, head, token] = {list(sizes)}; the attention has {list(shape[:3])}."
@@ -170,7 +186,7 @@ def _expected_rows(expected, shape, causal: bool, window: int):
                 f"{[src.num_layers, src.num_heads, src.num_tokens, src.n_keys]}; the attention has {list(shape)}."
             )
 
-        def captured(layer, r0, r1):
+        def captured(layer: int, r0: int, r1: int) -> np.ndarray:
             if src.kind == "capture":
                 return _normalize_rows(src.read(layer, r0, r1))
             if layer not in held:  # a patterns-only source: one layer read, kept while it is used
@@ -197,7 +213,7 @@ def _expected_rows(expected, shape, causal: bool, window: int):
     )
 
 
-def _normalize_rows(pattern) -> np.ndarray:
+def _normalize_rows(pattern: np.ndarray) -> np.ndarray:
     """Rows as distributions (float64); row by row, so a block of rows gives the same values."""
     pattern = np.asarray(pattern, dtype=np.float64)
     if np.any(pattern < 0) or not np.all(np.isfinite(pattern)):
@@ -226,9 +242,10 @@ class _PatternMatch:
     """``1 - mean_i JSD_2(p_i, q_i)`` per head, one layer at a time (informative rows, visible keys);
     NaN for a positional reference on cross-attention (:data:`POSITIONAL_PATTERNS`)."""
 
-    def __init__(self, src: Engine, expected, window: int):
+    def __init__(self, src: Engine, expected: Expected, window: int) -> None:
         self.src, self.expected, self.window = src, expected, int(window)
-        self.get_expected = self.expected_causal = None
+        self.get_expected: ExpectedRows | None = None
+        self.expected_causal: bool | None = None
         if isinstance(expected, str):
             _check_reference(expected, window)
 
@@ -244,6 +261,7 @@ class _PatternMatch:
                 if self.get_expected is None:
                     self.get_expected, self.expected_causal = _expected_rows(
                         self.expected, (src.num_layers, heads, src.num_tokens, n), causal, self.window)
+            assert self.get_expected is not None  # set at the first block above
             q = self.get_expected(layer, r0, r1).astype(p.dtype, copy=False)
             # Both causal: keys after the block's last row are 0 in both, and so are each row's later
             # keys inside the block, where they add exactly 0: the block's keys suffice.
@@ -253,20 +271,21 @@ class _PatternMatch:
             total = np.maximum(x + y, np.finfo(p.dtype).tiny)
             scratch = np.empty_like(total)
             per_row[:, r0:r1] = (_kl_to_mix(x, total, scratch) + _kl_to_mix(y, total, scratch)) / (2 * _LN2)
+        assert per_row is not None  # every layer has a block of rows
         _, weights = row_weights(per_row.shape[1], causal, src.n_keys)
         return 1.0 - np.clip(per_row, 0.0, 1.0) @ weights
 
 
 def compute_metrics(
-    attn,
-    names=None,
+    attn: AttentionSource,
+    names: str | Iterable[str] | None = None,
     *,
     sparsity_threshold: float = 0.01,
     coverage_threshold: float = 0.01,
     top_k: int = 3,
-    expected=None,
+    expected: Expected | None = None,
     window: int = 3,
-    progress=None,
+    progress: Progress = None,
 ) -> dict[str, np.ndarray]:
     """Several metrics in one pass per layer: ``{name: [layer, head] float64}``.
 
@@ -305,10 +324,10 @@ def compute_metrics(
             top_k=int(top_k), tiles=False)
         summary = summary_for(attn, options)
     engine = summary.engine if summary is not None else Engine(attn)
-    match = _PatternMatch(engine, expected, window) if "pattern_match" in names else None
+    match = _PatternMatch(engine, expected, window) if "pattern_match" in names and expected is not None else None
     todo = engine.num_layers - len(summary.done) if summary is not None else engine.num_layers
     bar = make_bar(todo, "attnwidget metrics", progress, estimate_seconds(engine, todo))
-    matched = []
+    matched: list[np.ndarray] = []
     try:
         for layer in range(engine.num_layers):  # a layer at a time: a patterns-only source is read once
             if summary is not None and layer not in summary.done:
@@ -328,7 +347,7 @@ def compute_metrics(
 
 def summarize_layers(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Mean over heads of each ``[layer, head]`` metric: ``{name: [layer]}`` (NaN heads ignored)."""
-    out = {}
+    out: dict[str, np.ndarray] = {}
     for name, values in metrics.items():
         values = np.asarray(values, dtype=np.float64)
         if values.ndim != 2:
@@ -341,7 +360,7 @@ def summarize_layers(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 # single metrics
 
 
-def entropy(attn, normalized: bool = False) -> np.ndarray:
+def entropy(attn: AttentionSource, normalized: bool = False) -> np.ndarray:
     """Mean row entropy ``[layer, head]``: ``mean_i -sum_j p_ij ln p_ij`` (nats, ``0 ln 0 = 0``).
 
     ``normalized=True`` divides each row by ``ln v_i`` (its number of visible keys), giving [0, 1]:
@@ -351,7 +370,7 @@ def entropy(attn, normalized: bool = False) -> np.ndarray:
     return compute_metrics(attn, [name])[name]
 
 
-def sparsity(attn, threshold: float = 0.01) -> np.ndarray:
+def sparsity(attn: AttentionSource, threshold: float = 0.01) -> np.ndarray:
     """Fraction of visible weights below ``threshold``, mean over rows: ``mean_i #{j<=i: p_ij < t} / v_i``.
 
     Range [0, 1]. The seed used 0.01 (quality check) and 0.1 (pattern analysis); pass either.
@@ -359,7 +378,7 @@ def sparsity(attn, threshold: float = 0.01) -> np.ndarray:
     return compute_metrics(attn, ["sparsity"], sparsity_threshold=threshold)["sparsity"]
 
 
-def coverage(attn, threshold: float = 0.01) -> np.ndarray:
+def coverage(attn: AttentionSource, threshold: float = 0.01) -> np.ndarray:
     """The seed's attention coverage: fraction of visible weights above ``threshold``, mean over rows.
 
     ``mean_i #{j visible: p_ij > t} / v_i``, in [0, 1]; equals ``1 - sparsity`` unless a weight is exactly ``t``.
@@ -367,20 +386,20 @@ def coverage(attn, threshold: float = 0.01) -> np.ndarray:
     return compute_metrics(attn, ["coverage"], coverage_threshold=threshold)["coverage"]
 
 
-def mean_distance(attn) -> np.ndarray:
+def mean_distance(attn: AttentionSource) -> np.ndarray:
     """Mean attended distance in tokens: ``mean_i sum_j p_ij |i - j|``; 0 for a diagonal pattern.
 
     NaN for cross-attention (query ``i`` and key ``j`` are positions in two sequences; :data:`POSITIONAL`)."""
     return compute_metrics(attn, ["mean_distance"])["mean_distance"]
 
 
-def locality(attn) -> np.ndarray:
+def locality(attn: AttentionSource) -> np.ndarray:
     """The seed's locality: ``mean_i 1 / (1 + sum_j p_ij |i - j|)``, in (0, 1]; 1 for a diagonal pattern,
     1/2 for a previous-token pattern. NaN for cross-attention, like :func:`mean_distance`."""
     return compute_metrics(attn, ["locality"])["locality"]
 
 
-def focus_consistency(attn, top_k: int = 3) -> np.ndarray:
+def focus_consistency(attn: AttentionSource, top_k: int = 3) -> np.ndarray:
     """How consistently the rows focus on the same few keys, in [0, 1].
 
     ``c_j = mean_i p_ij`` is the average row's distribution over keys (mean over informative rows);
@@ -393,7 +412,7 @@ def focus_consistency(attn, top_k: int = 3) -> np.ndarray:
     return compute_metrics(attn, ["focus_consistency"], top_k=top_k)["focus_consistency"]
 
 
-def pattern_match(attn, expected, *, window: int = 3) -> np.ndarray:
+def pattern_match(attn: AttentionSource, expected: Expected, *, window: int = 3) -> np.ndarray:
     """Similarity of each head to an expected pattern: ``1 - mean_i JSD_2(p_i, q_i)``, in [0, 1].
 
     ``JSD_2`` is the Jensen-Shannon divergence in bits, ``H(m) - (H(p) + H(q)) / 2`` with
@@ -409,12 +428,12 @@ def pattern_match(attn, expected, *, window: int = 3) -> np.ndarray:
     return compute_metrics(attn, ["pattern_match"], expected=expected, window=window)["pattern_match"]
 
 
-def sink_score(attn) -> np.ndarray:
+def sink_score(attn: AttentionSource) -> np.ndarray:
     """Mean weight on the first token: ``mean_i p_i0``, in [0, 1]."""
     return compute_metrics(attn, ["sink_score"])["sink_score"]
 
 
-def max_weight(attn) -> np.ndarray:
+def max_weight(attn: AttentionSource) -> np.ndarray:
     """Mean over rows of the row's largest weight, ``mean_i max_j p_ij``, in [1/n, 1].
 
     (The seed's single ``max`` over the matrix is always 1 for causal attention: row 0.)

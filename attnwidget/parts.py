@@ -8,7 +8,9 @@ chat-templated capture. Definitions: docs/analysis.md.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
@@ -27,6 +29,16 @@ from ._tables import (
 from ._engine import Engine
 from .metrics import _row_entropy
 from .errors import ArgumentError, ArgumentTypeError
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from ._types import Layers
+    from .capture import Capture
+
+    #: The parts of a prompt: ``{name: (start, end) or substring}``, or ``[(name, start, end)]`` /
+    #: ``[(name, substring)]`` (what :func:`chat_parts` returns).
+    PartSpec: TypeAlias = Union[Mapping[str, Union[tuple[int, int], str]], Sequence[tuple[Any, ...]]]
 
 __all__ = ["OTHER", "ROLE_NAMES", "PromptParts", "chat_parts", "prompt_parts"]
 
@@ -80,7 +92,7 @@ class PromptParts:
         """``[P]`` number of tokens in each part."""
         return np.array([len(i) for i in self.token_index], dtype=np.int64)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return plain({
             "names": self.names, "spans": self.spans, "token_index": self.token_index,
             "tokens": self.tokens, "counts": self.counts, "matrix": self.matrix,
@@ -115,7 +127,7 @@ class PromptParts:
         return "\n".join(lines)
 
 
-def _normalize_parts(parts, text: str) -> list[tuple[str, int, int]]:
+def _normalize_parts(parts: object, text: str) -> list[tuple[str, int, int]]:
     """``[(name, start, end)]`` from a dict name -> span | substring, or a list of (name, start, end)."""
     if isinstance(parts, dict):
         items = list(parts.items())
@@ -193,7 +205,8 @@ def _assign(offsets: np.ndarray, spans: np.ndarray) -> np.ndarray:
     return np.where(overlap.max(axis=1, initial=0) > 0, best, -1)
 
 
-def prompt_parts(capture, parts, *, layers=None, heads=None) -> PromptParts:
+def prompt_parts(capture: Capture, parts: PartSpec, *, layers: Layers = None,
+                 heads: int | Sequence[int] | None = None) -> PromptParts:
     """Attention between the parts of a prompt; returns a :class:`PromptParts`.
 
     ``parts``: a dict ``name -> (start, end)`` (character span of ``capture.text``) or ``name -> substring``
@@ -262,7 +275,7 @@ def prompt_parts(capture, parts, *, layers=None, heads=None) -> PromptParts:
     rows_in = member * keep[:, None]
     row_counts = rows_in.sum(0)
 
-    def per_part_rows(values):
+    def per_part_rows(values: np.ndarray) -> np.ndarray:
         return np.divide(values @ rows_in, row_counts, out=np.zeros(num_parts), where=row_counts > 0)
 
     return PromptParts(
@@ -281,7 +294,7 @@ def prompt_parts(capture, parts, *, layers=None, heads=None) -> PromptParts:
 _ROLE_RE = re.compile(r"\s*(" + "|".join(ROLE_NAMES) + r")\b\s*", re.IGNORECASE)
 
 
-def _turns(capture) -> list[tuple[str, int, int, int]]:
+def _turns(capture: Capture) -> list[tuple[str, int, int, int]]:
     """``[(role, turn_start, content_start, content_end)]`` found after special tokens."""
     text = capture.text or ""
     special = np.flatnonzero(capture.special & (capture.offsets[:, 1] > capture.offsets[:, 0]))
@@ -301,7 +314,7 @@ def _turns(capture) -> list[tuple[str, int, int, int]]:
     return turns
 
 
-def chat_parts(capture, *, markers: bool = False) -> list[tuple[str, int, int]]:
+def chat_parts(capture: Capture, *, markers: bool = False) -> list[tuple[str, int, int]]:
     """Role parts of a chat-templated capture as ``[(name, start, end)]`` for :func:`prompt_parts`.
 
     A turn starts at a special token followed by a role name (system, user, assistant, ...; the
@@ -319,10 +332,11 @@ def chat_parts(capture, *, markers: bool = False) -> list[tuple[str, int, int]]:
             f"({', '.join(ROLE_NAMES)}). Capture chat messages ([{{'role': 'user', 'content': ...}}]) "
             "rendered with the model's chat template, or give the parts as character spans."
         )
-    out, seen = [], {}
+    out: list[tuple[str, int, int]] = []
+    seen: dict[str, int] = {}
     for k, (role, turn_start, start, end) in enumerate(turns):
         if markers:
-            start, end = turn_start, turns[k + 1][1] if k + 1 < len(turns) else len(capture.text)
+            start, end = turn_start, turns[k + 1][1] if k + 1 < len(turns) else len(capture.text or "")
         if end <= start:
             continue
         seen[role] = seen.get(role, 0) + 1

@@ -15,6 +15,7 @@ graph is what the lines view draws).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,13 +24,19 @@ from ._engine import THUMB_SIZE, Engine, pool_factor  # noqa: F401 (re-exported)
 from ._engine import TILE_SIDE as STORED_SIDE
 from .errors import ArgumentError, ArgumentTypeError
 
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from ._summary import Summary
+    from ._types import AttentionSource
+
 TILE_SIDE = 512  # a zoomed heatmap window: at most this many cells a side (max-pooled)
 
 GRAPH_NODES = 48  # the attention graph shows at most this many tokens: every node keeps a readable label
 LAYOUT_FLOOR = 0.02  # the graph's layout uses the edges above this, whatever the threshold (it stays put)
 
 
-def wire(array: np.ndarray, dtype: str | None = None) -> dict:
+def wire(array: np.ndarray, dtype: str | None = None) -> dict[str, Any]:
     """``{"buffer": bytes, "dtype": str, "shape": list}`` (C order) for the front end."""
     arr = np.ascontiguousarray(array if dtype is None else np.asarray(array).astype(dtype))
     if arr.dtype.name not in ("float32", "float16", "uint8", "uint16", "uint32", "int16", "int32"):
@@ -37,7 +44,7 @@ def wire(array: np.ndarray, dtype: str | None = None) -> dict:
     return {"buffer": arr.tobytes(), "dtype": arr.dtype.name, "shape": list(arr.shape)}
 
 
-def wire_nbytes(value) -> int:
+def wire_nbytes(value: object) -> int:
     """Bytes of every buffer inside a (nested) trait value."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return len(value)
@@ -48,7 +55,7 @@ def wire_nbytes(value) -> int:
     return 0
 
 
-def engine(obj) -> Engine:
+def engine(obj: AttentionSource | Engine) -> Engine:
     """The pattern engine over ``obj`` (an Engine is returned as it is)."""
     return obj if isinstance(obj, Engine) else Engine(obj)
 
@@ -67,14 +74,14 @@ def max_pool(block: np.ndarray, factor: int, col_factor: int | None = None) -> n
     return block.reshape(*lead, r2, fr, c2, fc).max(axis=(-3, -1))
 
 
-def to_uint8(values: np.ndarray, axes=(-2, -1)) -> np.ndarray:
+def to_uint8(values: np.ndarray, axes: int | tuple[int, ...] = (-2, -1)) -> np.ndarray:
     """Scale to 0..255 by the maximum over ``axes`` (each thumbnail uses its full colour range)."""
     top = values.max(axis=axes, keepdims=True)
     scaled = np.divide(values, top, out=np.zeros_like(values), where=top > 0)
     return np.round(scaled * 255).astype(np.uint8)
 
 
-def thumbnails(source) -> tuple[np.ndarray, np.ndarray]:
+def thumbnails(source: AttentionSource | Engine) -> tuple[np.ndarray, np.ndarray]:
     """Max-pooled thumbnails of every layer: uint8 ``[layer, head, sq, sk]`` and the head means
     ``[layer, sq, sk]``.
 
@@ -91,7 +98,8 @@ def thumbnails(source) -> tuple[np.ndarray, np.ndarray]:
     return thumbs, means
 
 
-def _window(n_rows: int, n_cols: int, row0, col0, rows, cols) -> tuple[int, int, int, int]:
+def _window(n_rows: int, n_cols: int, row0: int, col0: int, rows: int | None,
+            cols: int | None) -> tuple[int, int, int, int]:
     row0, col0 = min(max(0, int(row0)), n_rows - 1), min(max(0, int(col0)), n_cols - 1)
     rows = n_rows - row0 if rows is None else max(1, min(int(rows), n_rows - row0))
     cols = n_cols - col0 if cols is None else max(1, min(int(cols), n_cols - col0))
@@ -99,7 +107,7 @@ def _window(n_rows: int, n_cols: int, row0, col0, rows, cols) -> tuple[int, int,
 
 
 def _tile(block: np.ndarray, row0: int, col0: int, rows: int, cols: int, side: int, n_queries: int,
-          n_keys: int) -> dict:
+          n_keys: int) -> dict[str, Any]:
     if n_queries == n_keys:  # square attention: one factor for both axes
         fr = fc = pool_factor(max(rows, cols), side)
     else:  # a rectangle: each axis to at most `side` cells, so 12 x 3000 keeps its 12 rows
@@ -109,8 +117,9 @@ def _tile(block: np.ndarray, row0: int, col0: int, rows: int, cols: int, side: i
             "n_queries": int(n_queries), "n_keys": int(n_keys)}
 
 
-def heatmap_tile(source, layer: int, head: int | None, row0: int = 0, col0: int = 0,
-                 rows: int | None = None, cols: int | None = None, side: int = TILE_SIDE, summary=None) -> dict:
+def heatmap_tile(source: AttentionSource | Engine, layer: int, head: int | None, row0: int = 0, col0: int = 0,
+                 rows: int | None = None, cols: int | None = None, side: int = TILE_SIDE,
+                 summary: Summary | None = None) -> dict[str, Any]:
     """The window ``[row0:row0+rows, col0:col0+cols]`` of one head (or the mean), max-pooled to at
     most ``side x side`` cells, as float16 weights (0..1).
 
@@ -136,7 +145,7 @@ def heatmap_tile(source, layer: int, head: int | None, row0: int = 0, col0: int 
 
 
 def matrix_tile(matrix: np.ndarray, row0: int = 0, col0: int = 0, rows: int | None = None,
-                cols: int | None = None, side: int = TILE_SIDE) -> dict:
+                cols: int | None = None, side: int = TILE_SIDE) -> dict[str, Any]:
     """Like :func:`heatmap_tile` (the same dict) for a ``[query, key]`` matrix already in memory (e.g.
     rollout)."""
     n, n_keys = matrix.shape
@@ -144,7 +153,8 @@ def matrix_tile(matrix: np.ndarray, row0: int = 0, col0: int = 0, rows: int | No
     return _tile(matrix[row0:row0 + rows, col0:col0 + cols], row0, col0, rows, cols, side, n, n_keys)
 
 
-def token_lines(source, layer: int, head: int | None, token: int, direction: str = "from") -> dict:
+def token_lines(source: AttentionSource | Engine, layer: int, head: int | None, token: int,
+                direction: str = "from") -> dict[str, Any]:
     """Weights of every head (or the selected one) for one token: from it (its row) or to it.
 
     ``"from"``: ``token`` is a query position and ``weights`` is float32 ``[heads, n_keys]``, its
@@ -191,7 +201,8 @@ def graph_layout(matrix: np.ndarray, *, seed: int = 0) -> np.ndarray:
     return pos / span if span > 0 else pos
 
 
-def attention_graph(matrix: np.ndarray, threshold: float, *, offset: int = 0, seed: int = 0, layout=None):
+def attention_graph(matrix: np.ndarray, threshold: float, *, offset: int = 0, seed: int = 0,
+                    layout: np.ndarray | None = None) -> tuple[nx.DiGraph, np.ndarray]:
     """The seed article's thresholded attention graph and its layout.
 
     ``matrix`` is one ``[query, key]`` window; an edge query -> key is kept when its weight exceeds
@@ -209,8 +220,9 @@ def attention_graph(matrix: np.ndarray, threshold: float, *, offset: int = 0, se
     return graph, (graph_layout(matrix, seed=seed) if layout is None else layout)
 
 
-def graph_data(source, layer: int, head: int | None, threshold: float, focus: int | None = None,
-               layouts: dict | None = None) -> dict:
+def graph_data(source: AttentionSource | Engine, layer: int, head: int | None, threshold: float,
+               focus: int | None = None,
+               layouts: dict[tuple[int, int | None, int, int], np.ndarray] | None = None) -> dict[str, Any]:
     """Wire form of :func:`attention_graph` for the tokens of :func:`graph_window`, with the window
     (``start``, ``stop``, ``total``) so the view can say which tokens it shows.
 

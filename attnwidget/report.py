@@ -9,13 +9,21 @@ attention is spread, not a measure of model quality.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._arrays import _layers_of
 from ._tables import fmt, html_block, html_list, html_table, html_text, plain, table
 from .heads import head_roles
 from .metrics import _is_capture, compute_metrics
 from .errors import ArgumentError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ._types import AttentionSource, Progress
+    from .metrics import Expected
 
 __all__ = ["THRESHOLDS", "AttentionReport", "QualityScore", "Recommendation", "attention_report", "quality_score"]
 
@@ -76,7 +84,7 @@ class QualityScore:
             text = f"{1 - w:g} x ({text}) + {w:g} x pattern match ({self.expected})"
         return text + "; per head, mean over heads then layers"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return plain({
             "overall": self.overall, "by_layer": self.by_layer, "by_head": self.by_head,
             "entropy": self.entropy, "sparsity": self.sparsity, "locality": self.locality,
@@ -99,7 +107,7 @@ class QualityScore:
             rows.append((f"pattern match ({self.expected}) (mean)", w, float(np.mean(self.pattern_match))))
         return [(name, weight, value, weight * value) for name, weight, value in rows]
 
-    def to_pandas(self):
+    def to_pandas(self) -> pd.DataFrame:
         """One row per head, indexed by ``(layer, head)``: the score's inputs (``entropy``, ``sparsity``,
         ``locality``, ``pattern_match`` with ``expected``), whether entropy and sparsity are in their
         bands, and the head's ``score``. Needs pandas (imported here only)."""
@@ -154,14 +162,14 @@ class QualityScore:
                 f"  {self.formula()}\n" + table(header, rows))
 
 
-def _check_weight(pattern_weight) -> float:
+def _check_weight(pattern_weight: float) -> float:
     w = float(pattern_weight)
     if not 0.0 <= w <= 1.0:
         raise ArgumentError(f"pattern_weight must be in [0, 1] (the share of the score given to pattern match); got {w}.")
     return w
 
 
-def _describe(expected) -> str | None:
+def _describe(expected: Expected | None) -> str | None:
     if expected is None:
         return None
     if isinstance(expected, str):
@@ -170,7 +178,8 @@ def _describe(expected) -> str | None:
     return "a Capture" if _is_capture(expected) else f"an array of shape {tuple(shape) if shape else '?'}"
 
 
-def _score(metrics, *, normalized, expected, pattern_weight) -> QualityScore:
+def _score(metrics: dict[str, np.ndarray], *, normalized: bool, expected: Expected | None,
+           pattern_weight: float) -> QualityScore:
     entropy = metrics["normalized_entropy" if normalized else "entropy"]
     band = NORMALIZED_ENTROPY_BAND if normalized else ENTROPY_BAND
     sparsity, locality = metrics["sparsity"], metrics["locality"]
@@ -186,8 +195,9 @@ def _score(metrics, *, normalized, expected, pattern_weight) -> QualityScore:
     )
 
 
-def quality_score(attn, expected=None, *, normalized: bool = False, pattern_weight: float = 0.5,
-                  sparsity_threshold: float = 0.01, window: int = 3, progress=None) -> QualityScore:
+def quality_score(attn: AttentionSource, expected: Expected | None = None, *, normalized: bool = False,
+                  pattern_weight: float = 0.5, sparsity_threshold: float = 0.01, window: int = 3,
+                  progress: Progress = None) -> QualityScore:
     """The seed article's attention "quality" score, per head, in [0, 1]; returns a :class:`QualityScore`.
 
     Per head: ``0.3 if 1.0 < entropy < 3.0`` (nats) ``+ 0.3 if 0.3 < sparsity < 0.7 + 0.4 x locality``
@@ -223,7 +233,7 @@ class Recommendation:
     value: float
     threshold: float
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "value": float(self.value), "threshold": float(self.threshold)}
 
     def __str__(self) -> str:
@@ -257,7 +267,7 @@ class AttentionReport:
     recommendations: list[Recommendation]
     quality: QualityScore
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return plain({
             "model": self.model, "num_tokens": self.num_tokens, "num_generated": self.num_generated,
             "num_layers": self.num_layers, "num_heads": self.num_heads, "is_causal": self.is_causal,
@@ -266,7 +276,7 @@ class AttentionReport:
             "recommendations": [r.to_dict() for r in self.recommendations], "quality": self.quality.to_dict(),
         })
 
-    def to_pandas(self) -> dict:
+    def to_pandas(self) -> dict[str, pd.DataFrame]:
         """The report as a dict of pandas DataFrames (pandas is imported here only):
 
         ``"summary"``: index metric, column ``value``; ``"layers"``: one row per layer, the per-layer
@@ -281,7 +291,7 @@ class AttentionReport:
         heads = {k: np.asarray(v).reshape(-1) for k, v in self.metrics.items()}
         heads["role"] = np.asarray(self.roles, dtype=object).reshape(-1)
         heads["score"] = np.asarray(self.quality.by_head).reshape(-1)
-        layers = {k: np.asarray(v) for k, v in self.layers.items()}
+        layers: dict[str, Any] = {k: np.asarray(v) for k, v in self.layers.items()}
         layers["score"] = np.asarray(self.quality.by_layer)
         layers["roles"] = [_role_text(c) for c in self.role_counts]
         highlights = [{"kind": kind, "rank": rank, "layer": l, "head": h, "value": v}
@@ -362,8 +372,10 @@ def _top(values: np.ndarray, k: int = 3, lowest: bool = False) -> list[tuple[int
     return [(int(i // heads), int(i % heads), float(flat[i])) for i in order]
 
 
-def _recommendations(summary, metrics, n, expected) -> list[Recommendation]:
-    t, out = THRESHOLDS, []
+def _recommendations(summary: dict[str, float], metrics: dict[str, np.ndarray], n: int,
+                     expected: Expected | None) -> list[Recommendation]:
+    t: dict[str, float] = THRESHOLDS
+    out: list[Recommendation] = []
     if n < t["short_input"]:
         out.append(Recommendation("short_input", (
             f"Short input: {n} token{'s' if n != 1 else ''} < {t['short_input']}. Each head's metrics average "
@@ -410,8 +422,9 @@ def _recommendations(summary, metrics, n, expected) -> list[Recommendation]:
     return out
 
 
-def attention_report(attn, *, expected=None, normalized: bool = False, sparsity_threshold: float = 0.01,
-                     pattern_weight: float = 0.5, window: int = 3, progress=None) -> AttentionReport:
+def attention_report(attn: AttentionSource, *, expected: Expected | None = None, normalized: bool = False,
+                     sparsity_threshold: float = 0.01, pattern_weight: float = 0.5, window: int = 3,
+                     progress: Progress = None) -> AttentionReport:
     """Summarise the attention of a Capture (or a ``[layer, head, query, key]`` array); returns an
     :class:`AttentionReport` that prints as a text report (``print(report)``) and gives plain data
     (``report.to_dict()``).
@@ -445,7 +458,9 @@ def attention_report(attn, *, expected=None, normalized: bool = False, sparsity_
     if expected is not None:
         highlights[f"best match with {_describe(expected)}"] = _top(metrics["pattern_match"])
     num_layers, num_heads = metrics["entropy"].shape
-    n = int(attn.num_tokens) if _is_capture(attn) else int(np.shape(attn)[-1])
+    # a TransformerLens cache has no shape of its own: np.shape reads its per-layer attention
+    source: Any = attn if _is_capture(attn) else _layers_of(attn)
+    n = int(source.num_tokens) if _is_capture(attn) else int(np.shape(source)[-1])
     generated = getattr(attn, "generated", None)
     return AttentionReport(
         model=str(getattr(attn, "model_name", "array")), num_tokens=n,
@@ -457,7 +472,7 @@ def attention_report(attn, *, expected=None, normalized: bool = False, sparsity_
     )
 
 
-def _causal(attn) -> bool:
+def _causal(attn: AttentionSource) -> bool:
     if _is_capture(attn):
         return bool(attn.is_causal)
     from ._arrays import as_attention_array

@@ -32,6 +32,7 @@ Memory and time with a Capture
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 import numpy as np
 
@@ -41,6 +42,11 @@ from ._engine import Engine, _recomputes, check_rollout
 from ._memory import available_memory
 from ._progress import make_bar
 from .errors import ArgumentError, ArgumentTypeError, MemoryBudgetError
+
+if TYPE_CHECKING:
+    from ._progress import ProgressBar
+    from ._types import AttentionSource, CaptureLike, Indices, Layers, Progress
+    from .capture import Capture
 
 __all__ = [
     "FLOW_MAX_BYTES",
@@ -83,12 +89,12 @@ class RowAttribution:
 # ----------------------------------------------------------------------------- input checks
 
 
-def _check_residual(residual) -> float:
+def _check_residual(residual: object) -> float:
     return check_number(residual, "residual", 0.0, 1.0,
                         "It is the weight of the identity added to each layer; the paper uses 0.5.")
 
 
-def _check_fusion(head_fusion) -> str:
+def _check_fusion(head_fusion: object) -> str:
     if head_fusion not in _FUSIONS:
         raise ArgumentError(
             f"head_fusion must be one of {', '.join(map(repr, _FUSIONS))}; got {head_fusion!r}."
@@ -96,7 +102,7 @@ def _check_fusion(head_fusion) -> str:
     return head_fusion
 
 
-def _select_layers(num_layers: int, start_layer, layers) -> list[int]:
+def _select_layers(num_layers: int, start_layer: object, layers: Layers) -> list[int]:
     start = check_layer(start_layer, num_layers, "start_layer")
     chosen = check_layers(layers, num_layers)
     if any(b <= a for a, b in zip(chosen, chosen[1:])):
@@ -110,7 +116,8 @@ def _select_layers(num_layers: int, start_layer, layers) -> list[int]:
     return chosen
 
 
-def _fuse_and_mix(arr: np.ndarray, residual: float, head_fusion: str, r0: int = 0, fused=None) -> np.ndarray:
+def _fuse_and_mix(arr: np.ndarray, residual: float, head_fusion: str, r0: int = 0,
+                  fused: np.ndarray | None = None) -> np.ndarray:
     """``arr`` float ``[H, m, n]``: query rows ``r0..r0+m-1`` of one layer -> those rows of the mixed
     float64 matrix, ``[m, n]``. Row by row, so blocks of rows give the rows of the whole matrix.
     ``fused``: the rows already fused over heads (:meth:`Engine.fuse`), else fused here."""
@@ -124,7 +131,7 @@ def _fuse_and_mix(arr: np.ndarray, residual: float, head_fusion: str, r0: int = 
     return mixed
 
 
-def _check_discard(discard_ratio) -> float:
+def _check_discard(discard_ratio: object) -> float:
     value = check_number(discard_ratio, "discard_ratio", 0.0, 1.0,
                          "It is the fraction of each layer's lowest fused weights set to 0 (ViT rollout uses ~0.9).")
     if value >= 1.0:
@@ -163,7 +170,7 @@ def _layer_mixed(src: Engine, layer: int, residual: float, head_fusion: str, rat
 MEASURES = ("attention", "contribution")
 
 
-def measured(attn, measure: str):
+def measured(attn: AttentionSource, measure: str) -> AttentionSource:
     """``attn`` itself for ``measure="attention"``; for ``"contribution"``, its value-weighted
     contributions read like attention (:class:`attnwidget.contributions.ContributionSource`; the
     capture needs ``values=True``)."""
@@ -178,14 +185,15 @@ def measured(attn, measure: str):
     if not hasattr(attn, "_records"):
         raise ArgumentError("measure='contribution' needs a Capture recorded with values=True (capture(model, "
                             f"tokenizer, text, values=True)); got {type(attn).__name__}, which holds no values.")
-    return ContributionSource(attn)
+    return ContributionSource(cast("Capture", attn))  # it holds _records: a Capture
 
 
-def _is_capture(obj) -> bool:
+def _is_capture(obj: object) -> TypeGuard[CaptureLike]:
     return hasattr(obj, "patterns") and hasattr(obj, "is_causal")
 
 
-def _mixed_and_causal(attn, residual, head_fusion, start_layer, layers, bar=None, discard_ratio=0.0):
+def _mixed_and_causal(attn: AttentionSource, residual: float, head_fusion: str, start_layer: int, layers: Layers,
+                      bar: ProgressBar | None = None, discard_ratio: float = 0.0) -> tuple[np.ndarray, bool]:
     residual = _check_residual(residual)
     head_fusion = _check_fusion(head_fusion)
     if _check_discard(discard_ratio) > 0:
@@ -219,7 +227,8 @@ def _mixed_and_causal(attn, residual, head_fusion, start_layer, layers, bar=None
     return np.stack([_fuse_and_mix(arr[l], residual, head_fusion) for l in chosen]), causal
 
 
-def _blocks_setup(attn, residual, head_fusion, start_layer, layers):
+def _blocks_setup(attn: AttentionSource, residual: float, head_fusion: str, start_layer: int,
+                  layers: Layers) -> tuple[Engine, list[int], float, str]:
     """``(source, chosen layers, residual, head_fusion)`` after the same checks as the dense path."""
     residual = _check_residual(residual)
     head_fusion = _check_fusion(head_fusion)
@@ -229,8 +238,8 @@ def _blocks_setup(attn, residual, head_fusion, start_layer, layers):
     return src, chosen, residual, head_fusion
 
 
-def mixed_attention(attn, residual: float = 0.5, head_fusion: str = "mean", *,
-                    start_layer: int = 0, layers=None, discard_ratio: float = 0.0) -> np.ndarray:
+def mixed_attention(attn: AttentionSource, residual: float = 0.5, head_fusion: str = "mean", *,
+                    start_layer: int = 0, layers: Layers = None, discard_ratio: float = 0.0) -> np.ndarray:
     """Per-layer matrices used by rollout and flow: float64 ``[L_used, query, key]``.
 
     ``M[l] = rownorm(residual * I + (1 - residual) * fuse_heads(attn[l]))`` for the used layers,
@@ -248,8 +257,9 @@ def mixed_attention(attn, residual: float = 0.5, head_fusion: str = "mean", *,
 # ----------------------------------------------------------------------------- rollout
 
 
-def rollout(attn, *, residual: float = 0.5, head_fusion: str = "mean", start_layer: int = 0,
-            layers=None, progress=None, discard_ratio: float = 0.0, measure: str = "attention") -> np.ndarray:
+def rollout(attn: AttentionSource, *, residual: float = 0.5, head_fusion: str = "mean", start_layer: int = 0,
+            layers: Layers = None, progress: Progress = None, discard_ratio: float = 0.0,
+            measure: str = "attention") -> np.ndarray:
     """Attention rollout: float64 ``[query, key]`` = ``M[top] @ ... @ M[start]``.
 
     ``R[i, j]`` is the share of input token ``j`` in position ``i`` after the used layers, with the
@@ -276,6 +286,7 @@ def rollout(attn, *, residual: float = 0.5, head_fusion: str = "mean", start_lay
         for l in chosen:
             M = _layer_mixed(src, l, residual, head_fusion, discard_ratio)
             R = M if R is None else M @ R
+        assert R is not None  # at least one layer is chosen
         return np.tril(R) if src.is_causal else R
     if _recomputes(attn):
         src, chosen, residual, head_fusion = _blocks_setup(attn, residual, head_fusion, start_layer, layers)
@@ -294,7 +305,8 @@ def rollout(attn, *, residual: float = 0.5, head_fusion: str = "mean", start_lay
     return R
 
 
-def _rollout_blocks(src: Engine, chosen: list[int], residual: float, head_fusion: str, bar) -> np.ndarray:
+def _rollout_blocks(src: Engine, chosen: list[int], residual: float, head_fusion: str,
+                    bar: ProgressBar) -> np.ndarray:
     """Full rollout from row blocks: two ``[n, n]`` float64 matrices, never ``[L, n, n]``."""
     n = src.num_tokens
     R, lower = None, True  # lower: R is exactly zero above the diagonal
@@ -314,12 +326,13 @@ def _rollout_blocks(src: Engine, chosen: list[int], residual: float, head_fusion
             new_lower &= block_lower
         R, lower = new, new_lower
         bar.update(1)
+    assert R is not None  # at least one layer is chosen
     if src.is_causal:
         R = np.tril(R)
     return R
 
 
-def _default_row(n: int, causal: bool, row) -> tuple[int, str]:
+def _default_row(n: int, causal: bool, row: object) -> tuple[int, str]:
     if row is None:
         if causal:
             return n - 1, (
@@ -330,7 +343,7 @@ def _default_row(n: int, causal: bool, row) -> tuple[int, str]:
     return r, f"row {r} chosen by the caller"
 
 
-def _rows_arg(n: int, causal: bool, rows, name: str = "rows") -> tuple[list[int], list[str]]:
+def _rows_arg(n: int, causal: bool, rows: Any, name: str = "rows") -> tuple[list[int], list[str]]:  # checked here
     """Query rows (or flow targets, named ``name`` in errors) as non-negative ints with reasons."""
     if rows is None or (isinstance(rows, (int, np.integer)) and not isinstance(rows, bool)):
         r, reason = _default_row(n, causal, rows)
@@ -351,7 +364,7 @@ def _rows_arg(n: int, causal: bool, rows, name: str = "rows") -> tuple[list[int]
 
 
 def _propagate_rows(src: Engine, chosen: list[int], residual: float, head_fusion: str,
-                    targets: list[int], progress=None, discard_ratio: float = 0.0) -> np.ndarray:
+                    targets: list[int], progress: Progress = None, discard_ratio: float = 0.0) -> np.ndarray:
     """``[k, n]``: ``e_t @ M[top] @ ... @ M[start]`` for each target ``t``, one layer at a time.
 
     ``V_new = sum over row blocks b of V[:, b] @ M_l[b, :]``: each block of ``M_l`` is mixed on the
@@ -398,9 +411,9 @@ def _propagate_rows(src: Engine, chosen: list[int], residual: float, head_fusion
     return V
 
 
-def rollout_rows(attn, rows=None, *, residual: float = 0.5, head_fusion: str = "mean",
-                 start_layer: int = 0, layers=None, progress=None, discard_ratio: float = 0.0,
-                 measure: str = "attention") -> np.ndarray:
+def rollout_rows(attn: AttentionSource, rows: Indices | None = None, *, residual: float = 0.5,
+                 head_fusion: str = "mean", start_layer: int = 0, layers: Layers = None, progress: Progress = None,
+                 discard_ratio: float = 0.0, measure: str = "attention") -> np.ndarray:
     """Several rows of :func:`rollout` in one pass: float64 ``[len(rows), key]``.
 
     ``rows``: an int, a sequence of ints (negative counts from the end) or ``None`` for the natural row
@@ -416,8 +429,8 @@ def rollout_rows(attn, rows=None, *, residual: float = 0.5, head_fusion: str = "
     return _propagate_rows(src, chosen, residual, head_fusion, targets, progress, _check_discard(discard_ratio))
 
 
-def rollout_row(attn, row: int | None = None, *, residual: float = 0.5, head_fusion: str = "mean",
-                start_layer: int = 0, layers=None, progress=None, discard_ratio: float = 0.0,
+def rollout_row(attn: AttentionSource, row: int | None = None, *, residual: float = 0.5, head_fusion: str = "mean",
+                start_layer: int = 0, layers: Layers = None, progress: Progress = None, discard_ratio: float = 0.0,
                 measure: str = "attention") -> RowAttribution:
     """One row of :func:`rollout` (cheaper: a vector times ``L`` matrices), and which row it is.
 
@@ -436,12 +449,13 @@ def rollout_row(attn, row: int | None = None, *, residual: float = 0.5, head_fus
 # ----------------------------------------------------------------------------- flow
 
 
-def _check_flow_size(attn, start_layer, layers) -> None:
+def _check_flow_size(attn: AttentionSource, start_layer: int, layers: Layers) -> None:
     """Refuse attention flow on a Capture whose dense network would not fit (before reading anything)."""
     if not _recomputes(attn):
         return
     check_rollout(Engine(attn))
-    num_layers, n = int(attn.num_layers), int(attn.num_tokens)
+    declared: Any = attn  # a Capture, or a measure over one: its declared sizes
+    num_layers, n = int(declared.num_layers), int(declared.num_tokens)
     chosen = _select_layers(num_layers, start_layer, layers)
     need = FLOW_BYTES_PER_ENTRY * len(chosen) * n * n
     available = available_memory()
@@ -462,8 +476,10 @@ def _flow_seconds(n: int, layers: int, targets: int) -> float:
     return 3.6 * (n / 512) ** 3 * layers / 30 * targets
 
 
-def _flow(attn, targets, residual, head_fusion, start_layer, layers, progress, default_only=False):
+def _flow(attn: AttentionSource, targets: Indices | None, residual: float, head_fusion: str, start_layer: int,
+          layers: Layers, progress: Progress, default_only: bool = False) -> tuple[np.ndarray, list[int], list[str]]:
     _check_flow_size(attn, start_layer, layers)
+    from ._flow import flow_rows  # without numba: MissingExtraError, before the dense network is built
     try:  # sizes for the progress bar; bad input is reported by _mixed_and_causal below
         engine = Engine(attn)
         n, chosen = engine.num_tokens, _select_layers(engine.num_layers, start_layer, layers)
@@ -479,15 +495,14 @@ def _flow(attn, targets, residual, head_fusion, start_layer, layers, progress, d
             rows, reasons = [r], [reason]
         else:
             rows, reasons = _rows_arg(M.shape[-1], causal, targets, name="targets")
-        from ._flow import flow_rows
-
         return flow_rows(M, rows, progress=bar), rows, reasons
     finally:
         bar.close()
 
 
-def attention_flow(attn, targets=None, *, residual: float = 0.5, head_fusion: str = "mean",
-                   start_layer: int = 0, layers=None, progress=None) -> np.ndarray:
+def attention_flow(attn: AttentionSource, targets: Indices | None = None, *, residual: float = 0.5,
+                   head_fusion: str = "mean", start_layer: int = 0, layers: Layers = None,
+                   progress: Progress = None) -> np.ndarray:
     """Exact attention flow: float64 ``[len(targets), key]``.
 
     Entry ``[r, j]`` is the maximum flow from node ``(L, targets[r])`` (top of the used layers) to
@@ -504,13 +519,17 @@ def attention_flow(attn, targets=None, *, residual: float = 0.5, head_fusion: st
     use fewer layers (``layers=``, ``start_layer=``), fewer tokens, or :func:`rollout_row`. Its time
     grows about as ``n^3`` per target (4 s at 512 tokens x 30 layers, 4 min at 2048 on 2 cores):
     ``progress`` shows a ``tqdm.auto`` bar with the time left (None: automatic, past about 2 s).
+
+    The solver is compiled with numba, an optional package: without it this raises
+    :class:`~attnwidget.errors.MissingExtraError` (an ``ImportError``) naming
+    ``pip install "attnwidget[flow]"``.
     """
     return _flow(attn, targets, residual, head_fusion, start_layer, layers, progress)[0]
 
 
-def attention_flow_row(attn, row: int | None = None, *, residual: float = 0.5,
+def attention_flow_row(attn: AttentionSource, row: int | None = None, *, residual: float = 0.5,
                        head_fusion: str = "mean", start_layer: int = 0,
-                       layers=None, progress=None) -> RowAttribution:
+                       layers: Layers = None, progress: Progress = None) -> RowAttribution:
     """One row of :func:`attention_flow` together with the row used and why (as :func:`rollout_row`)."""
     values, rows, reasons = _flow(attn, row, residual, head_fusion, start_layer, layers, progress,
                                   default_only=True)

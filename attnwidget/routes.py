@@ -8,7 +8,8 @@ one target token keep the parts whose importance reaches a threshold. See :func:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,6 +21,8 @@ from .errors import ArgumentError, ArgumentTypeError, UnsupportedAttentionError
 if TYPE_CHECKING:
     import networkx as nx
 
+    from .capture import Capture
+
 __all__ = ["flow_routes"]
 
 #: float32 elements of one block of weights, ``[heads, rows, keys]`` (16 MiB).
@@ -29,7 +32,7 @@ NEEDS_VALUES = ("flow_routes needs the values and the output projection of each 
                 "capture(..., values=True), and add residual=True for the full graph (residual and FFN nodes).")
 
 
-def flow_routes(capture, target=None, threshold=0.04) -> nx.DiGraph:
+def flow_routes(capture: Capture, target: int | None = None, threshold: float = 0.04) -> nx.DiGraph:
     """The information-flow routes to one token (Ferrando & Voita 2024, "Information Flow Routes:
     Automatically Interpreting Language Models at Scale"; the graph of llm-transparency-tool): a
     :class:`networkx.DiGraph`, a DAG whose edges point up the layers to the target.
@@ -98,6 +101,7 @@ def flow_routes(capture, target=None, threshold=0.04) -> nx.DiGraph:
     """
     import networkx as nx
 
+    from ._recorder import QKRecord
     from .capture import Capture
 
     if not isinstance(capture, Capture) or capture.is_cross:
@@ -114,7 +118,9 @@ def flow_routes(capture, target=None, threshold=0.04) -> nx.DiGraph:
         raise ArgumentError(f"threshold must lie in [0, 1) (importances of the parts of a sum add up to 1); "
                             f"got {threshold}.")
     residual = capture.residual
-    hidden = capture._records[0].out_proj.shape[-1]
+    first = capture._records[0]
+    assert isinstance(first, QKRecord) and first.out_proj is not None  # has_values: every layer has both
+    hidden = first.out_proj.shape[-1]
     if residual is not None and tuple(residual.shape) != (layers + 1, n, hidden):
         raise ArgumentError(f"capture.residual has shape {tuple(residual.shape)}; flow_routes expects "
                             f"[layers + 1, tokens, hidden] = {(layers + 1, n, hidden)}.")
@@ -143,7 +149,8 @@ def flow_routes(capture, target=None, threshold=0.04) -> nx.DiGraph:
     return graph
 
 
-def _layer_routes(graph: nx.DiGraph, capture, layer: int, frontier: list[int], threshold: float) -> list[int]:
+def _layer_routes(graph: nx.DiGraph, capture: Capture, layer: int, frontier: list[int],
+                  threshold: float) -> list[int]:
     """Add block ``layer``'s edges into the frontier tokens' ``("res", layer + 1, i)`` nodes; return the
     tokens whose ``("res", layer, j)`` node joined the graph."""
     residual = capture.residual
@@ -154,9 +161,10 @@ def _layer_routes(graph: nx.DiGraph, capture, layer: int, frontier: list[int], t
             if residual is None:
                 into = top + (i,)
             else:
+                assert ffn is not None  # yielded with the residual stream
                 into = ("mid", layer, i)
-                ffn_edge = dict(kind="ffn", layer=layer, importance=float(ffn[0, b]), attention=0.0,
-                                residual=0.0, head=None, heads=None)
+                ffn_edge: dict[str, Any] = dict(kind="ffn", layer=layer, importance=float(ffn[0, b]), attention=0.0,
+                                                residual=0.0, head=None, heads=None)
                 if _kept(ffn_edge["importance"], threshold):
                     _add_node(graph, into)
                     _add_node(graph, ("ffn", layer, i))
@@ -182,24 +190,25 @@ def _kept(importance: float, threshold: float) -> bool:
     return importance > 0.0 and importance >= threshold
 
 
-def _edge(layer: int, heads: np.ndarray | None, residual: float) -> dict:
+def _edge(layer: int, heads: np.ndarray | None, residual: float) -> dict[str, Any]:
     """Attributes of an attention, residual or merged edge (``heads``: per-head importances or None)."""
     attention = 0.0 if heads is None else float(heads.sum(dtype=np.float64))
     kind = "attention+residual" if attention > 0 and residual > 0 else "residual" if residual > 0 else "attention"
-    has_heads = heads is not None and kind != "residual"
+    shown = heads if kind != "residual" else None
     return dict(kind=kind, layer=layer, importance=attention + residual, attention=attention, residual=residual,
-                head=int(np.argmax(heads)) if has_heads else None,
-                heads=[float(v) for v in heads] if has_heads else None)
+                head=int(np.argmax(shown)) if shown is not None else None,
+                heads=[float(v) for v in shown] if shown is not None else None)
 
 
-def _add_node(graph: nx.DiGraph, key: tuple) -> None:
+def _add_node(graph: nx.DiGraph, key: tuple[str, int, int]) -> None:
     if key not in graph:
         kind, layer, token = key
         graph.add_node(key, kind=kind, layer=layer, token=token, label=graph.graph["tokens"][token],
                        row=2 * layer + (kind != "res"))
 
 
-def _importances(capture, layer: int, rows: list[int], residual):
+def _importances(capture: Capture, layer: int, rows: list[int], residual: torch.Tensor | None
+                 ) -> Iterator[tuple[list[int], np.ndarray, np.ndarray | None, np.ndarray | None]]:
     """Per block of frontier rows: ``(rows, heads [H, B, k], own [B] | None, ffn [2, B] | None)``, numpy
     importances of the parts ``c_hj`` (keys ``0..k-1``), of ``x_i`` in ``mid_i``, and of ``(ffn_i, mid_i)``
     in ``out_i``. Without ``residual`` the whole is the attention output and ``own``, ``ffn`` are None."""
@@ -222,19 +231,21 @@ def _importances(capture, layer: int, rows: list[int], residual):
         if residual is None:
             yield block, heads, None, None
             continue
+        assert own is not None  # computed above, with the residual stream
         out = residual[layer + 1, block]
         ffn = _shares(_proximity(torch.stack([out - whole, whole]), out))
         yield block, heads, (own * scale).numpy(), ffn.numpy()
 
 
-def _attention_block(capture, layer: int, rows: list[int], outputs: torch.Tensor):
+def _attention_block(capture: Capture, layer: int, rows: list[int],
+                     outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(alpha [H, B, k], attention output [B, D])`` of query ``rows`` (``outputs``: the layer's head
     outputs ``f_h(x_j)``, ``[H, keys, D]``): the weights on the keys they can see (``k``: all keys, or up to
     the last row for causal attention) and ``sum_{h,j} alpha_ij^h f_h(x_j) + b_O``."""
     keys = max(rows) + 1 if capture.is_causal else outputs.shape[1]
     alpha = torch.from_numpy(capture.head_patterns(layer, rows=list(rows)))[..., :keys]
     total = torch.bmm(alpha, outputs[:, :keys]).sum(0)
-    bias = capture._records[layer].out_bias
+    bias = getattr(capture._records[layer], "out_bias", None)
     return alpha, total if bias is None else total + bias.float()
 
 

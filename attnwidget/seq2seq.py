@@ -14,9 +14,15 @@ and attnwidget does not invent one across parts (see docs/DECISIONS.md).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .errors import ArgumentError
+
+if TYPE_CHECKING:
+    from ._types import AttentionSource, StrPath
+    from .capture import Capture
 
 PARTS = ("encoder", "decoder", "cross")
 
@@ -24,7 +30,7 @@ PARTS = ("encoder", "decoder", "cross")
 class Seq2SeqCapture:
     """Encoder, decoder and cross-attention of one source/target pair (see the module docstring)."""
 
-    def __init__(self, *, encoder, decoder, cross):
+    def __init__(self, *, encoder: Capture, decoder: Capture, cross: Capture) -> None:
         if cross.num_tokens != decoder.num_tokens or cross.num_keys != encoder.num_tokens:
             raise ArgumentError(
                 f"cross-attention must be [target, source] = [{decoder.num_tokens}, {encoder.num_tokens}]; "
@@ -35,11 +41,11 @@ class Seq2SeqCapture:
         self.cross = cross
 
     @property
-    def parts(self) -> dict:
+    def parts(self) -> dict[str, Capture]:
         """``{"encoder": Capture, "decoder": Capture, "cross": Capture}``."""
         return {"encoder": self.encoder, "decoder": self.decoder, "cross": self.cross}
 
-    def part(self, name: str):
+    def part(self, name: str) -> Capture:
         """One part by name: 'encoder', 'decoder' or 'cross'."""
         from ._checks import check_choice
 
@@ -67,8 +73,9 @@ class Seq2SeqCapture:
                 f"{self.encoder.num_heads} heads, decoder {self.decoder.num_layers} x {self.decoder.num_heads}>")
 
     @classmethod
-    def from_attentions(cls, encoder, decoder, cross, *, source_tokens=None, target_tokens=None,
-                        model_name: str = "attentions") -> "Seq2SeqCapture":
+    def from_attentions(cls, encoder: AttentionSource, decoder: AttentionSource, cross: AttentionSource, *,
+                        source_tokens: Sequence[str] | None = None, target_tokens: Sequence[str] | None = None,
+                        model_name: str = "attentions") -> Seq2SeqCapture:
         """From the three attention tuples an encoder-decoder returns with ``output_attentions=True``
         (``encoder_attentions``, ``decoder_attentions``, ``cross_attentions``), each checked as attention."""
         from ._from_attentions import seq2seq_from_attentions
@@ -77,20 +84,21 @@ class Seq2SeqCapture:
                                        target_tokens=target_tokens, model_name=model_name)
 
     @classmethod
-    def from_output(cls, output, *, source_tokens=None, target_tokens=None) -> "Seq2SeqCapture":
+    def from_output(cls, output: Any, *, source_tokens: Sequence[str] | None = None,
+                    target_tokens: Sequence[str] | None = None) -> Seq2SeqCapture:
         """From a model output (``Seq2SeqLMOutput``...) computed with ``output_attentions=True``."""
         return cls.from_attentions(output.encoder_attentions, output.decoder_attentions, output.cross_attentions,
                                    source_tokens=source_tokens, target_tokens=target_tokens)
 
     # -- persistence ---------------------------------------------------------------------------
-    def save(self, path) -> Path:
+    def save(self, path: StrPath) -> Path:
         """Write all three parts to one ``.safetensors`` file that :meth:`load` reopens."""
         from . import _capture_file
 
         return _capture_file.save_parts(self, path)
 
     @classmethod
-    def load(cls, path) -> "Seq2SeqCapture":
+    def load(cls, path: StrPath) -> Seq2SeqCapture:
         """Reopen a file written by :meth:`save` (checked as ``Capture.load`` checks its files)."""
         from . import _capture_file
         from .capture import Capture

@@ -4,7 +4,9 @@ and sets their statistics next to each other. Definitions: docs/analysis.md.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,6 +15,14 @@ from ._progress import make_bar, text_seconds
 from ._summary import summary_for
 from .compare import ShowsComparison
 from .parts import _assign, chat_parts
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from ._progress import ProgressBar
+    from ._types import Layers, Message, Progress
+    from .capture import Capture
 
 __all__ = ["TEMPLATE_STATS", "TemplateComparison", "compare_templates"]
 
@@ -52,7 +62,7 @@ class TemplateComparison(ShowsComparison):
     stats: dict[str, np.ndarray]
     by_layer: dict[str, list[np.ndarray]]
     layers: list[list[int]]
-    captures: dict | None = field(default=None, compare=False)
+    captures: dict[str, Capture] | None = field(default=None, compare=False)
 
     def __getitem__(self, name: str) -> dict[str, float]:
         if name not in self.names:
@@ -60,11 +70,11 @@ class TemplateComparison(ShowsComparison):
         k = self.names.index(name)
         return {s: (int(v[k]) if s == "num_tokens" else float(v[k])) for s, v in self.stats.items()}
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return plain({"names": self.names, "tokens": self.tokens, "stats": self.stats,
                       "by_layer": self.by_layer, "layers": self.layers})
 
-    def to_pandas(self):
+    def to_pandas(self) -> pd.DataFrame:
         """One row per template (index ``template``, in order), one column per name in
         ``TEMPLATE_STATS`` (means over the selected layers and all heads). Needs pandas (imported here only)."""
         import pandas as pd
@@ -89,10 +99,10 @@ class TemplateComparison(ShowsComparison):
         return "Template comparison (means over layers and heads)\n" + table(["statistic"] + self.names, rows)
 
 
-def _content_mask(capture, messages) -> np.ndarray:
+def _content_mask(capture: Capture, messages: Sequence[Message] | None) -> np.ndarray:
     """``[n]`` bool: tokens of the prompt's content (message texts; else non-special text)."""
     offsets, text = capture.offsets, capture.text or ""
-    spans = []
+    spans: list[tuple[int, int]] = []
     if messages is not None:
         pos = 0
         for m in messages:
@@ -108,14 +118,14 @@ def _content_mask(capture, messages) -> np.ndarray:
             spans = []
     if not spans:
         return ~capture.special
-    spans = np.array(spans, dtype=np.int64)
-    return (_assign(offsets, spans) >= 0) & ~capture.special
+    return (_assign(offsets, np.array(spans, dtype=np.int64)) >= 0) & ~capture.special
 
 
-def _template_stats(capture, layer_list, messages) -> dict[str, np.ndarray]:
+def _template_stats(capture: Capture, layer_list: list[int],
+                    messages: Sequence[Message] | None) -> dict[str, np.ndarray]:
     content = _content_mask(capture, messages).astype(np.float64)
     special = capture.special.astype(np.float64)
-    per = {s: [] for s in TEMPLATE_STATS if s != "num_tokens"}
+    per: dict[str, list[float]] = {s: [] for s in TEMPLATE_STATS if s != "num_tokens"}
     summary = summary_for(capture)  # the fused pass, shared with the widget and compute_metrics
     for layer in layer_list:
         result = summary.layer(layer)
@@ -128,8 +138,10 @@ def _template_stats(capture, layer_list, messages) -> dict[str, np.ndarray]:
     return {s: np.array(v) for s, v in per.items()}
 
 
-def compare_templates(model=None, tokenizer=None, templates=None, *, captures=None, layers=None, progress=None,
-                      **capture_kwargs) -> TemplateComparison:
+def compare_templates(model: PreTrainedModel | None = None, tokenizer: PreTrainedTokenizerBase | None = None,
+                      templates: Mapping[str, str | Sequence[Message]] | None = None, *,
+                      captures: Mapping[str, Capture] | None = None, layers: Layers = None, progress: Progress = None,
+                      **capture_kwargs: Any) -> TemplateComparison:
     """Capture each prompt template and set its statistics side by side; returns a :class:`TemplateComparison`.
 
     ``templates``: ``{name: text or chat messages}``, captured with ``attnwidget.capture(model,
@@ -144,6 +156,7 @@ def compare_templates(model=None, tokenizer=None, templates=None, *, captures=No
     """
     check_inputs("compare_templates", "templates", templates, captures, model, tokenizer)
     items = templates if templates is not None else captures
+    assert items is not None  # check_inputs: one of the two
     bar = make_bar(2 * len(items), "attnwidget templates", progress, _seconds(model, templates, captures), "step")
     try:
         made = captures_of("compare_templates", templates, captures, model, tokenizer, bar, **capture_kwargs)
@@ -152,18 +165,21 @@ def compare_templates(model=None, tokenizer=None, templates=None, *, captures=No
         bar.close()
 
 
-def _seconds(model, texts, captures) -> float:
+def _seconds(model: PreTrainedModel | None, texts: Mapping[str, object] | None,
+             captures: Mapping[str, Capture] | None) -> float:
     from ._summary import estimate_seconds
 
     if texts is not None:
         return text_seconds(model, texts.values())
+    assert captures is not None  # check_inputs: one of the two
     return sum(estimate_seconds(summary_for(c).engine) for c in captures.values() if hasattr(c, "_records"))
 
 
-def _compare(made, templates, layers, bar) -> TemplateComparison:
+def _compare(made: dict[str, Capture], templates: Mapping[str, str | Sequence[Message]] | None, layers: Layers,
+             bar: ProgressBar) -> TemplateComparison:
     names = [str(k) for k in made]
-    stats: dict[str, list] = {s: [] for s in TEMPLATE_STATS}
-    by_layer: dict[str, list] = {s: [] for s in TEMPLATE_STATS if s != "num_tokens"}
+    stats: dict[str, list[float]] = {s: [] for s in TEMPLATE_STATS}
+    by_layer: dict[str, list[np.ndarray]] = {s: [] for s in TEMPLATE_STATS if s != "num_tokens"}
     layer_lists = []
     for name, cap in made.items():
         layer_list = select_layers(layers, cap.num_layers)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import pathlib
 import threading
+from typing import TYPE_CHECKING, Any
 
 import anywidget
 import numpy as np
@@ -32,6 +33,10 @@ from ._from_attentions import widget_source
 from .errors import ArgumentError
 from .rollout import _check_discard
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ._types import Progress, Showable
 STATIC = pathlib.Path(__file__).parent / "static"
 VIEWS = ("heatmap", "text", "lines", "graph", "rollout", "query-key", "routes", "image")
 COLOR_SCALES = ("linear", "log", "no_sink")
@@ -203,9 +208,11 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, Measures, ViewPushes,
     """dict: the routes view's graph as node and edge arrays (bytes) and a legend
     (attnwidget._widget_routes.routes_wire); ``{}`` while another view shows or the routes are computed."""
 
-    def __init__(self, capture, *, part: str | None = None, layer: int | None = None, head: int | None = None,
-                 view: str | None = None, threshold: float = 0.1, tokens=None, key_tokens=None,
-                 color_by=None, measure: str = "attention", background: bool = True, progress=None, **kwargs):
+    def __init__(self, capture: Showable, *, part: str | None = None, layer: int | None = None,
+                 head: int | None = None, view: str | None = None, threshold: float = 0.1,
+                 tokens: Sequence[str] | None = None, key_tokens: Sequence[str] | None = None,
+                 color_by: str | None = None, measure: str = "attention", background: bool = True,
+                 progress: Progress = None, **kwargs: Any) -> None:
         self._lines_direction = "from"
         self._flow_row: tuple[int, np.ndarray] | None = None
         self._png_requests: dict = {}  # request id -> _widget_figures.FigureSave
@@ -253,7 +260,7 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, Measures, ViewPushes,
         self._start_pass(background, progress)
 
     @property
-    def capture(self):
+    def capture(self) -> Showable:
         """The Capture (or array, or Seq2SeqCapture) this widget shows; see also ``part_capture``."""
         return self._source
 
@@ -264,11 +271,11 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, Measures, ViewPushes,
                 f"heads, {part}layer={self.layer}, head={self.head}, view={self.view!r}{measure})")
 
     @t.default("selected_tokens")
-    def _no_selection(self):
+    def _no_selection(self) -> list[int]:
         return []
 
     # -- validation: in @validate, so a refused value never sticks --------------------------------
-    def _checked(self, values: dict) -> None:
+    def _checked(self, values: dict[str, Any]) -> None:
         """Run the validators on values about to be set together (the constructor's, the page's):
         traitlets defers validation inside ``hold_trait_notifications`` and rolls back only its own
         TraitError, so a value is checked here first and nothing is set when one is refused."""
@@ -277,73 +284,73 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, Measures, ViewPushes,
             if check is not None:
                 check({"value": value, "owner": self, "trait": self.traits().get(name)})
 
-    def _check_layer(self, layer) -> int:
+    def _check_layer(self, layer: object) -> int:
         return check_layer(layer, self._engine.num_layers)
 
-    def _check_head(self, head):
+    def _check_head(self, head: object) -> int | None:
         return check_head(head, self._engine.num_heads)
 
     @t.validate("part")
-    def _valid_part(self, proposal):
+    def _valid_part(self, proposal: t.Bunch) -> str:
         return self._check_part(proposal["value"])
 
     @t.validate("layer")
-    def _valid_layer(self, proposal):
+    def _valid_layer(self, proposal: t.Bunch) -> int:
         return self._check_layer(proposal["value"])
 
     @t.validate("head")
-    def _valid_head(self, proposal):
+    def _valid_head(self, proposal: t.Bunch) -> int | None:
         return self._check_head(proposal["value"])
 
     @t.validate("hovered_token")
-    def _valid_hovered_token(self, proposal):
+    def _valid_hovered_token(self, proposal: t.Bunch) -> int | None:
         value = proposal["value"]
         return None if value is None else check_index(value, self._engine.n, "hovered_token", "tokens")
 
     @t.validate("selected_tokens")
-    def _valid_selected_tokens(self, proposal):
+    def _valid_selected_tokens(self, proposal: t.Bunch) -> list[int]:
         return sorted(set(check_indices(proposal["value"], self._engine.n, "selected_tokens", "tokens")))
 
     @t.validate("threshold")
-    def _valid_threshold(self, proposal):
+    def _valid_threshold(self, proposal: t.Bunch) -> float:
         return check_number(proposal["value"], "threshold", 0.0, 1.0,
                             "The graph keeps the edges whose weight is above it.")
 
     @t.validate("measure")
-    def _valid_measure(self, proposal):
+    def _valid_measure(self, proposal: t.Bunch) -> str:
         return self._check_measure(proposal["value"])
 
     @t.validate("query_key_cell")
-    def _valid_query_key_cell(self, proposal):
+    def _valid_query_key_cell(self, proposal: t.Bunch) -> list[int] | None:
         return self._check_query_key_cell(proposal["value"])
 
     @t.validate("routes_target")
-    def _valid_routes_target(self, proposal):
+    def _valid_routes_target(self, proposal: t.Bunch) -> int:
         return self._check_routes_target(proposal["value"])
 
     @t.validate("routes_threshold")
-    def _valid_routes_threshold(self, proposal):
+    def _valid_routes_threshold(self, proposal: t.Bunch) -> float:
         return self._check_routes_threshold(proposal["value"])
 
     @t.validate("rollout_fusion")
-    def _valid_rollout_fusion(self, proposal):
+    def _valid_rollout_fusion(self, proposal: t.Bunch) -> str:
         value = check_choice(proposal["value"], ROLLOUT_FUSIONS, "rollout_fusion")
         self._refuse_cross_option("rollout_fusion", value)
         return value
 
     @t.validate("discard_ratio")
-    def _valid_discard_ratio(self, proposal):
+    def _valid_discard_ratio(self, proposal: t.Bunch) -> float:
         value = _check_discard(proposal["value"])
         self._refuse_cross_option("discard_ratio", value)
         return value
 
-    def _refuse_cross_option(self, name: str, value) -> None:
+    def _refuse_cross_option(self, name: str, value: object) -> None:
         """A rollout option may not change while cross-attention (no rollout) is shown."""
         if self._state.is_cross and value != self._trait_values.get(name, self.traits()[name].default_value):
             raise ArgumentError(NO_CROSS_ROLLOUT)
 
     @t.validate("tokens", "key_tokens")
-    def _valid_tokens(self, proposal):
+    def _valid_tokens(self, proposal: t.Bunch) -> list[str]:
         tokens, name = proposal["value"], proposal["trait"].name
         size = self._engine.n if name == "tokens" else self._state.n_keys
         if len(tokens) != size:
@@ -351,7 +358,7 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, Measures, ViewPushes,
         return tokens
 
     @t.validate("color_by")
-    def _valid_color_by(self, proposal):
+    def _valid_color_by(self, proposal: t.Bunch) -> str | None:
         from .heads import ROLES
         from .metrics import FUSED_METRICS
 
@@ -359,22 +366,22 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, Measures, ViewPushes,
         return value if value is None else check_choice(value, sorted(FUSED_METRICS + ROLES), "color_by")
 
     @t.validate("view")
-    def _valid_view(self, proposal):
+    def _valid_view(self, proposal: t.Bunch) -> str:
         return self._check_view(proposal["value"])
 
     @t.validate("color_scale")
-    def _valid_color_scale(self, proposal):
+    def _valid_color_scale(self, proposal: t.Bunch) -> str:
         return check_choice(proposal["value"], COLOR_SCALES, "color_scale")
 
     @t.validate("text_source")
-    def _valid_text_source(self, proposal):
+    def _valid_text_source(self, proposal: t.Bunch) -> str:
         value = check_choice(proposal["value"], TEXT_SOURCES, "text_source")
         if value != "attention" and self._state.is_cross:
             raise ArgumentError(NO_CROSS_ROLLOUT)
         return value
 
     @t.validate("heatmap_kind")
-    def _valid_heatmap_kind(self, proposal):
+    def _valid_heatmap_kind(self, proposal: t.Bunch) -> str:
         check_choice(proposal["value"], ("attention", "rollout"), "heatmap_kind")
         if proposal["value"] == "rollout":
             self._refuse_cross_rollout()
@@ -388,17 +395,17 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, Measures, ViewPushes,
 
     # -- observers (quiet while a part switch sets many traits at once) ---------------------------
     @t.observe("part")
-    def _on_part(self, change):
+    def _on_part(self, change: t.Bunch) -> None:
         if not self._quiet:
             self._switch_part(change["new"])
 
     @t.observe("measure")
-    def _on_measure(self, change):
+    def _on_measure(self, change: t.Bunch) -> None:
         if not self._quiet:
             self._switch_measure(change["new"])
 
     @t.observe("tokens")
-    def _on_tokens(self, change):
+    def _on_tokens(self, change: t.Bunch) -> None:
         if not self._quiet and not self._state.is_cross:  # relabelled self-attention: keys are the same tokens
             for state in self._all_states():  # every measure of the part shown
                 if state.name == self._state.name:
@@ -406,12 +413,12 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, Measures, ViewPushes,
             self.key_tokens = self._state.key_tokens
 
     @t.observe("layer", "head")
-    def _on_layer_head(self, change):
+    def _on_layer_head(self, change: t.Bunch) -> None:
         if not self._quiet:
             self._push_selection()
 
     @t.observe("hovered_token")
-    def _on_hover(self, change):
+    def _on_hover(self, change: t.Bunch) -> None:
         if self._quiet:
             return
         if self.hovered_token is not None:
@@ -422,37 +429,37 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, Measures, ViewPushes,
             self._push_view()
 
     @t.observe("selected_tokens")
-    def _on_select(self, change):
+    def _on_select(self, change: t.Bunch) -> None:
         if not self._quiet and (self.view in ("text", "rollout", "image")
                                 or (self.view == "query-key" and self.query_key_cell is None)):
             self._push_view()
 
     @t.observe("query_key_cell")
-    def _on_query_key_cell(self, change):
+    def _on_query_key_cell(self, change: t.Bunch) -> None:
         """The cell's bars follow, on any view (a heatmap click sets it before the tab shows them)."""
         if not self._quiet and self._state.has_query_key:
             self._push_query_key()
 
     @t.observe("routes_target", "routes_threshold")
-    def _on_routes(self, change):
+    def _on_routes(self, change: t.Bunch) -> None:
         if not self._quiet and self.view == "routes":
             self.status = self._status_line()
             self._push_routes()
 
     @t.observe("view")
-    def _on_view(self, change):
+    def _on_view(self, change: t.Bunch) -> None:
         if not self._quiet:
             self.status = self._status_line()
             self._push_view()
 
     @t.observe("text_source")
-    def _on_text_source(self, change):
+    def _on_text_source(self, change: t.Bunch) -> None:
         if not self._quiet and self.view in ("text", "image"):
             self.status = self._status_line()
             self._push_view()
 
     @t.observe("rollout_fusion", "discard_ratio")
-    def _on_rollout_options(self, change):
+    def _on_rollout_options(self, change: t.Bunch) -> None:
         """Everything that shows rollout follows the new options (computed now for short inputs, on
         the worker thread for long ones; earlier options stay cached)."""
         if self._quiet or self._state.is_cross:
@@ -464,7 +471,7 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, Measures, ViewPushes,
             self._push_view()
 
     @t.observe("threshold")
-    def _on_threshold(self, change):
+    def _on_threshold(self, change: t.Bunch) -> None:
         if self._quiet:
             return
         if self.view == "graph":
@@ -473,11 +480,11 @@ class AttentionWidget(PageMessages, BackgroundPass, Parts, Measures, ViewPushes,
             self.graph_data = {}
 
     @t.observe("color_by")
-    def _on_color_by(self, change):
+    def _on_color_by(self, change: t.Bunch) -> None:
         if not self._quiet and self.grid_data:  # not during __init__, which builds the grid once
             self.grid_data = self._grid()
 
     @t.observe("heatmap_kind")
-    def _on_heatmap_kind(self, change):
+    def _on_heatmap_kind(self, change: t.Bunch) -> None:
         if not self._quiet:
             self._push_selection()
