@@ -420,8 +420,15 @@ def page_theme(page) -> dict:
 def assert_theme(page, dark: bool, where: str) -> None:
     """The page is dark (or light) throughout, and the widget has repainted to match: tabs, status,
     toolbar and the labels drawn on the canvases read at >= 4.5:1, and so does the page's own text."""
+    # The page's CSS follows a scheme change at once; the flag is set by a matchMedia listener, which
+    # runs a task later. Wait for it (bounded) rather than read it in between.
+    want = "false" if dark else "true"
+    deadline = time.monotonic() + 3
     theme = page_theme(page)
-    assert theme["light"] == ("false" if dark else "true"), (where, theme)
+    while theme["light"] != want and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+        theme = page_theme(page)
+    assert theme["light"] == want, (where, theme)
     assert (theme["luminance"] < 0.05) if dark else (theme["luminance"] > 0.9), (where, theme)
     deadline = time.monotonic() + 3  # the widget reads the theme again 0, 150 and 600 ms after a switch
     while True:
