@@ -199,7 +199,8 @@ function render({ model, el }) {
    * The heatmap from the keyboard: a cursor cell that the arrows move (query: up, down; key: left,
    * right), shown like the pointer's (the heatmap's own hover, crosshair and tooltip: a pointer
    * event at the cell's centre), so hovered_token follows; the window pans to keep it in sight.
-   * Enter selects the query token (as a click does); Escape clears the cursor, and with no cursor the
+   * Enter does what a click on that cell does (selects the query token; picks the query-key view's
+   * cell where that view is offered); Escape clears the cursor, and with no cursor the
    * selected tokens.
    */
   function heatmapKeyboard(mounted) {
@@ -207,7 +208,7 @@ function render({ model, el }) {
     if (!canvas) return;
     const [rowName, colName] = isCross() ? ["target", "source"] : ["query", "key"];
     focusable(viewKeys, canvas, { color: () => theme.accent, label: `Attention heatmap, ${rowName} tokens down, `
-      + `${colName} tokens across. Arrow keys move between cells, Enter selects the ${rowName} token, Escape clears.` });
+      + `${colName} tokens across. Arrow keys move between cells, Enter selects the ${rowName} token and the cell, Escape clears.` });
     let cursor = null;
     const pointAt = (type, cell) => {
       const g = geometryOf(mounted);
@@ -232,7 +233,7 @@ function render({ model, el }) {
       if (!result) return;
       event.preventDefault();
       if (result.action === "select") {
-        toggle(cursor.row);
+        callbacks.heatmap.click(cursor.row, cursor.col); // as a click: the token, and the query-key cell
         const on = (model.get("selected_tokens") ?? []).includes(cursor.row);
         announce(`${rowName} ${cursor.row} ${on ? "selected" : "unselected"}`);
       } else if (result.action === "clear") {

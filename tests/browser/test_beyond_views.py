@@ -46,6 +46,14 @@ def test_the_query_key_bars_follow_a_heatmap_click(mount_kernel, widget, cap):
     page.mouse.click(g["x"] + g["left"] + (2 + 0.5) * g["cellW"], g["y"] + g["top"] + (7 + 0.5) * g["cellH"])
     settle(page)
     assert widget.query_key_cell == [7, 2] and widget.selected_tokens == [7]
+    # Enter on the keyboard cursor does what a click does: the query token and the query-key cell.
+    page.locator(".attnwidget-heatmap-base").focus()
+    page.keyboard.press("ArrowDown")  # the cursor appears on the hovered query's diagonal, (7, 7) ...
+    page.keyboard.press("ArrowDown")  # ... and moves to (8, 7)
+    page.keyboard.press("Enter")
+    settle(page)
+    assert widget.query_key_cell == [8, 7] and widget.selected_tokens == [7, 8]
+    widget.query_key_cell, widget.selected_tokens = [7, 2], [7]
     page.get_by_role("button", name="query-key").click()
     settle(page)
     qk = view_box(page, "query-key")

@@ -24,6 +24,7 @@ from widget_captures import make_capture  # noqa: E402
 
 from attnwidget.compare import ComparisonWidget  # noqa: E402
 from kernel_bridge import KernelBridge  # noqa: E402
+from page_checks import settle  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -132,9 +133,6 @@ def mount_compare(compare_context, compare_server):
 
 
 # ---- helpers ------------------------------------------------------------------------------------------
-
-def settle(page) -> None:
-    page.wait_for_function("window.__model.inFlight === 0", timeout=15000)
 
 
 def push(page) -> None:

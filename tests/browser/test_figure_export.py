@@ -22,6 +22,7 @@ from widget_captures import make_capture, make_seq2seq  # noqa: E402
 from attnwidget import SaveError  # noqa: E402
 from attnwidget.errors import SaveFolderError  # noqa: E402
 from attnwidget.widget import AttentionWidget  # noqa: E402
+from page_checks import settle  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -62,9 +63,6 @@ def finish(page, save, timeout: float = 15.0):
         page.wait_for_timeout(25)  # Playwright runs the page's calls into the bridge meanwhile
     return save.result(0)
 
-
-def settle(page) -> None:
-    page.wait_for_function("window.__model.inFlight === 0", timeout=15000)
 
 
 def shown(page):

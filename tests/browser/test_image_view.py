@@ -15,15 +15,13 @@ from harness_data import image_row, image_state  # noqa: E402
 from widget_captures import make_vision  # noqa: E402
 
 from attnwidget.widget import AttentionWidget  # noqa: E402
+from page_checks import settle  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
 DARK = {"--jp-layout-color0": "hsl(0, 0%, 7%)", "--jp-ui-font-color1": "rgba(255,255,255,0.87)",
         "--jp-ui-font-color2": "rgba(255,255,255,0.54)"}
 
-
-def settle(page) -> None:
-    page.wait_for_function("window.__model.inFlight === 0", timeout=15000)
 
 
 def geometry(page) -> dict:

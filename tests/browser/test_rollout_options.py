@@ -15,6 +15,7 @@ from widget_captures import make_capture, make_seq2seq, make_vision  # noqa: E40
 
 import attnwidget  # noqa: E402
 from attnwidget.widget import AttentionWidget  # noqa: E402
+from page_checks import settle  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -23,9 +24,6 @@ DARK = {"--jp-layout-color0": "hsl(0, 0%, 7%)", "--jp-ui-font-color1": "rgba(255
         "--jp-ui-font-color2": "rgba(255,255,255,0.54)", "--jp-border-color1": "#616161"}
 GROUP = ".attnwidget-rollout-options"
 
-
-def settle(page) -> None:
-    page.wait_for_function("window.__model.inFlight === 0", timeout=15000)
 
 
 def push(page) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from harness_data import make_state
-from page_checks import AA, assert_readable, dom_contrast, overflow
+from page_checks import AA, assert_readable, dom_contrast, overflow, settle
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (widget_captures)
 from widget_captures import make_capture  # noqa: E402
@@ -53,9 +53,6 @@ def box(page, selector: str) -> dict:
 def geometry(page, view: str) -> dict:
     return json.loads(page.evaluate(f"document.querySelector('.attnwidget-{view}').dataset.geometry"))
 
-
-def settle(page) -> None:
-    page.wait_for_function("!window.__model.inFlight", timeout=15000)
 
 
 def switch_theme(page, css: dict | None, light: bool, name: str) -> None:
