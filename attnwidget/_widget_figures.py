@@ -45,17 +45,20 @@ SVG_VIEWS = ("heatmap", "grid")
 DEFAULT_TIMEOUT = 10.0
 
 
-def _in_kernel_cell() -> bool:
-    """Whether this call runs in a Jupyter kernel's cell (its main thread), where the page's answer
-    can arrive only after the cell, or while the cell awaits."""
-    if threading.current_thread() is not threading.main_thread():
-        return False
+def in_kernel() -> bool:
+    """Whether the code runs in a Jupyter kernel (where a widget can be displayed and answer)."""
     try:
         from IPython import get_ipython
     except ImportError:  # pragma: no cover - IPython comes with ipywidgets
         return False
     shell = get_ipython()
     return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _in_kernel_cell() -> bool:
+    """Whether this call runs in a Jupyter kernel's cell (its main thread), where the page's answer
+    can arrive only after the cell, or while the cell awaits."""
+    return threading.current_thread() is threading.main_thread() and in_kernel()
 
 
 class FigureSave:

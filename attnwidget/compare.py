@@ -27,6 +27,7 @@ import traitlets as t
 
 from . import _compare_data as data
 from ._checks import check_choice, check_head, check_index, check_layer
+from ._widget_figures import in_kernel
 from .errors import ArgumentError, ArgumentTypeError
 from .widget import COLOR_SCALES, STATIC, _Checked
 
@@ -366,16 +367,6 @@ def compare(captures: Comparable, **kwargs: Any) -> ComparisonWidget:
     return ComparisonWidget(captures, **kwargs)
 
 
-def _in_kernel() -> bool:
-    """Whether the code runs in a Jupyter kernel (where a widget can be displayed)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython comes with ipywidgets
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
-
-
 class ShowsComparison:
     """``.show()``, ``.widget`` and the notebook display of a comparison result that holds its captures
     (``self.captures``; see compare.py's docstring)."""
@@ -399,7 +390,7 @@ class ShowsComparison:
         """In a Jupyter kernel, the comparison view (with the text table as plain text); elsewhere, or
         without captures, the text table."""
         text = str(self)
-        if not getattr(self, "captures", None) or not _in_kernel():
+        if not getattr(self, "captures", None) or not in_kernel():
             return {"text/plain": text}
         shown = self.widget._repr_mimebundle_(include=include, exclude=exclude)
         if isinstance(shown, tuple):  # (data, metadata)

@@ -232,7 +232,7 @@ def test_compare_templates_shows_the_comparison(caps, monkeypatch):
     assert attnwidget.compare(result).names == ["cat", "dog"]
     # outside a kernel: the table as text; in one: the widget, with the table as its text
     assert result._repr_mimebundle_() == {"text/plain": str(result)}
-    monkeypatch.setattr(sys.modules["attnwidget.compare"], "_in_kernel", lambda: True)
+    monkeypatch.setattr(sys.modules["attnwidget.compare"], "in_kernel", lambda: True)
     bundle = result._repr_mimebundle_()
     data = bundle[0] if isinstance(bundle, tuple) else bundle
     assert data["text/plain"] == str(result)

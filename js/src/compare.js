@@ -7,7 +7,7 @@
 import { readTheme, themeLUT } from "./colors.js";
 import { gridKey } from "./keyboard.js";
 import { SCALE_LABELS, SCALES } from "./scale.js";
-import { createListeners, element } from "./views/canvas.js";
+import { createListeners, element, modelBinding } from "./views/canvas.js";
 import { mountColorBar, mountCompareHeatmap } from "./views/compare_heatmap.js";
 import {
   compareGrids, compareHeatmaps, describeHover, differenceData, divergingLUT, divergingScale, pairFor, partnersOf,
@@ -49,15 +49,8 @@ function setOptions(select, options, value) {
 }
 
 function render({ model, el }) {
-  const subscriptions = [];
-  const on = (event, handler) => {
-    model.on(event, handler);
-    subscriptions.push([event, handler]);
-  };
-  const save = (changes) => {
-    for (const [name, value] of Object.entries(changes)) model.set(name, value);
-    model.save_changes();
-  };
+  const binding = modelBinding(model);
+  const { on, save } = binding;
   const domListeners = createListeners();
 
   const root = element("div", "attnwidget attnwidget-compare", { position: "relative", maxWidth: "100%" });
@@ -442,8 +435,7 @@ function render({ model, el }) {
     cancelAnimationFrame(frame);
     observer?.disconnect();
     scheme?.removeEventListener?.("change", rebuild);
-    for (const [event, handler] of subscriptions) model.off(event, handler);
-    subscriptions.length = 0;
+    binding.removeAll();
     domListeners.removeAll();
     controlListeners.removeAll();
     destroyPanels();

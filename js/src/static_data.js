@@ -9,6 +9,8 @@
 // meta: {n, n_keys?, heat_factor, heat_factor_keys?, full_layer, rollout?, rollout_rows: null (all) | [row],
 //        graph: {layer, head} | null, flow_row, image?: {grid: [rows, cols], patch_start} | null}
 
+import { decodeFloat16 } from "./codec.js";
+
 const TYPES = { uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, int32: Int32Array,
   float32: Float32Array };
 const TILE_SIDE = 512; // like attnwidget/reduce.py: tiles beyond this are max-pooled
@@ -31,25 +33,12 @@ export async function inflate(bytes) {
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
-/** IEEE 754 half bits -> number. */
-function half(bits) {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >> 10) & 0x1f;
-  const fraction = bits & 0x3ff;
-  if (exponent === 0) return sign * fraction * 2 ** -24;
-  if (exponent === 0x1f) return fraction ? NaN : sign * Infinity;
-  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
-}
-
 /** Raw little-endian bytes + dtype/shape -> {data, shape, dtype} (float16 widened to Float32Array). */
 export function toArray(bytes, dtype, shape) {
   const count = shape.reduce((a, b) => a * b, 1);
   const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength); // aligned copy
   if (dtype === "float16") {
-    const bits = new Uint16Array(buffer, 0, count);
-    const out = new Float32Array(count);
-    for (let i = 0; i < count; i++) out[i] = half(bits[i]);
-    return { data: out, shape, dtype: "float32" };
+    return { data: decodeFloat16(new Uint16Array(buffer, 0, count)), shape, dtype: "float32" };
   }
   const Type = TYPES[dtype];
   if (!Type) throw new TypeError(`embedded array: unsupported dtype ${dtype}`);

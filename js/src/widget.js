@@ -10,7 +10,7 @@ import {
   gridData, graphData, heatmapData, imageData, linesData, pictureData, queryKeyData, rolloutData, routesData, textData,
   tileData, toggleToken,
 } from "./traits.js";
-import { answerFigureRequest, createListeners, downloadPNG, element, figureCanvas } from "./views/canvas.js";
+import { answerFigureRequest, createListeners, downloadPNG, element, figureCanvas, modelBinding } from "./views/canvas.js";
 import { mountGraph } from "./views/graph.js";
 import { mountGrid } from "./views/grid.js";
 import { mountHeatmap } from "./views/heatmap.js";
@@ -36,15 +36,8 @@ const QUANTITY = { attention: "weight", contribution: "contribution" };
 
 function render({ model, el }) {
   const started = performance.timeOrigin + performance.now();
-  const subscriptions = [];
-  const on = (event, handler) => {
-    model.on(event, handler);
-    subscriptions.push([event, handler]);
-  };
-  const save = (changes) => {
-    for (const [name, value] of Object.entries(changes)) model.set(name, value);
-    model.save_changes();
-  };
+  const binding = modelBinding(model);
+  const { on, save } = binding;
 
   // The theme is read again once el is attached (anywidget renders before the output is in the
   // page) and whenever JupyterLab switches theme: applyTheme repaints everything.
@@ -473,8 +466,7 @@ function render({ model, el }) {
       try { model.send({ type: "page_closed" }); } catch (error) { console.warn("attnwidget", error); } // comm closed
     }
     shown = null;
-    for (const [event, handler] of subscriptions) model.off(event, handler);
-    subscriptions.length = 0;
+    binding.removeAll();
     themeWatch.stop();
     resizeObserver?.disconnect();
     clearTimeout(resizeTimer);

@@ -20,6 +20,29 @@ export function createListeners() {
   };
 }
 
+/**
+ * A widget model's events and writes for one rendered view: on(event, handler) subscribes and records
+ * it, save({name: value, ...}) sets the traits and syncs them in one message, removeAll() unsubscribes
+ * everything on(...) subscribed (the view's teardown).
+ */
+export function modelBinding(model) {
+  const subscriptions = [];
+  return {
+    on(event, handler) {
+      model.on(event, handler);
+      subscriptions.push([event, handler]);
+    },
+    save(changes) {
+      for (const [name, value] of Object.entries(changes)) model.set(name, value);
+      model.save_changes();
+    },
+    removeAll() {
+      for (const [event, handler] of subscriptions) model.off(event, handler);
+      subscriptions.length = 0;
+    },
+  };
+}
+
 /** Create an element with a class and inline style (no HTML parsing). */
 export function element(tag, className, style = {}) {
   const node = document.createElement(tag);

@@ -24,6 +24,15 @@ const BAR = 64; // px right of the picture for the colour bar and its ticks
 const ALPHA = 0.6; // opacity of the colour map over the picture
 const LUT = makeLUT("magma"); // dark (little weight) to bright (much): readable over a photo on any theme
 
+/** An ImageData as an offscreen canvas of its size. */
+function offscreen(image) {
+  const canvas = document.createElement("canvas");
+  canvas.width = image.width;
+  canvas.height = image.height;
+  canvas.getContext("2d").putImageData(image, 0, 0);
+  return canvas;
+}
+
 /** The picture as an offscreen canvas (RGB -> opaque RGBA). */
 function pictureCanvas(picture) {
   const [height, width] = picture.shape;
@@ -35,11 +44,7 @@ function pictureCanvas(picture) {
     image.data[4 * p + 2] = rgb[q + 2];
     image.data[4 * p + 3] = 255;
   }
-  const canvas = document.createElement("canvas");
-  canvas.width = width;
-  canvas.height = height;
-  canvas.getContext("2d").putImageData(image, 0, 0);
-  return canvas;
+  return offscreen(image);
 }
 
 /** The values [rows, cols] through the LUT as an offscreen canvas, one pixel per patch. */
@@ -53,11 +58,7 @@ function heatCanvas(values, scale) {
     image.data[4 * i + 2] = LUT[k + 2];
     image.data[4 * i + 3] = 255;
   }
-  const canvas = document.createElement("canvas");
-  canvas.width = cols;
-  canvas.height = rows;
-  canvas.getContext("2d").putImageData(image, 0, 0);
-  return canvas;
+  return offscreen(image);
 }
 
 export function mountImage(parent, data, options, callbacks = {}) {
