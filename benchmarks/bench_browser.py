@@ -24,27 +24,24 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.server
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tools"))
+import jupyter_run  # noqa: E402 (tools/: the offline Chromium and the file server the tests use)
 from _common import RESULTS, token_ids, write_table  # noqa: E402
 
 ROOT = HERE.parent
 BUNDLE = ROOT / "attnwidget" / "static" / "widget.js"
 PAGE = HERE / "browser"
-CHROMIUM = os.environ.get("ATTNWIDGET_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM = jupyter_run.CHROMIUM
 GOAL_PAINT_MS = 500.0
 GOAL_HOVER_MS = 16.0
 
@@ -74,59 +71,15 @@ def build_states(sizes: list[int], folder: Path) -> dict[int, float]:
 # -- server and browser ---------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def serve(routes: dict[str, Path]):
-    types = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-             ".json": "application/json"}
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            path = routes.get(self.path.split("?")[0])
-            if path is None:
-                self.send_error(404)
-                return
-            body = path.read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Type", types.get(path.suffix, "application/octet-stream"))
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-
-
-@contextlib.contextmanager
 def offline_chromium(origin: str):
-    """Headless Chromium in a throwaway profile and home; refuses every request off ``origin``."""
-    from playwright.sync_api import sync_playwright
-
-    blocked = []
-
+    """tools/jupyter_run's offline Chromium, allowed ``origin`` only (and data:, blob:); a request
+    anywhere else fails the benchmark."""
     def allowed(url: str) -> bool:
         return url.startswith(origin + "/") or url.startswith(("data:", "blob:"))
 
-    with tempfile.TemporaryDirectory(prefix="attnwidget-bench-chromium-") as home:
-        env = {**os.environ, "HOME": home, "XDG_CACHE_HOME": f"{home}/cache", "XDG_CONFIG_HOME": f"{home}/config"}
-        with sync_playwright() as playwright:
-            context = playwright.chromium.launch_persistent_context(
-                f"{home}/profile", executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS, env=env,
-                viewport={"width": 1200, "height": 900})
-            context.route("**/*", lambda route: route.continue_() if allowed(route.request.url)
-                          else (blocked.append(route.request.url), route.abort()))
-            try:
-                yield context
-            finally:
-                context.close()
+    with jupyter_run.offline_chromium(allowed) as context:
+        yield context
+        blocked = list(context.blocked_requests)
     if blocked:
         raise RuntimeError(f"the benchmark page tried to leave 127.0.0.1: {blocked[:3]}")
 
@@ -232,7 +185,7 @@ def main() -> None:
         routes = {"/": PAGE / "index.html", "/bench.js": PAGE / "bench.js", "/widget.js": BUNDLE,
                   **{f"/state/{n}.json": path for n, path in states.items()}}
         results = []
-        with serve(routes) as origin, offline_chromium(origin) as context:
+        with jupyter_run.serve_files(routes) as origin, offline_chromium(origin) as context:
             for n in sizes:
                 res = measure(context, origin, n, args.repeats, args.moves)
                 res["state_bytes"] = states[n].stat().st_size

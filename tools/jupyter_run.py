@@ -6,12 +6,14 @@ benchmarks (one recipe: /work/shared/BROWSER.md facts, kept here rather than in 
   waits for ``/api/status`` and shuts it down (then kills its process group) on exit.
 * :func:`offline_chromium` is a persistent Playwright Chromium context in a throwaway profile and
   home that refuses, and records, every request whose URL the caller does not allow.
+* :func:`serve_files` serves a few files on 127.0.0.1 (a thread), for pages without Jupyter.
 Both raise ``RuntimeError`` with the log's tail when something does not start.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import os
 import secrets
@@ -20,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -41,6 +44,42 @@ APPS = {
 }
 #: The current notebook's kernel, in the page (JupyterLab and Notebook 7 expose ``window.jupyterapp``).
 KERNEL = "window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel"
+
+
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                 ".json": "application/json"}
+
+
+@contextlib.contextmanager
+def serve_files(routes: dict[str, Path]):
+    """Yield ``http://127.0.0.1:PORT`` serving ``routes`` (URL path -> file, read at each request, so a
+    rebuilt file is served fresh; the type from its suffix; 404 elsewhere); stopped on exit."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server API)
+            path = routes.get(self.path.split("?")[0])
+            if path is None:
+                self.send_error(404)
+                return
+            body = Path(path).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPES.get(Path(path).suffix, "application/octet-stream"))
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def free_port() -> int:

@@ -7,11 +7,8 @@ The page imports the built ESM bundle and renders it with a fake anywidget model
 from __future__ import annotations
 
 import contextlib
-import http.server
-import shutil
-import subprocess
+import json
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -21,10 +18,9 @@ sys.path.insert(0, str(HERE))  # harness_data sits beside this file; importable 
 sys.path.insert(0, str(HERE.parents[1] / "tools"))  # the Jupyter / Chromium runner shared with benchmarks
 import jupyter_run  # noqa: E402
 from harness_data import make_state  # noqa: E402
-from kernel_bridge import KernelBridge  # noqa: E402
+from harness_server import bridged_pages, built, serve_harness  # noqa: E402
 
 ROOT = HERE.parents[1]
-JS = ROOT / "js"
 BUNDLE = ROOT / "attnwidget" / "static" / "widget.js"
 ALLOWED_SCHEMES = ("data:", "blob:")
 
@@ -34,62 +30,17 @@ def pytest_configure(config):
 
 # ---- bundle and server ---------------------------------------------------
 
-def _bundle_is_stale() -> bool:
-    if not BUNDLE.exists():
-        return True
-    built = BUNDLE.stat().st_mtime
-    return any(path.stat().st_mtime > built for path in (JS / "src").rglob("*.js*"))  # .js and .json
-
-
 @pytest.fixture(scope="session")
 def bundle() -> Path:
     """The built widget bundle; builds it (npm ci first if needed) when missing or stale."""
-    if _bundle_is_stale():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.fail("npm not found: install Node.js >= 20.19, then `npm --prefix js ci && npm --prefix js run build`")
-        if not (JS / "node_modules").exists():
-            subprocess.run([npm, "--prefix", str(JS), "ci"], check=True)
-        subprocess.run([npm, "--prefix", str(JS), "run", "build"], check=True)
-    return BUNDLE
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    routes: dict[str, tuple[Path, str]] = {}
-
-    def do_GET(self):  # noqa: N802 (http.server API)
-        route = self.routes.get(self.path.split("?")[0])
-        if route is None:
-            self.send_error(404)
-            return
-        path, content_type = route
-        body = path.read_bytes()
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+    return built(BUNDLE)
 
 
 @pytest.fixture(scope="session")
 def server(bundle):
     """http://127.0.0.1:PORT serving the harness page and the bundle (a thread)."""
-    routes = {
-        "/": (HERE / "harness.html", "text/html; charset=utf-8"),
-        "/harness.js": (HERE / "harness.js", "text/javascript; charset=utf-8"),
-        "/widget.js": (bundle, "text/javascript; charset=utf-8"),
-    }
-    handler = type("Handler", (_Handler,), {"routes": routes})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_harness(bundle) as url:
+        yield url
 
 
 # ---- browser -------------------------------------------------------------
@@ -112,6 +63,40 @@ def offline_chromium(allowed, **options):
 def chromium_launcher():
     """``offline_chromium`` for test modules that need their own context (e.g. Jupyter pages)."""
     return offline_chromium
+
+
+@contextlib.contextmanager
+def _notebook_server(app: str, tmp_path: Path, name: str, cells: list[str]):
+    """A Jupyter server of ``app`` ("lab" or "notebook") on 127.0.0.1 with isolated state, its root
+    holding the notebook ``name`` made of ``cells``; yields jupyter_run's details plus ``tmp``."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / name).write_text(json.dumps(jupyter_run.notebook_json(cells)))
+    try:
+        server = jupyter_run.jupyter_server(app, root, tmp_path / "state", tmp_path / f"{app}.log", notebook=name)
+        info = server.__enter__()
+    except RuntimeError as error:  # a server that cannot start fails the test: a skip proves nothing
+        pytest.fail(str(error))
+    try:
+        yield {**info, "tmp": tmp_path}
+    finally:
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def notebook_server():
+    """notebook_server(app, tmp_path, name, cells): a context manager for a real Jupyter server."""
+    return _notebook_server
+
+
+@pytest.fixture(scope="module")
+def jupyter_browser(chromium_launcher):
+    """Offline Chromium for Jupyter pages: only 127.0.0.1 (http and ws), data: and blob: may load."""
+    def allowed(url: str) -> bool:
+        return url.startswith(("http://127.0.0.1:", "ws://127.0.0.1:", "data:", "blob:"))
+
+    with chromium_launcher(allowed, viewport={"width": 1500, "height": 1000}) as context:
+        yield context
 
 
 @pytest.fixture(scope="module")
@@ -151,25 +136,5 @@ def mount_kernel(browser_context, server):
     """mount_kernel(widget, css=None) -> page: a real AttentionWidget behind the harness page (see
     kernel_bridge.py): the page starts from the widget's state, what it saves or sends goes to the
     widget, and the widget's changes come back. ``page.bridge`` is the KernelBridge."""
-    pages = []
-
-    def _mount(widget, css: dict | None = None):
-        page = browser_context.new_page()
-        pages.append(page)
-        bridge = KernelBridge(widget)
-        page.expose_function("__kernel", bridge.receive)
-        page.goto(server + "/")
-        page.wait_for_function("window.harnessReady === true")
-        if css:
-            page.evaluate("""css => { for (const [name, value] of Object.entries(css))
-                document.body.style.setProperty(name, value); }""", css)
-        page.evaluate("state => window.mountWidget(state)", bridge.sent)
-        page.bridge = bridge
-        return page
-
-    yield _mount
-    for page in pages:
-        errors = page.evaluate("window.__kernelErrors ?? []")
-        page.close()
-        assert errors == [], errors
-    assert browser_context.blocked_requests == [], "requests left 127.0.0.1/data:/blob:"
+    with bridged_pages(browser_context, server) as mount:
+        yield mount

@@ -9,11 +9,7 @@ path with the comparison bundle (attnwidget/static/compare.js), so the same fake
 
 from __future__ import annotations
 
-import http.server
-import shutil
-import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the hand
 from widget_captures import make_capture  # noqa: E402
 
 from attnwidget.compare import ComparisonWidget  # noqa: E402
-from kernel_bridge import KernelBridge  # noqa: E402
+from harness_server import bridged_pages, built, serve_harness  # noqa: E402
 from page_checks import settle  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -41,54 +37,10 @@ C = ["▁A", "▁bird", "▁sang", "."]
 
 # ---- a server whose /widget.js is the comparison bundle ---------------------------------------------
 
-def _stale() -> bool:
-    if not COMPARE_BUNDLE.exists():
-        return True
-    built = COMPARE_BUNDLE.stat().st_mtime
-    return any(p.stat().st_mtime > built for p in (ROOT / "js" / "src").rglob("*.js"))
-
-
 @pytest.fixture(scope="module")
-def compare_bundle() -> Path:
-    if _stale():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.fail("npm not found: install Node.js >= 20.19, then `make js`")
-        if not (ROOT / "js" / "node_modules").exists():
-            subprocess.run([npm, "--prefix", str(ROOT / "js"), "ci"], check=True)
-        subprocess.run([npm, "--prefix", str(ROOT / "js"), "run", "build"], check=True)
-    return COMPARE_BUNDLE
-
-
-@pytest.fixture(scope="module")
-def compare_server(compare_bundle):
-    routes = {"/": (HERE / "harness.html", "text/html; charset=utf-8"),
-              "/harness.js": (HERE / "harness.js", "text/javascript; charset=utf-8"),
-              "/widget.js": (compare_bundle, "text/javascript; charset=utf-8")}
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server API)
-            route = routes.get(self.path.split("?")[0])
-            if route is None:
-                self.send_error(404)
-                return
-            body = route[0].read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Type", route[1])
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+def compare_server():
+    with serve_harness(built(COMPARE_BUNDLE)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -105,31 +57,9 @@ def compare_context(compare_server, chromium_launcher):
 @pytest.fixture
 def mount_compare(compare_context, compare_server):
     """mount_compare(widget, css=None, width=None) -> a page showing the widget, wired to it."""
-    pages = []
-
-    def _mount(widget, css: dict | None = None, width: int | None = None):
-        page = compare_context.new_page()
-        pages.append(page)
-        if width:
-            page.set_viewport_size({"width": width, "height": 900})
-        bridge = KernelBridge(widget)
-        page.expose_function("__kernel", bridge.receive)
-        page.goto(compare_server + "/")
-        page.wait_for_function("window.harnessReady === true")
-        if css:
-            page.evaluate("""css => { for (const [name, value] of Object.entries(css))
-                document.body.style.setProperty(name, value); }""", css)
-        page.evaluate("state => window.mountWidget(state)", bridge.sent)
-        page.bridge = bridge
-        page.wait_for_function("document.querySelector('.attnwidget-compare')?.dataset.paintedAt")
-        return page
-
-    yield _mount
-    for page in pages:
-        errors = page.evaluate("window.__kernelErrors ?? []")
-        page.close()
-        assert errors == [], errors
-    assert compare_context.blocked_requests == [], "requests left 127.0.0.1/data:/blob:"
+    with bridged_pages(compare_context, compare_server,
+                       painted="document.querySelector('.attnwidget-compare')?.dataset.paintedAt") as mount:
+        yield mount
 
 
 # ---- helpers ------------------------------------------------------------------------------------------
@@ -388,25 +318,15 @@ JUPYTER_CELLS = [
 
 
 @pytest.mark.slow
-def test_the_view_in_jupyterlab(compare_context, tmp_path):
+def test_the_view_in_jupyterlab(compare_context, tmp_path, notebook_server):
     """compare_templates' result, last in a cell, displays the view in JupyterLab (anywidget loads
     compare.js); a grid click and a hover reach the kernel; a live switch to JupyterLab Dark redraws it."""
     import json
 
     import jupyter_run
 
-    root = tmp_path / "root"
-    root.mkdir()
-    (root / "compare.ipynb").write_text(json.dumps(jupyter_run.notebook_json(JUPYTER_CELLS)))
     kernel = jupyter_run.KERNEL
-
-    try:
-        server = jupyter_run.jupyter_server("lab", root, tmp_path / "state", tmp_path / "lab.log",
-                                            notebook="compare.ipynb")
-        info = server.__enter__()
-    except RuntimeError as error:
-        pytest.fail(str(error))
-    try:
+    with notebook_server("lab", tmp_path, "compare.ipynb", JUPYTER_CELLS) as info:
         context = compare_context
         page = context.new_page()
         try:
@@ -451,5 +371,3 @@ def test_the_view_in_jupyterlab(compare_context, tmp_path):
             assert context.blocked_requests == [], context.blocked_requests
         finally:
             page.close()
-    finally:
-        server.__exit__(None, None, None)

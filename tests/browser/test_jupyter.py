@@ -47,32 +47,10 @@ ECHO = ".attnwidget-status"
 # ---- Jupyter server --------------------------------------------------------------------------
 
 @pytest.fixture(params=list(jupyter_run.APPS))
-def jupyter(request, tmp_path):
+def jupyter(request, tmp_path, notebook_server):
     """A JupyterLab or Notebook 7 server on 127.0.0.1 with isolated state; yields its details."""
-    app = request.param
-    root = tmp_path / "root"
-    root.mkdir()
-    (root / "explorer.ipynb").write_text(json.dumps(jupyter_run.notebook_json(CELLS)))
-    try:
-        server = jupyter_run.jupyter_server(app, root, tmp_path / "state", tmp_path / f"{app}.log",
-                                            notebook="explorer.ipynb")
-        info = server.__enter__()
-    except RuntimeError as error:
-        pytest.fail(str(error))
-    try:
-        yield {**info, "tmp": tmp_path}
-    finally:
-        server.__exit__(None, None, None)
-
-
-@pytest.fixture(scope="module")
-def jupyter_browser(chromium_launcher):
-    """Offline Chromium for Jupyter pages: only 127.0.0.1, data: and blob: may load."""
-    def allowed(url: str) -> bool:
-        return url.startswith(("http://127.0.0.1:", "ws://127.0.0.1:", "data:", "blob:"))
-
-    with chromium_launcher(allowed, viewport={"width": 1500, "height": 1000}) as context:
-        yield context
+    with notebook_server(request.param, tmp_path, "explorer.ipynb", CELLS) as info:
+        yield info
 
 
 # ---- page helpers ----------------------------------------------------------------------------

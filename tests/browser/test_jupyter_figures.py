@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_jupyter import CELLS, KERNEL, Notebook, jupyter, jupyter_browser  # noqa: E402,F401 (fixtures)
+from test_jupyter import CELLS, KERNEL, Notebook, jupyter  # noqa: E402,F401 (a fixture)
 
 
 # ---- a real kernel ---------------------------------------------------------------------------------

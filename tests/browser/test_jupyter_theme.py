@@ -44,29 +44,9 @@ CELLS = [
 
 
 @pytest.fixture
-def lab(tmp_path):
-    root = tmp_path / "root"
-    root.mkdir()
-    (root / "theme.ipynb").write_text(json.dumps(jupyter_run.notebook_json(CELLS)))
-    try:
-        server = jupyter_run.jupyter_server("lab", root, tmp_path / "state", tmp_path / "lab.log",
-                                            notebook="theme.ipynb")
-        info = server.__enter__()
-    except RuntimeError as error:
-        pytest.fail(str(error))
-    try:
-        yield {**info, "tmp": tmp_path}
-    finally:
-        server.__exit__(None, None, None)
-
-
-@pytest.fixture(scope="module")
-def lab_browser(chromium_launcher):
-    def allowed(url: str) -> bool:
-        return url.startswith(("http://127.0.0.1:", "ws://127.0.0.1:", "data:", "blob:"))
-
-    with chromium_launcher(allowed, viewport={"width": 1500, "height": 1000}) as context:
-        yield context
+def lab(tmp_path, notebook_server):
+    with notebook_server("lab", tmp_path, "theme.ipynb", CELLS) as info:
+        yield info
 
 
 def focused(page, selector: str) -> bool:
@@ -100,8 +80,8 @@ def shot(page, folder, name: str) -> None:
     output.screenshot(path=str(folder / f"explorer-{name}.png"), animations="disabled")
 
 
-def test_theme_keys_and_layout_in_jupyterlab(bundle, lab, lab_browser):
-    page = lab_browser.new_page()
+def test_theme_keys_and_layout_in_jupyterlab(bundle, lab, jupyter_browser):
+    page = jupyter_browser.new_page()
     nb = Notebook(page, lab["tmp"], "lab")
     try:
         page.goto(lab["url"], timeout=30000)
